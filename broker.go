@@ -1,0 +1,356 @@
+// Package tokenbroker obtains, stores, refreshes and hands out API access
+// tokens. A Broker serves every profile of a configuration; Token is the one
+// call most code needs.
+package tokenbroker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/tokenbroker/tokenbroker/config"
+	"github.com/tokenbroker/tokenbroker/failure"
+	"github.com/tokenbroker/tokenbroker/provider"
+	"github.com/tokenbroker/tokenbroker/store"
+	"github.com/tokenbroker/tokenbroker/token"
+)
+
+// Token is an access token with everything needed to renew it.
+type Token = token.Token
+
+// DefaultRefreshFraction is the share of a token's lifetime after which it
+// is renewed ahead of expiry.
+const DefaultRefreshFraction = 0.8
+
+// Options configure a Broker.
+type Options struct {
+	// Store is where tokens live. Open opens the configured one when nil.
+	Store store.Store
+	// OpenStore opens the store lazily on first need, so commands that need
+	// none stay fast. Used when Store is nil.
+	OpenStore func() (store.Store, error)
+	HTTP      *http.Client     // outbound client for token endpoints
+	Now       func() time.Time // clock; time.Now when nil
+	Warn      func(string)     // warnings (stderr in the CLI)
+	// RefreshFraction of the lifetime after which a token is renewed;
+	// DefaultRefreshFraction when zero. Jitter of up to 5% of the lifetime
+	// is subtracted so that many tokens do not renew at once.
+	RefreshFraction float64
+}
+
+// Broker hands out tokens for the profiles of one configuration. It is safe
+// for concurrent use.
+type Broker struct {
+	cfg  *config.Config
+	opts Options
+
+	storeOnce sync.Once
+	st        store.Store
+	stErr     error
+
+	mu        sync.Mutex
+	mem       map[string]*token.Token
+	providers map[string]provider.Provider
+	flights   singleflight.Group
+}
+
+// New returns a Broker for cfg.
+func New(cfg *config.Config, opts Options) *Broker {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Warn == nil {
+		opts.Warn = func(string) {}
+	}
+	if opts.RefreshFraction <= 0 || opts.RefreshFraction >= 1 {
+		opts.RefreshFraction = DefaultRefreshFraction
+	}
+	return &Broker{cfg: cfg, opts: opts, mem: map[string]*token.Token{}, providers: map[string]provider.Provider{}}
+}
+
+// Close releases the store.
+func (b *Broker) Close() error {
+	if b.st != nil {
+		return b.st.Close()
+	}
+	return nil
+}
+
+func (b *Broker) store() (store.Store, error) {
+	b.storeOnce.Do(func() {
+		switch {
+		case b.opts.Store != nil:
+			b.st = b.opts.Store
+		case b.opts.OpenStore != nil:
+			b.st, b.stErr = b.opts.OpenStore()
+		default:
+			b.stErr = errors.New("no store configured")
+		}
+	})
+	return b.st, b.stErr
+}
+
+// Provider returns the provider of a profile, built once.
+func (b *Broker) Provider(name string) (provider.Provider, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if p, ok := b.providers[name]; ok {
+		return p, nil
+	}
+	prof, err := b.cfg.Profile(name)
+	if err != nil {
+		return nil, err
+	}
+	p, err := provider.New(prof, provider.Env{HTTP: b.opts.HTTP, Now: b.opts.Now, Warn: b.opts.Warn})
+	if err != nil {
+		return nil, err
+	}
+	b.providers[name] = p
+	return p, nil
+}
+
+// TokenOptions tune one Token call.
+type TokenOptions struct {
+	// MinTTL: a token with less time left is renewed first.
+	MinTTL time.Duration
+	// Force renews even a fresh token.
+	Force bool
+}
+
+// Token returns a valid access token for the profile: from memory, else
+// from the store, else from the vendor. A token is persisted before it is
+// returned, and concurrent callers share one upstream request.
+func (b *Broker) Token(ctx context.Context, name string, o TokenOptions) (*Token, error) {
+	p, err := b.Provider(name)
+	if err != nil {
+		return nil, err
+	}
+	now := b.opts.Now()
+	if !o.Force {
+		if t := b.cached(name); b.fresh(t, now, o.MinTTL) {
+			return t, nil
+		}
+	}
+	v, err, _ := b.flights.Do(name, func() (any, error) {
+		return b.renew(ctx, name, p, o)
+	})
+	if err != nil {
+		return nil, failure.WithProfile(err, name)
+	}
+	return v.(*Token).Clone(), nil
+}
+
+// renew runs once per profile at a time within the process.
+func (b *Broker) renew(ctx context.Context, name string, p provider.Provider, o TokenOptions) (*Token, error) {
+	d := p.Describe()
+	if d.Stateless {
+		t, err := p.Obtain(ctx, nil)
+		if err == nil {
+			b.remember(name, t)
+		}
+		return t, err
+	}
+	st, err := b.store()
+	if err != nil {
+		return nil, err
+	}
+	prev, err := st.Get(ctx, name)
+	if err != nil {
+		return nil, failure.WithProfile(err, name)
+	}
+	now := b.opts.Now()
+	if !o.Force && b.fresh(prev, now, o.MinTTL) {
+		b.remember(name, prev)
+		return prev, nil
+	}
+	next, err := p.Obtain(ctx, prev)
+	if err != nil {
+		// A failed renewal keeps the last good token; hand it out while it
+		// still works unless the caller asked for a newer one.
+		if !o.Force && prev.Valid(now, o.MinTTL) {
+			b.opts.Warn(fmt.Sprintf("profile %q: renewing ahead of expiry failed, the current token is still valid: %v", name, err))
+			b.remember(name, prev)
+			return prev, nil
+		}
+		return nil, err
+	}
+	var gen int64
+	if prev != nil {
+		gen = prev.Generation
+	}
+	if err := st.Put(ctx, name, next, gen); err != nil {
+		return nil, failure.WithProfile(fmt.Errorf("storing the new token: %w", err), name)
+	}
+	b.remember(name, next)
+	return next, nil
+}
+
+// fresh reports whether t can be handed out without renewing: valid for
+// MinTTL and not past its refresh point.
+func (b *Broker) fresh(t *Token, now time.Time, minTTL time.Duration) bool {
+	if !t.Valid(now, minTTL) {
+		return false
+	}
+	return t.Expiry.IsZero() || now.Before(b.refreshAt(t))
+}
+
+// refreshAt is when a token should be renewed: at the refresh fraction of
+// its lifetime, less a jitter derived from the token so that it is stable
+// across processes yet differs between tokens.
+func (b *Broker) refreshAt(t *Token) time.Time {
+	life := t.Lifetime()
+	if life <= 0 {
+		return t.Expiry
+	}
+	r := rand.New(rand.NewPCG(uint64(t.ObtainedAt.UnixNano()), uint64(len(t.AccessToken))))
+	jitter := time.Duration(r.Float64() * 0.05 * float64(life))
+	return t.ObtainedAt.Add(time.Duration(b.opts.RefreshFraction*float64(life)) - jitter)
+}
+
+func (b *Broker) cached(name string) *Token {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.mem[name]
+}
+
+func (b *Broker) remember(name string, t *Token) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.mem[name] = t.Clone()
+}
+
+func (b *Broker) forget(name string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.mem, name)
+}
+
+// Headers returns the header lines that attach a valid token to a request.
+func (b *Broker) Headers(ctx context.Context, name string) (http.Header, error) {
+	t, err := b.Token(ctx, name, TokenOptions{})
+	if err != nil {
+		return nil, err
+	}
+	p, _ := b.Provider(name)
+	return p.Headers(t), nil
+}
+
+// Stored returns the stored token without renewing it (nil when none).
+func (b *Broker) Stored(ctx context.Context, name string) (*Token, error) {
+	p, err := b.Provider(name)
+	if err != nil {
+		return nil, err
+	}
+	if p.Describe().Stateless {
+		return p.Obtain(ctx, nil)
+	}
+	st, err := b.store()
+	if err != nil {
+		return nil, err
+	}
+	t, err := st.Get(ctx, name)
+	return t, failure.WithProfile(err, name)
+}
+
+// Login runs the profile's interactive grant and stores the result.
+func (b *Broker) Login(ctx context.Context, name string, in provider.Prompter) (*Token, error) {
+	p, err := b.Provider(name)
+	if err != nil {
+		return nil, err
+	}
+	l, ok := p.(provider.Loginer)
+	if !ok {
+		return nil, &failure.Error{Kind: failure.Config, Profile: name,
+			Msg: p.Describe().Vendor + " has no interactive login", Hint: "use `tokenbroker token " + name + "`"}
+	}
+	t, err := l.Login(ctx, in)
+	if err != nil {
+		return nil, failure.WithProfile(err, name)
+	}
+	return t, b.replace(ctx, name, t)
+}
+
+// Import stores a token downloaded from the vendor's UI.
+func (b *Broker) Import(ctx context.Context, name string, data []byte) (*Token, error) {
+	p, err := b.Provider(name)
+	if err != nil {
+		return nil, err
+	}
+	im, ok := p.(provider.Importer)
+	if !ok {
+		return nil, &failure.Error{Kind: failure.Config, Profile: name, Msg: p.Describe().Vendor + " tokens cannot be imported"}
+	}
+	t, err := im.Import(data)
+	if err != nil {
+		return nil, err
+	}
+	return t, b.replace(ctx, name, t)
+}
+
+// replace stores t over whatever is stored, for flows started by a person.
+func (b *Broker) replace(ctx context.Context, name string, t *Token) error {
+	st, err := b.store()
+	if err != nil {
+		return err
+	}
+	for range 5 {
+		prev, err := st.Get(ctx, name)
+		if err != nil {
+			return failure.WithProfile(err, name)
+		}
+		var gen int64
+		if prev != nil {
+			gen = prev.Generation
+		}
+		err = st.Put(ctx, name, t, gen)
+		if errors.Is(err, store.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return failure.WithProfile(err, name)
+		}
+		b.remember(name, t)
+		return nil
+	}
+	return failure.WithProfile(store.ErrConflict, name)
+}
+
+// Revoke revokes the stored token at the vendor where it can, then forgets
+// it locally. A token the vendor cannot revoke is only forgotten.
+func (b *Broker) Revoke(ctx context.Context, name string, in provider.Prompter) (revokedAtVendor bool, err error) {
+	p, err := b.Provider(name)
+	if err != nil {
+		return false, err
+	}
+	if p.Describe().Stateless {
+		return false, nil
+	}
+	st, err := b.store()
+	if err != nil {
+		return false, err
+	}
+	t, err := st.Get(ctx, name)
+	if err != nil {
+		return false, failure.WithProfile(err, name)
+	}
+	if t == nil {
+		return false, nil
+	}
+	if r, ok := p.(provider.Revoker); ok {
+		if err := r.Revoke(ctx, t, in); err != nil {
+			return false, failure.WithProfile(err, name)
+		}
+		revokedAtVendor = true
+	}
+	b.forget(name)
+	return revokedAtVendor, failure.WithProfile(st.Delete(ctx, name), name)
+}
+
+// Config returns the broker's configuration.
+func (b *Broker) Config() *config.Config { return b.cfg }

@@ -1,0 +1,207 @@
+// Package config reads tokenbroker's YAML configuration: where state lives,
+// the master key, and the profiles. It checks only what every profile shares;
+// each provider validates its own fields.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/tokenbroker/tokenbroker/failure"
+)
+
+// Config is the whole file.
+type Config struct {
+	State    string              `yaml:"state"`
+	Key      Secret              `yaml:"key"`
+	Profiles map[string]*Profile `yaml:"profiles"`
+
+	// Path is where the config was read from, empty when built in code.
+	Path string `yaml:"-"`
+}
+
+// Profile is one named credential. Field names are the YAML keys DESIGN.md fixes.
+type Profile struct {
+	Name string `yaml:"-"`
+
+	Provider       string   `yaml:"provider"`
+	Region         string   `yaml:"region"`
+	BaseURL        string   `yaml:"base_url"`
+	TokenURL       string   `yaml:"token_url"`
+	TenantID       string   `yaml:"tenant_id"`
+	ClientID       Secret   `yaml:"client_id"`
+	ClientSecret   Secret   `yaml:"client_secret"`
+	DelegateTenant string   `yaml:"delegate_tenant"`
+	CustomerID     string   `yaml:"customer_id"`
+	Username       Secret   `yaml:"username"`
+	Password       Secret   `yaml:"password"`
+	JWT            Secret   `yaml:"jwt"`
+	APIKey         Secret   `yaml:"api_key"`
+	Environment    string   `yaml:"environment"`
+	Grant          string   `yaml:"grant"`
+	Issuer         string   `yaml:"issuer"`
+	RedirectURL    string   `yaml:"redirect_url"`
+	RevocationURL  string   `yaml:"revocation_url"`
+	Assertion      Secret   `yaml:"assertion"`
+	PrivateKey     Secret   `yaml:"private_key"`
+	AuthStyle      string   `yaml:"auth_style"`
+	Scopes         []string `yaml:"scopes"`
+	Header         string   `yaml:"header"`
+	TokenField     string   `yaml:"token_field"`
+	// RefreshToken seeds the refresh_token grant of a generic oauth2
+	// profile until a stored token replaces it.
+	RefreshToken Secret `yaml:"refresh_token"`
+	// MSP asks Aruba's login flow to mint client credentials for
+	// customer_id with the profile's (MSP) client id first (seed 004 step 2).
+	MSP       bool       `yaml:"msp"`
+	RateLimit *RateLimit `yaml:"rate_limit"`
+	Webhooks  []Webhook  `yaml:"webhooks"`
+}
+
+// RateLimit overrides a vendor's default limits.
+type RateLimit struct {
+	PerSecond float64 `yaml:"per_second"`
+	PerDay    int     `yaml:"per_day"`
+}
+
+// Webhook is an Aruba Central webhook received by `serve`.
+type Webhook struct {
+	ID    string `yaml:"id"`
+	Token Secret `yaml:"token"`
+	Sink  string `yaml:"sink"`
+}
+
+// Names lists profile names in a stable order.
+func (c *Config) Names() []string {
+	names := make([]string, 0, len(c.Profiles))
+	for n := range c.Profiles {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Profile finds a profile by name, with a usage error that lists the known ones.
+func (c *Config) Profile(name string) (*Profile, error) {
+	if p, ok := c.Profiles[name]; ok {
+		return p, nil
+	}
+	known := strings.Join(c.Names(), ", ")
+	if known == "" {
+		known = "none"
+	}
+	where := c.Path
+	if where == "" {
+		where = "the configuration"
+	}
+	return nil, failure.New(failure.Config, "unknown profile %q: %s defines %s", name, where, known)
+}
+
+// Warnings lists what is allowed but unwise, such as inline secrets.
+func (c *Config) Warnings() []string {
+	var w []string
+	for _, name := range c.Names() {
+		p := c.Profiles[name]
+		for field, s := range p.secrets() {
+			if s.Inline() && field != "client_id" && field != "username" {
+				w = append(w, fmt.Sprintf("profile %q: %s is written inline; prefer env:NAME or file:PATH", name, field))
+			}
+		}
+	}
+	if c.Key.Inline() {
+		w = append(w, "key is written inline; prefer env:NAME or file:PATH")
+	}
+	sort.Strings(w)
+	return w
+}
+
+func (p *Profile) secrets() map[string]Secret {
+	return map[string]Secret{
+		"client_id": p.ClientID, "client_secret": p.ClientSecret, "username": p.Username,
+		"password": p.Password, "jwt": p.JWT, "api_key": p.APIKey,
+		"assertion": p.Assertion, "private_key": p.PrivateKey, "refresh_token": p.RefreshToken,
+	}
+}
+
+// DefaultPath is where the config is looked for when neither --config nor
+// $TOKENBROKER_CONFIG says.
+func DefaultPath() string {
+	if p := os.Getenv("TOKENBROKER_CONFIG"); p != "" {
+		return p
+	}
+	dir := os.Getenv("XDG_CONFIG_HOME")
+	if dir == "" {
+		home, _ := os.UserHomeDir()
+		dir = filepath.Join(home, ".config")
+	}
+	return filepath.Join(dir, "tokenbroker", "config.yaml")
+}
+
+// DefaultState is the SQLite state path when the config does not say.
+func DefaultState() string {
+	dir := os.Getenv("XDG_STATE_HOME")
+	if dir == "" {
+		home, _ := os.UserHomeDir()
+		dir = filepath.Join(home, ".local", "state")
+	}
+	return "sqlite:" + filepath.Join(dir, "tokenbroker", "state.db")
+}
+
+// Load reads and parses the config at path. A missing file at the default
+// path is not an error: it yields an empty config, so `emulate` and `demo`
+// work on a fresh machine.
+func Load(path string, explicit bool) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) && !explicit {
+			return &Config{Profiles: map[string]*Profile{}, State: DefaultState()}, nil
+		}
+		return nil, failure.New(failure.Config, "cannot read config %s: %v", path, unwrapPathError(err))
+	}
+	c, err := Parse(data)
+	if err != nil {
+		var fe *failure.Error
+		if errors.As(err, &fe) {
+			fe.Msg = path + ": " + fe.Msg
+		}
+		return nil, err
+	}
+	c.Path = path
+	return c, nil
+}
+
+// Parse decodes YAML strictly: unknown keys are errors, so a typo is caught
+// before it becomes a confusing vendor error.
+func Parse(data []byte) (*Config, error) {
+	c := &Config{}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return nil, failure.New(failure.Config, "invalid YAML: %s", strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	if c.State == "" {
+		c.State = DefaultState()
+	}
+	if c.Profiles == nil {
+		c.Profiles = map[string]*Profile{}
+	}
+	for name, p := range c.Profiles {
+		if p == nil {
+			return nil, failure.New(failure.Config, "profile %q is empty: it needs at least `provider`", name)
+		}
+		p.Name = name
+		if p.Provider == "" {
+			return nil, failure.New(failure.Config, "profile %q: `provider` is missing", name)
+		}
+	}
+	return c, nil
+}

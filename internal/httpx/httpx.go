@@ -1,0 +1,168 @@
+// Package httpx builds the one kind of outbound HTTP client tokenbroker uses:
+// a timeout on every call, a cap on every response body, TLS verification
+// always on, plain http only to loopback, and no redirects to another host.
+package httpx
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Defaults for token endpoints: small bodies, short waits.
+const (
+	DefaultTimeout  = 30 * time.Second
+	DefaultMaxBody  = 512 << 10
+	maxRedirects    = 3
+	dialTimeout     = 10 * time.Second
+	tlsHandshakeMax = 10 * time.Second
+)
+
+// ErrTooLarge is returned when a response body exceeds the cap.
+var ErrTooLarge = errors.New("response body too large")
+
+// ErrHTML is returned when an endpoint that must answer JSON answers a web
+// page, which nearly always means a wrong base_url or token_url.
+var ErrHTML = errors.New("answered an HTML page instead of JSON")
+
+// IsLoopback reports whether host names this machine.
+func IsLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// CheckURL accepts https URLs, and http URLs only to loopback, so that no
+// secret ever crosses a network in clear.
+func CheckURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("invalid URL %q: %v", raw, err)
+	}
+	if u.Host == "" {
+		return nil, fmt.Errorf("invalid URL %q: no host", raw)
+	}
+	switch u.Scheme {
+	case "https":
+		return u, nil
+	case "http":
+		if IsLoopback(u.Hostname()) {
+			return u, nil
+		}
+		return nil, fmt.Errorf("plain http to %s refused: only loopback may use http, use https", u.Host)
+	}
+	return nil, fmt.Errorf("invalid URL %q: scheme must be https", raw)
+}
+
+// Options tune a client.
+type Options struct {
+	Timeout time.Duration // whole request, default DefaultTimeout
+	MaxBody int64         // response body cap, default DefaultMaxBody
+	// RejectHTML fails 2xx responses whose Content-Type is text/html.
+	RejectHTML bool
+}
+
+// New returns a hardened client.
+func New(o Options) *http.Client {
+	if o.Timeout == 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.MaxBody == 0 {
+		o.MaxBody = DefaultMaxBody
+	}
+	base := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
+		TLSHandshakeTimeout:   tlsHandshakeMax,
+		ResponseHeaderTimeout: o.Timeout,
+		IdleConnTimeout:       90 * time.Second,
+		MaxIdleConnsPerHost:   16,
+		ForceAttemptHTTP2:     true,
+	}
+	return &http.Client{
+		Timeout:       o.Timeout,
+		Transport:     &Transport{Base: base, MaxBody: o.MaxBody, RejectHTML: o.RejectHTML},
+		CheckRedirect: sameHostRedirects,
+	}
+}
+
+// sameHostRedirects follows a redirect only to the same host and never
+// downgrades to plain http off loopback: a token request redirected elsewhere
+// would hand the client secret to a stranger.
+func sameHostRedirects(req *http.Request, via []*http.Request) error {
+	if len(via) >= maxRedirects {
+		return fmt.Errorf("stopped after %d redirects", maxRedirects)
+	}
+	first := via[0].URL
+	if !strings.EqualFold(req.URL.Host, first.Host) {
+		return fmt.Errorf("redirect from %s to another host %s refused", first.Host, req.URL.Host)
+	}
+	if _, err := CheckURL(req.URL.String()); err != nil {
+		return fmt.Errorf("redirect refused: %v", err)
+	}
+	return nil
+}
+
+// Transport caps response bodies and optionally refuses HTML answers.
+type Transport struct {
+	Base       http.RoundTripper
+	MaxBody    int64
+	RejectHTML bool
+}
+
+// RoundTrip implements http.RoundTripper.
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if _, err := CheckURL(req.URL.String()); err != nil {
+		return nil, err
+	}
+	resp, err := t.Base.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	if t.RejectHTML && resp.StatusCode/100 == 2 {
+		if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt == "text/html" {
+			resp.Body.Close()
+			return nil, ErrHTML
+		}
+	}
+	if resp.ContentLength > t.MaxBody {
+		resp.Body.Close()
+		return nil, fmt.Errorf("%w: %d bytes announced, limit %d", ErrTooLarge, resp.ContentLength, t.MaxBody)
+	}
+	resp.Body = &cappedBody{rc: resp.Body, left: t.MaxBody}
+	return resp, nil
+}
+
+// cappedBody errors once more than the cap has been read, instead of
+// silently truncating, so a parser never sees half a document as whole.
+type cappedBody struct {
+	rc   io.ReadCloser
+	left int64
+}
+
+func (c *cappedBody) Read(p []byte) (int, error) {
+	if c.left < 0 {
+		return 0, ErrTooLarge
+	}
+	if int64(len(p)) > c.left+1 {
+		p = p[:c.left+1]
+	}
+	n, err := c.rc.Read(p)
+	c.left -= int64(n)
+	if c.left < 0 {
+		return n, ErrTooLarge
+	}
+	return n, err
+}
+
+func (c *cappedBody) Close() error { return c.rc.Close() }

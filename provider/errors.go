@@ -1,0 +1,190 @@
+package provider
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/tokenbroker/tokenbroker/failure"
+	"github.com/tokenbroker/tokenbroker/internal/httpx"
+)
+
+// site says where a failure happened, for the message.
+type site struct {
+	profile  string
+	vendor   string // display name
+	endpoint string // URL; its query string is dropped
+	what     string // what was presented: "the refresh token", "the credentials"
+	hint     string // what to do when rejected
+}
+
+// classify turns any error from a vendor call into a failure.Error whose
+// message names the profile, the endpoint and what to do. It never includes
+// request URLs with their query (Aruba sends secrets there) or request bodies.
+func classify(err error, s site) error {
+	if err == nil {
+		return nil
+	}
+	var fe *failure.Error
+	if errors.As(err, &fe) {
+		if fe.Profile == "" {
+			fe.Profile = s.profile
+		}
+		return fe
+	}
+	e := &failure.Error{Profile: s.profile, Endpoint: stripQuery(s.endpoint)}
+	var re *oauth2.RetrieveError
+	switch {
+	case errors.As(err, &re):
+		status := http.StatusOK
+		if re.Response != nil {
+			status = re.Response.StatusCode
+		}
+		msg := vendorMessage(re.Body)
+		switch {
+		case status == http.StatusTooManyRequests:
+			e.Kind, e.Msg = failure.RateLimited, s.vendor+" is rate limiting token requests (429)"
+			e.RetryAfter = retryAfter(re.Response)
+			e.Hint = "wait and try again"
+			if e.RetryAfter > 0 {
+				e.Hint = fmt.Sprintf("wait %s and try again", e.RetryAfter)
+			}
+		case status >= 500:
+			e.Kind, e.Msg = failure.Unreachable, fmt.Sprintf("%s answered %d %s", s.vendor, status, http.StatusText(status))
+			e.Hint = "the vendor is having trouble; tokenbroker keeps the last good token and retries later"
+		case status == http.StatusNotFound:
+			e.Kind, e.Msg = failure.Config, s.vendor+" has no token endpoint at this address (404)"
+			e.Hint = "check region, base_url, token_url and tenant_id"
+		default:
+			e.Kind = failure.Rejected
+			e.Msg = fmt.Sprintf("%s rejected %s (%d)", s.vendor, s.what, status)
+			if msg != "" {
+				e.Msg += ": " + msg
+			}
+			e.Hint = s.hint
+		}
+		return e
+	case errors.Is(err, httpx.ErrHTML):
+		e.Kind, e.Msg = failure.Protocol, "the token endpoint answered an HTML page, not a token"
+		e.Hint = "check base_url and token_url: they probably point at a web page"
+	case errors.Is(err, httpx.ErrTooLarge):
+		e.Kind, e.Msg = failure.Protocol, "the token endpoint's answer is larger than the limit, not read whole"
+		e.Hint = "check base_url and token_url"
+	case errors.Is(err, errNoToken) || strings.Contains(err.Error(), "missing access_token"):
+		e.Kind, e.Msg = failure.Protocol, "the token endpoint answered without an access token"
+		e.Hint = "check token_url (and token_field for a generic oauth2 profile)"
+	case errors.Is(err, errInvalidJSON) || strings.Contains(err.Error(), "cannot parse"):
+		e.Kind, e.Msg = failure.Protocol, "the token endpoint answered invalid JSON"
+		e.Hint = "check base_url and token_url"
+	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
+		e.Kind, e.Msg = failure.Unreachable, s.vendor+" did not answer in time"
+		e.Hint = "check the network; tokenbroker keeps the last good token"
+	case isTLS(err):
+		e.Kind, e.Msg = failure.Unreachable, "TLS verification of "+s.vendor+" failed"
+		e.Err = innermost(err)
+		e.Hint = "tokenbroker never skips verification; check the host name and the system's CA certificates"
+	case strings.Contains(err.Error(), "redirect"):
+		e.Kind, e.Msg = failure.Protocol, "the token endpoint redirected elsewhere"
+		e.Err = innermost(err)
+		e.Hint = "set token_url or base_url to the final address"
+	case strings.Contains(err.Error(), "plain http"):
+		e.Kind, e.Msg = failure.Config, "refused to send credentials over plain http"
+		e.Err = innermost(err)
+	default:
+		e.Kind, e.Msg = failure.Unreachable, s.vendor+" is unreachable"
+		e.Err = innermost(err)
+		e.Hint = "check the network and the host name; tokenbroker keeps the last good token"
+	}
+	return e
+}
+
+// innermost drops the *url.Error wrapper, whose text repeats the request URL
+// (and with it any query-string secret).
+func innermost(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+func isTLS(err error) bool {
+	var ua x509.UnknownAuthorityError
+	var hn x509.HostnameError
+	var ci x509.CertificateInvalidError
+	var rh tls.RecordHeaderError
+	var ve *tls.CertificateVerificationError
+	return errors.As(err, &ua) || errors.As(err, &hn) || errors.As(err, &ci) ||
+		errors.As(err, &rh) || errors.As(err, &ve)
+}
+
+// vendorMessage renders a vendor's JSON error body in plain words; other
+// bodies (HTML pages, text) are not echoed.
+func vendorMessage(body []byte) string {
+	var m struct {
+		Error       string `json:"error"`
+		Description string `json:"error_description"`
+		Message     string `json:"message"`
+		Errors      []struct {
+			Code    string `json:"errorCode"`
+			Message string `json:"message"`
+		} `json:"errors"`
+	}
+	if json.Unmarshal(body, &m) != nil {
+		return ""
+	}
+	var parts []string
+	for _, p := range []string{m.Error, m.Description, m.Message} {
+		if p != "" {
+			parts = append(parts, p)
+		}
+	}
+	msg := strings.Join(parts, ": ")
+	if len(m.Errors) > 0 && m.Errors[0].Code != "" {
+		msg += " [" + m.Errors[0].Code + "]"
+	}
+	if len(msg) > 300 {
+		msg = msg[:300] + "..."
+	}
+	return msg
+}
+
+func retryAfter(resp *http.Response) time.Duration {
+	if resp == nil {
+		return 0
+	}
+	v := resp.Header.Get("Retry-After")
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.Atoi(v); err == nil {
+		return time.Duration(s) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return time.Until(t)
+	}
+	return 0
+}
+
+func stripQuery(raw string) string {
+	if i := strings.IndexByte(raw, '?'); i >= 0 {
+		return raw[:i]
+	}
+	return raw
+}

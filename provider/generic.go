@@ -1,0 +1,121 @@
+package provider
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"golang.org/x/oauth2"
+
+	"github.com/tokenbroker/tokenbroker/config"
+	"github.com/tokenbroker/tokenbroker/internal/httpx"
+	"github.com/tokenbroker/tokenbroker/token"
+)
+
+// newGeneric builds a Vendor from the profile itself, so any OAuth2 API
+// (Catalyst Center's {"Token": ...} sent as X-Auth-Token included) needs
+// configuration, not code.
+func newGeneric(p *config.Profile, env Env) (Provider, error) {
+	if p.TokenURL == "" {
+		return nil, configErr(p, "an oauth2 profile needs `token_url`")
+	}
+	u, err := httpx.CheckURL(p.TokenURL)
+	if err != nil {
+		return nil, configErr(p, "token_url: %v", err)
+	}
+	v := &Vendor{
+		ID: "oauth2", Display: "the token endpoint at " + u.Host,
+		Refreshable: true, Header: bearer,
+		RejectHint: "check client_id and client_secret (and auth_style) for profile " + p.Name,
+	}
+	switch p.Grant {
+	case "", "client_credentials":
+		v.PrimaryGrant = "client_credentials"
+		v.Required = []string{"client_id", "client_secret"}
+	case "refresh_token":
+		v.PrimaryGrant = "refresh_token"
+		v.Required = []string{"client_id"}
+	default:
+		return nil, configErr(p, "grant %q is not supported yet: use client_credentials or refresh_token", p.Grant)
+	}
+	switch p.AuthStyle {
+	case "", "basic":
+		// RFC 6749 2.3.1 says servers must support Basic: the pinned default.
+		v.ClientAuth = oauth2.AuthStyleInHeader
+	case "body":
+		v.ClientAuth = oauth2.AuthStyleInParams
+	default:
+		return nil, configErr(p, "auth_style %q: use basic or body", p.AuthStyle)
+	}
+	if p.Header != "" {
+		if err := checkHeader(p.Header); err != nil {
+			return nil, configErr(p, "header: %v", err)
+		}
+		v.Header = p.Header
+	}
+	if p.RateLimit != nil {
+		v.Limits = Limits{PerSecond: p.RateLimit.PerSecond, PerDay: p.RateLimit.PerDay}
+	}
+	o, err := newOAuth(p, v, env)
+	if err != nil {
+		return nil, err
+	}
+	if p.TokenField != "" {
+		o.tokenField = p.TokenField
+	}
+	if p.ClientSecret.IsSet() || v.PrimaryGrant == "client_credentials" {
+		return o, nil
+	}
+	return &publicClient{o}, nil
+}
+
+// publicClient is a generic refresh_token profile without a client secret
+// (a public client): client_id travels in the body, per RFC 6749 3.2.1.
+type publicClient struct{ *oauthProvider }
+
+func (pc *publicClient) Obtain(ctx context.Context, prev *token.Token) (*token.Token, error) {
+	rt := ""
+	if prev.RefreshUsable(pc.env.Now()) {
+		rt = prev.RefreshToken
+	} else if seed, err := pc.secret(pc.p.RefreshToken, "refresh_token"); err == nil {
+		rt = seed
+	} else {
+		return pc.oauthProvider.Obtain(ctx, prev)
+	}
+	id, err := pc.secret(pc.p.ClientID, "client_id")
+	if err != nil {
+		return nil, err
+	}
+	now := pc.env.Now()
+	s := pc.site(pc.tokenURL, "the refresh token")
+	resp, err := call(ctx, pc.env.HTTP, request{Method: http.MethodPost, URL: pc.tokenURL,
+		Form: url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "client_id": {id}}})
+	if err != nil {
+		return nil, classify(err, s)
+	}
+	t, err := pc.parse(resp, "refresh_token", now)
+	if err != nil {
+		return nil, classify(err, s)
+	}
+	pc.carryOver(t, prev, rt)
+	return t, nil
+}
+
+// checkHeader validates a header template such as "X-Auth-Token: {token}".
+func checkHeader(tmpl string) error {
+	name, value, ok := strings.Cut(tmpl, ":")
+	if !ok || strings.TrimSpace(name) == "" || strings.ContainsAny(strings.TrimSpace(name), " \t") {
+		return errHeader
+	}
+	if !strings.Contains(value, "{token}") {
+		return errHeader
+	}
+	return nil
+}
+
+var errHeader = headerError("must look like \"Name: value with {token}\", e.g. \"Authorization: Bearer {token}\"")
+
+type headerError string
+
+func (e headerError) Error() string { return string(e) }
