@@ -354,3 +354,32 @@ func (b *Broker) Revoke(ctx context.Context, name string, in provider.Prompter) 
 
 // Config returns the broker's configuration.
 func (b *Broker) Config() *config.Config { return b.cfg }
+
+// Handout is a token as given to a caller: by `token --json` and the local
+// API. It carries no refresh token.
+type Handout struct {
+	AccessToken string            `json:"access_token"`
+	TokenType   string            `json:"token_type"`
+	ExpiresAt   string            `json:"expires_at,omitempty"` // RFC 3339; absent when the vendor did not say
+	Headers     map[string]string `json:"headers"`
+}
+
+// Handout returns a valid token for the profile in the shape callers get.
+func (b *Broker) Handout(ctx context.Context, name string, o TokenOptions) (*Handout, error) {
+	t, err := b.Token(ctx, name, o)
+	if err != nil {
+		return nil, err
+	}
+	p, _ := b.Provider(name)
+	h := &Handout{AccessToken: t.AccessToken, TokenType: t.TokenType, Headers: map[string]string{}}
+	if h.TokenType == "" {
+		h.TokenType = "Bearer"
+	}
+	if !t.Expiry.IsZero() {
+		h.ExpiresAt = t.Expiry.UTC().Format(time.RFC3339)
+	}
+	for k, v := range p.Headers(t) {
+		h.Headers[k] = v[0]
+	}
+	return h, nil
+}

@@ -75,10 +75,10 @@ func classify(err error, s site) error {
 			e.Hint = s.hint
 		}
 		return e
-	case errors.Is(err, httpx.ErrHTML):
+	case errors.Is(err, httpx.ErrHTML) || strings.Contains(err.Error(), httpx.ErrHTML.Error()):
 		e.Kind, e.Msg = failure.Protocol, "the token endpoint answered an HTML page, not a token"
 		e.Hint = "check base_url and token_url: they probably point at a web page"
-	case errors.Is(err, httpx.ErrTooLarge):
+	case errors.Is(err, httpx.ErrTooLarge) || strings.Contains(err.Error(), httpx.ErrTooLarge.Error()):
 		e.Kind, e.Msg = failure.Protocol, "the token endpoint's answer is larger than the limit, not read whole"
 		e.Hint = "check base_url and token_url"
 	case errors.Is(err, errNoToken) || strings.Contains(err.Error(), "missing access_token"):

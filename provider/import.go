@@ -43,11 +43,11 @@ func (o *oauthProvider) Import(data []byte) (*token.Token, error) {
 // epoch reads a Unix time in seconds or milliseconds: values past the year
 // 33658 in seconds are taken as milliseconds.
 func epoch(v any) (time.Time, bool) {
-	d, ok := seconds(v)
-	if !ok || d <= 0 {
+	f, ok := number(v)
+	if !ok || f <= 0 {
 		return time.Time{}, false
 	}
-	n := int64(d / time.Second)
+	n := int64(f)
 	if n > 1e12 {
 		return time.UnixMilli(n), true
 	}

@@ -169,6 +169,15 @@ func build(get lookup, tokenField, grant string, now time.Time) (*token.Token, e
 
 // seconds reads a duration given as a JSON number or a numeric string.
 func seconds(v any) (time.Duration, bool) {
+	f, ok := number(v)
+	if !ok || f > float64(1<<62)/float64(time.Second) {
+		return 0, false
+	}
+	return time.Duration(f * float64(time.Second)), true
+}
+
+// number reads a JSON number or a numeric string.
+func number(v any) (float64, bool) {
 	var f float64
 	var err error
 	switch x := v.(type) {
@@ -183,10 +192,7 @@ func seconds(v any) (time.Duration, bool) {
 	default:
 		return 0, false
 	}
-	if err != nil {
-		return 0, false
-	}
-	return time.Duration(f * float64(time.Second)), true
+	return f, err == nil
 }
 
 func str(v any) string {
@@ -222,10 +228,10 @@ func fromOAuth2(ot *oauth2.Token, grant string, now time.Time) (*token.Token, er
 		case "refresh_token":
 			return ot.RefreshToken
 		case "expires_in":
-			if ot.ExpiresIn == 0 {
-				return nil
+			if ot.ExpiresIn != 0 {
+				return float64(ot.ExpiresIn)
 			}
-			return float64(ot.ExpiresIn)
+			return ot.Extra("expires_in") // x/oauth2 leaves ExpiresIn unset for a string
 		}
 		return ot.Extra(k)
 	}

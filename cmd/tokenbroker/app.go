@@ -1,0 +1,84 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/tokenbroker/tokenbroker"
+	"github.com/tokenbroker/tokenbroker/config"
+	"github.com/tokenbroker/tokenbroker/failure"
+	"github.com/tokenbroker/tokenbroker/store"
+	"github.com/tokenbroker/tokenbroker/store/sqlite"
+)
+
+// app is what every command shares: flags, streams, and the broker, built
+// on first use so that commands which need none stay fast.
+type app struct {
+	configPath, statePath, logLevel string
+	stdin                           io.Reader
+	stdout, stderr                  io.Writer
+	broker                          *tokenbroker.Broker
+}
+
+func (a *app) warn(msg string) { fmt.Fprintf(a.stderr, "tokenbroker: warning: %s\n", msg) }
+
+func (a *app) logger() *slog.Logger {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(a.logLevel)); err != nil {
+		level = slog.LevelWarn
+	}
+	return slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: level}))
+}
+
+// loadConfig reads the config named by --config, $TOKENBROKER_CONFIG or the
+// default path.
+func (a *app) loadConfig() (*config.Config, error) {
+	path, explicit := a.configPath, a.configPath != ""
+	if !explicit {
+		path = config.DefaultPath()
+		_, explicit = os.LookupEnv("TOKENBROKER_CONFIG")
+	}
+	cfg, err := config.Load(path, explicit)
+	if err != nil {
+		return nil, err
+	}
+	if a.statePath != "" {
+		cfg.State = a.statePath
+	}
+	return cfg, nil
+}
+
+// load returns the broker, warning once about unwise config.
+func (a *app) load() (*tokenbroker.Broker, error) {
+	if a.broker != nil {
+		return a.broker, nil
+	}
+	cfg, err := a.loadConfig()
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range cfg.Warnings() {
+		a.warn(w)
+	}
+	a.broker = tokenbroker.New(cfg, tokenbroker.Options{
+		OpenStore: func() (store.Store, error) { return openStore(cfg.State) },
+		Warn:      a.warn,
+	})
+	return a.broker, nil
+}
+
+// openStore opens the state location named in the config.
+func openStore(location string) (store.Store, error) {
+	kind, rest := store.Kind(location)
+	switch kind {
+	case "sqlite":
+		s, err := sqlite.Open(rest)
+		if err != nil {
+			return nil, &failure.Error{Kind: failure.Other, Msg: "cannot open the state", Err: err}
+		}
+		return s, nil
+	}
+	return nil, failure.New(failure.Config, "state %q: PostgreSQL is not supported by this version yet", kind)
+}

@@ -1,0 +1,35 @@
+package main
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/spf13/cobra"
+)
+
+func (a *app) headerCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "header PROFILE",
+		Short: "Print the header line(s) to send, tenant headers included",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			b, err := a.load()
+			if err != nil {
+				return err
+			}
+			h, err := b.Headers(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			names := make([]string, 0, len(h))
+			for k := range h {
+				names = append(names, k)
+			}
+			sort.Strings(names)
+			for _, k := range names {
+				fmt.Fprintf(a.stdout, "%s: %s\n", k, h.Get(k))
+			}
+			return nil
+		},
+	}
+}

@@ -1,0 +1,81 @@
+// Command tokenbroker obtains, stores, refreshes and hands out API access
+// tokens. Only results go to stdout, so `| jq` works; diagnostics go to stderr.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tokenbroker/tokenbroker/failure"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run executes one command line and returns the exit code DESIGN.md fixes.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	a := &app{stdin: stdin, stdout: stdout, stderr: stderr}
+	root := a.rootCommand()
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if a.broker != nil {
+		a.broker.Close()
+	}
+	if err == nil {
+		return 0
+	}
+	var ue usageError
+	if errors.As(err, &ue) || isCobraUsage(err) {
+		fmt.Fprintf(stderr, "tokenbroker: %v\nRun 'tokenbroker --help' for usage.\n", err)
+		return 2
+	}
+	fmt.Fprintf(stderr, "tokenbroker: %v\n", err)
+	return failure.KindOf(err).ExitCode()
+}
+
+// usageError marks bad command-line use (exit 2).
+type usageError struct{ error }
+
+// isCobraUsage recognises cobra's own argument and flag errors.
+func isCobraUsage(err error) bool {
+	msg := err.Error()
+	for _, s := range []string{"unknown command", "unknown flag", "unknown shorthand", "accepts ", "requires at least", "flag needs an argument", "invalid argument"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *app) rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "tokenbroker",
+		Short:         "Obtain, store, refresh and hand out API access tokens",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringVar(&a.configPath, "config", "", "config file (default $TOKENBROKER_CONFIG, else $XDG_CONFIG_HOME/tokenbroker/config.yaml)")
+	root.PersistentFlags().StringVar(&a.statePath, "state", "", "state location, overriding the config's `state` (sqlite:PATH)")
+	root.PersistentFlags().StringVar(&a.logLevel, "log-level", "warn", "debug, info, warn or error")
+	root.AddCommand(
+		a.tokenCommand(), a.headerCommand(), a.inspectCommand(), a.refreshCommand(),
+		a.loginCommand(), a.importCommand(), a.revokeCommand(),
+		a.emulateCommand(), a.demoCommand(), a.versionCommand(),
+	)
+	return root
+}

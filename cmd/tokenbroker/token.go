@@ -1,0 +1,45 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tokenbroker/tokenbroker"
+)
+
+func (a *app) tokenCommand() *cobra.Command {
+	var asJSON bool
+	var minTTL time.Duration
+	cmd := &cobra.Command{
+		Use:   "token PROFILE",
+		Short: "Print a valid access token, obtained or refreshed as needed",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			b, err := a.load()
+			if err != nil {
+				return err
+			}
+			h, err := b.Handout(cmd.Context(), args[0], tokenbroker.TokenOptions{MinTTL: minTTL})
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(a, h)
+			}
+			_, err = fmt.Fprintln(a.stdout, h.AccessToken)
+			return err
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON with access_token, token_type, expires_at and headers")
+	cmd.Flags().DurationVar(&minTTL, "min-ttl", 0, "refresh first when less than this is left (e.g. 10m)")
+	return cmd
+}
+
+func writeJSON(a *app, v any) error {
+	enc := json.NewEncoder(a.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
