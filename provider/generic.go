@@ -25,7 +25,7 @@ func newGeneric(p *config.Profile, env Env) (Provider, error) {
 		return nil, configErr(p, "token_url: %v", err)
 	}
 	v := &Vendor{
-		ID: "oauth2", Display: "the token endpoint at " + u.Host,
+		ID: "oauth2", Display: "OAuth2 at " + u.Host,
 		Refreshable: true, Header: bearer,
 		RejectHint: "check client_id and client_secret (and auth_style) for profile " + p.Name,
 	}

@@ -15,7 +15,6 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
-	"github.com/tokenbroker/tokenbroker/internal/httpx"
 	"github.com/tokenbroker/tokenbroker/token"
 )
 
@@ -259,6 +258,3 @@ func refreshGrant(ctx context.Context, hc *http.Client, cfg oauth2.Config, refre
 	}
 	return fromOAuth2(ot, "refresh_token", now)
 }
-
-// isHTML reports whether err is the transport's refusal of an HTML page.
-func isHTML(err error) bool { return errors.Is(err, httpx.ErrHTML) }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 	"sort"
-	"strconv"
 
 	"github.com/spf13/cobra"
 
@@ -18,15 +17,10 @@ func (a *app) emulateCommand() *cobra.Command {
 		Short: "Serve the vendor emulators on loopback; print their URLs (stderr) and a ready config (stdout)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			host, portText, err := net.SplitHostPort(listen)
-			if err != nil {
+			if _, _, err := net.SplitHostPort(listen); err != nil {
 				return usageError{fmt.Errorf("--listen %q: want HOST:PORT", listen)}
 			}
-			port, err := strconv.Atoi(portText)
-			if err != nil {
-				return usageError{fmt.Errorf("--listen %q: bad port", listen)}
-			}
-			set, err := emulator.StartAt(host, port, nil)
+			set, err := emulator.Start(listen, nil)
 			if err != nil {
 				return err
 			}

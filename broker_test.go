@@ -1,0 +1,190 @@
+package tokenbroker
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tokenbroker/tokenbroker/config"
+	"github.com/tokenbroker/tokenbroker/failure"
+	"github.com/tokenbroker/tokenbroker/store/sqlite"
+)
+
+// tokenServer is a client_credentials endpoint that counts requests and
+// can be told to fail.
+type tokenServer struct {
+	requests atomic.Int64
+	status   atomic.Int64 // 0: answer 200
+	gate     chan struct{} // when set, answers wait for it to close
+	arrived  chan struct{} // closed when the first request arrives
+	once     sync.Once
+	ttl      int
+}
+
+func (s *tokenServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	n := s.requests.Add(1)
+	if s.arrived != nil {
+		s.once.Do(func() { close(s.arrived) })
+	}
+	if s.gate != nil {
+		<-s.gate
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if st := s.status.Load(); st != 0 {
+		w.WriteHeader(int(st))
+		fmt.Fprint(w, `{"error":"invalid_client"}`)
+		return
+	}
+	fmt.Fprintf(w, `{"access_token":"tok-%d","token_type":"Bearer","expires_in":%d}`, n, s.ttl)
+}
+
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+func newTestBroker(t *testing.T, srv *tokenServer) (*Broker, *clock, string) {
+	t.Helper()
+	hs := httptest.NewServer(srv)
+	t.Cleanup(hs.Close)
+	cfg := &config.Config{Profiles: map[string]*config.Profile{
+		"p": {Name: "p", Provider: "oauth2", TokenURL: hs.URL + "/token", ClientID: "id", ClientSecret: "secret"},
+	}}
+	statePath := filepath.Join(t.TempDir(), "state.db")
+	st, err := sqlite.Open(statePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := &clock{now: time.Now()}
+	b := New(cfg, Options{Store: st, Now: clk.Now})
+	t.Cleanup(func() { b.Close() })
+	return b, clk, statePath
+}
+
+func TestTokenIsCachedAndPersisted(t *testing.T) {
+	srv := &tokenServer{ttl: 3600}
+	b, clk, path := newTestBroker(t, srv)
+	ctx := context.Background()
+	t1, err := b.Token(ctx, "p", TokenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t2, _ := b.Token(ctx, "p", TokenOptions{})
+	if t1.AccessToken != t2.AccessToken || srv.requests.Load() != 1 {
+		t.Fatalf("tokens %q %q after %d requests; want one request", t1.AccessToken, t2.AccessToken, srv.requests.Load())
+	}
+	// A second broker on the same state (another process) finds it stored.
+	st, err := sqlite.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b2 := New(b.cfg, Options{Store: st, Now: clk.Now})
+	defer b2.Close()
+	t3, err := b2.Token(ctx, "p", TokenOptions{})
+	if err != nil || t3.AccessToken != t1.AccessToken || srv.requests.Load() != 1 {
+		t.Fatalf("second broker got %v %v after %d requests", t3, err, srv.requests.Load())
+	}
+}
+
+func TestConcurrentCallersShareOneRequest(t *testing.T) {
+	srv := &tokenServer{ttl: 3600, gate: make(chan struct{}), arrived: make(chan struct{})}
+	b, _, _ := newTestBroker(t, srv)
+	var wg sync.WaitGroup
+	got := make([]string, 50)
+	for i := range got {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tok, err := b.Token(context.Background(), "p", TokenOptions{})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			got[i] = tok.AccessToken
+		}()
+	}
+	<-srv.arrived
+	close(srv.gate)
+	wg.Wait()
+	if n := srv.requests.Load(); n != 1 {
+		t.Fatalf("%d token requests, want 1", n)
+	}
+	for _, g := range got {
+		if g != got[0] {
+			t.Fatalf("callers got different tokens: %q", got)
+		}
+	}
+}
+
+func TestRenewsAheadOfExpiryAndHonoursMinTTL(t *testing.T) {
+	srv := &tokenServer{ttl: 1000}
+	b, clk, _ := newTestBroker(t, srv)
+	ctx := context.Background()
+	first, _ := b.Token(ctx, "p", TokenOptions{})
+	clk.Add(700 * time.Second) // 70%: before the refresh point (80% less up to 5% jitter)
+	if tok, _ := b.Token(ctx, "p", TokenOptions{}); tok.AccessToken != first.AccessToken {
+		t.Fatal("renewed before the refresh point")
+	}
+	if tok, _ := b.Token(ctx, "p", TokenOptions{MinTTL: 10 * time.Minute}); tok.AccessToken == first.AccessToken {
+		t.Fatal("--min-ttl 10m with 300 s left did not renew")
+	}
+	second, _ := b.Token(ctx, "p", TokenOptions{})
+	clk.Add(801 * time.Second) // past 80% of the second token's life
+	if tok, _ := b.Token(ctx, "p", TokenOptions{}); tok.AccessToken == second.AccessToken {
+		t.Fatal("did not renew past the refresh point")
+	}
+	if n := srv.requests.Load(); n != 3 {
+		t.Fatalf("%d requests, want 3", n)
+	}
+}
+
+func TestFailedRenewalKeepsTheLastGoodToken(t *testing.T) {
+	srv := &tokenServer{ttl: 1000}
+	b, clk, _ := newTestBroker(t, srv)
+	ctx := context.Background()
+	good, _ := b.Token(ctx, "p", TokenOptions{})
+	srv.status.Store(401)
+	clk.Add(900 * time.Second)
+	// Still valid: handed out despite the failed early renewal.
+	tok, err := b.Token(ctx, "p", TokenOptions{})
+	if err != nil || tok.AccessToken != good.AccessToken {
+		t.Fatalf("got %v, %v; want the still-valid token", tok, err)
+	}
+	// A forced renewal fails, classed, and the store is untouched.
+	if _, err := b.Token(ctx, "p", TokenOptions{Force: true}); failure.KindOf(err) != failure.Rejected {
+		t.Fatalf("forced renewal: %v, want Rejected", err)
+	}
+	stored, _ := b.Stored(ctx, "p")
+	if stored.AccessToken != good.AccessToken || stored.Generation != good.Generation {
+		t.Fatalf("store changed by a failed renewal: %+v", stored)
+	}
+	clk.Add(200 * time.Second) // expired now
+	if _, err := b.Token(ctx, "p", TokenOptions{}); failure.KindOf(err) != failure.Rejected {
+		t.Fatalf("expired and renewal refused: %v, want Rejected", err)
+	}
+	srv.status.Store(0)
+	if tok, err := b.Token(ctx, "p", TokenOptions{}); err != nil || tok.AccessToken == good.AccessToken {
+		t.Fatalf("after recovery: %v %v", tok, err)
+	}
+}
+
+func TestUnknownProfileIsAConfigError(t *testing.T) {
+	b, _, _ := newTestBroker(t, &tokenServer{ttl: 10})
+	_, err := b.Token(context.Background(), "nope", TokenOptions{})
+	if failure.KindOf(err) != failure.Config {
+		t.Fatalf("err %v", err)
+	}
+}
