@@ -111,6 +111,9 @@ func (b *Broker) Provider(name string) (provider.Provider, error) {
 	if err != nil {
 		return nil, err
 	}
+	for _, w := range prof.Warnings() {
+		b.opts.Warn(w)
+	}
 	b.providers[name] = p
 	return p, nil
 }

@@ -106,19 +106,22 @@ func (c *Config) Profile(name string) (*Profile, error) {
 	return nil, failure.New(failure.Config, "unknown profile %q: %s defines %s", name, where, known)
 }
 
-// Warnings lists what is allowed but unwise, such as inline secrets.
+// Warnings lists what is allowed but unwise in the file as a whole.
 func (c *Config) Warnings() []string {
-	var w []string
-	for _, name := range c.Names() {
-		p := c.Profiles[name]
-		for field, s := range p.secrets() {
-			if s.Inline() && field != "client_id" && field != "username" {
-				w = append(w, fmt.Sprintf("profile %q: %s is written inline; prefer env:NAME or file:PATH", name, field))
-			}
-		}
-	}
 	if c.Key.Inline() {
-		w = append(w, "key is written inline; prefer env:NAME or file:PATH")
+		return []string{"key is written inline; prefer env:NAME or file:PATH"}
+	}
+	return nil
+}
+
+// Warnings lists what is allowed but unwise in a profile, such as inline
+// secrets. Client ids and usernames are identifiers, not secrets.
+func (p *Profile) Warnings() []string {
+	var w []string
+	for field, s := range p.secrets() {
+		if s.Inline() && field != "client_id" && field != "username" {
+			w = append(w, fmt.Sprintf("profile %q: %s is written inline; prefer env:NAME or file:PATH", p.Name, field))
+		}
 	}
 	sort.Strings(w)
 	return w
