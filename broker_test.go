@@ -20,7 +20,7 @@ import (
 // can be told to fail.
 type tokenServer struct {
 	requests atomic.Int64
-	status   atomic.Int64 // 0: answer 200
+	status   atomic.Int64  // 0: answer 200
 	gate     chan struct{} // when set, answers wait for it to close
 	arrived  chan struct{} // closed when the first request arrives
 	once     sync.Once

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -17,6 +18,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/tokenbroker/tokenbroker/failure"
+	"github.com/tokenbroker/tokenbroker/internal/httpx"
 )
 
 // Config is the whole file.
@@ -115,8 +117,13 @@ func (c *Config) Warnings() []string {
 }
 
 // Warnings lists what is allowed but unwise in a profile, such as inline
-// secrets. Client ids and usernames are identifiers, not secrets.
+// secrets. Client ids and usernames are identifiers, not secrets; and a
+// profile whose endpoints are all on loopback (an emulator, a test) holds
+// test values, not secrets.
 func (p *Profile) Warnings() []string {
+	if p.loopbackOnly() {
+		return nil
+	}
 	var w []string
 	for field, s := range p.secrets() {
 		if s.Inline() && field != "client_id" && field != "username" {
@@ -125,6 +132,22 @@ func (p *Profile) Warnings() []string {
 	}
 	sort.Strings(w)
 	return w
+}
+
+func (p *Profile) loopbackOnly() bool {
+	urls := []string{}
+	for _, u := range []string{p.BaseURL, p.TokenURL} {
+		if u != "" {
+			urls = append(urls, u)
+		}
+	}
+	for _, raw := range urls {
+		u, err := url.Parse(raw)
+		if err != nil || !httpx.IsLoopback(u.Hostname()) {
+			return false
+		}
+	}
+	return len(urls) > 0
 }
 
 func (p *Profile) secrets() map[string]Secret {

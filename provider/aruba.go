@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"slices"
 	"sync"
+	"time"
 
 	"golang.org/x/time/rate"
 
@@ -36,6 +37,34 @@ var stepLimiters sync.Map // host+path -> *rate.Limiter
 func pace(ctx context.Context, endpoint string) error {
 	l, _ := stepLimiters.LoadOrStore(endpoint, rate.NewLimiter(arubaStepPerSec, 1))
 	return l.(*rate.Limiter).Wait(ctx)
+}
+
+// stepAttempts bounds the retries of a login step that drew a 429: another
+// process (or person) may have used the step within the same second.
+const stepAttempts = 3
+
+// step sends one of the first three OAuth steps, paced, and retries a 429
+// after a second (or the server's Retry-After). The steps create nothing
+// that a retry could duplicate.
+func (a *aruba) step(ctx context.Context, req request) (*response, error) {
+	for attempt := 1; ; attempt++ {
+		if err := pace(ctx, req.URL); err != nil {
+			return nil, err
+		}
+		resp, err := call(ctx, a.env.HTTP, req)
+		if err == nil || resp == nil || resp.Status != http.StatusTooManyRequests || attempt == stepAttempts {
+			return resp, err
+		}
+		wait := retryAfter(resp.raw)
+		if wait <= 0 {
+			wait = time.Second
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+	}
 }
 
 // session is a logged-in gateway session.
@@ -88,10 +117,7 @@ func (a *aruba) login(ctx context.Context, clientID string, in Prompter) (sessio
 		return session{}, err
 	}
 	endpoint := a.hostBase + arubaLoginPath
-	if err := pace(ctx, endpoint); err != nil {
-		return session{}, err
-	}
-	resp, err := call(ctx, a.env.HTTP, request{
+	resp, err := a.step(ctx, request{
 		Method: http.MethodPost, URL: endpoint,
 		Query: url.Values{"client_id": {clientID}},
 		JSON:  map[string]string{"username": user, "password": pass},
@@ -118,10 +144,7 @@ func (a *aruba) login(ctx context.Context, clientID string, in Prompter) (sessio
 // mspClient is step 2: an MSP mints client credentials for its customer.
 func (a *aruba) mspClient(ctx context.Context, s session, mspClientID string) (clientAuth, error) {
 	endpoint := a.hostBase + arubaMSPPath
-	if err := pace(ctx, endpoint); err != nil {
-		return clientAuth{}, err
-	}
-	resp, err := call(ctx, a.env.HTTP, request{
+	resp, err := a.step(ctx, request{
 		Method: http.MethodPost, URL: endpoint, Header: s.header(),
 		Query: url.Values{"client_id": {mspClientID}},
 		JSON:  map[string]string{"customer_id": a.p.CustomerID},

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 
 	"github.com/tokenbroker/tokenbroker"
@@ -23,14 +22,6 @@ type app struct {
 }
 
 func (a *app) warn(msg string) { fmt.Fprintf(a.stderr, "tokenbroker: warning: %s\n", msg) }
-
-func (a *app) logger() *slog.Logger {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(a.logLevel)); err != nil {
-		level = slog.LevelWarn
-	}
-	return slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: level}))
-}
 
 // loadConfig reads the config named by --config, $TOKENBROKER_CONFIG or the
 // default path.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -199,6 +200,26 @@ func TestArubaImportRefreshLoginRevoke(t *testing.T) {
 	}
 	if r := w.run(t, "token", "aruba"); r.code != 3 || !strings.Contains(r.stderr, "tokenbroker login aruba") {
 		t.Errorf("token after revoke: exit %d %q, want 3 and a login hint", r.code, r.stderr)
+	}
+}
+
+// TestArubaLoginRetriesAStepAnotherProcessJustUsed: Aruba allows each of
+// the first three OAuth steps once a second; a login right after another
+// process's login waits and succeeds instead of failing with 429.
+func TestArubaLoginRetriesAStepAnotherProcessJustUsed(t *testing.T) {
+	w := newWorld(t)
+	body := fmt.Sprintf(`{"username":%q,"password":%q}`, w.set.Aruba.Username, w.set.Aruba.Password)
+	resp, err := http.Post(w.set.URLs["aruba-central"]+"/oauth2/authorize/central/api/login?client_id="+w.set.Aruba.ClientID, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("direct login: %d", resp.StatusCode)
+	}
+	mustOK(t, w.run(t, "login", "aruba"))
+	if c := w.set.Aruba.Counts(); c["login"] != 3 {
+		t.Errorf("counts %v: want 3 logins: the direct one, the refused one and its retry", c)
 	}
 }
 

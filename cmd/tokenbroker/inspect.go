@@ -87,7 +87,12 @@ func inspect(name, vendor string, t *token.Token) inspection {
 }
 
 func printInspection(a *app, in inspection) {
-	row := func(k string, v any) { fmt.Fprintf(a.stdout, "%-22s %v\n", k, v) }
+	row := func(k string, v any) {
+		if f, ok := v.(float64); ok && f == float64(int64(f)) {
+			v = int64(f) // JSON numbers such as exp print as integers
+		}
+		fmt.Fprintf(a.stdout, "%-22s %v\n", k, v)
+	}
 	row("profile", in.Profile)
 	row("vendor", in.Vendor)
 	row("grant", in.Grant)
