@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -42,7 +43,17 @@ type Options struct {
 	// DefaultRefreshFraction when zero. Jitter of up to 5% of the lifetime
 	// is subtracted so that many tokens do not renew at once.
 	RefreshFraction float64
+	// LeaseTTL bounds how long a renewal may hold a profile's lease before
+	// others may take it over; DefaultLeaseTTL when zero.
+	LeaseTTL time.Duration
 }
+
+// DefaultLeaseTTL outlasts a token request's timeout (30 s) with a margin.
+const DefaultLeaseTTL = 45 * time.Second
+
+// commitTimeout bounds the write of a new token, which runs even when the
+// caller gave up: the vendor may already have rotated the old one.
+const commitTimeout = 30 * time.Second
 
 // Broker hands out tokens for the profiles of one configuration. It is safe
 // for concurrent use.
@@ -53,6 +64,8 @@ type Broker struct {
 	storeOnce sync.Once
 	st        store.Store
 	stErr     error
+
+	owner string // this broker's name on leases
 
 	mu        sync.Mutex
 	mem       map[string]*token.Token
@@ -71,7 +84,10 @@ func New(cfg *config.Config, opts Options) *Broker {
 	if opts.RefreshFraction <= 0 || opts.RefreshFraction >= 1 {
 		opts.RefreshFraction = DefaultRefreshFraction
 	}
-	return &Broker{cfg: cfg, opts: opts, mem: map[string]*token.Token{}, providers: map[string]provider.Provider{}}
+	if opts.LeaseTTL <= 0 {
+		opts.LeaseTTL = DefaultLeaseTTL
+	}
+	return &Broker{cfg: cfg, opts: opts, owner: store.NewOwner(), mem: map[string]*token.Token{}, providers: map[string]provider.Provider{}}
 }
 
 // Close releases the store.
@@ -137,7 +153,7 @@ func (b *Broker) Token(ctx context.Context, name string, o TokenOptions) (*Token
 	now := b.opts.Now()
 	if !o.Force {
 		if t := b.cached(name); b.fresh(t, now, o.MinTTL) {
-			return t, nil
+			return t.Clone(), nil
 		}
 	}
 	v, err, _ := b.flights.Do(name, func() (any, error) {
@@ -149,10 +165,10 @@ func (b *Broker) Token(ctx context.Context, name string, o TokenOptions) (*Token
 	return v.(*Token).Clone(), nil
 }
 
-// renew runs once per profile at a time within the process.
+// renew runs once per profile at a time within the process; the store
+// lease makes it once at a time across processes and replicas.
 func (b *Broker) renew(ctx context.Context, name string, p provider.Provider, o TokenOptions) (*Token, error) {
-	d := p.Describe()
-	if d.Stateless {
+	if p.Describe().Stateless {
 		t, err := p.Obtain(ctx, nil)
 		if err == nil {
 			b.remember(name, t)
@@ -163,44 +179,117 @@ func (b *Broker) renew(ctx context.Context, name string, p provider.Provider, o 
 	if err != nil {
 		return nil, err
 	}
+	seen, err := st.Get(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if !o.Force && b.fresh(seen, b.opts.Now(), o.MinTTL) {
+		b.remember(name, seen)
+		return seen, nil
+	}
+	lease, err := st.Acquire(ctx, name, b.owner, b.opts.LeaseTTL)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Release(context.WithoutCancel(ctx), lease)
+	// Re-read under the lease: another process may have renewed meanwhile.
 	prev, err := st.Get(ctx, name)
 	if err != nil {
-		return nil, failure.WithProfile(err, name)
+		return nil, err
 	}
-	now := b.opts.Now()
-	if !o.Force && b.fresh(prev, now, o.MinTTL) {
+	renewedMeanwhile := prev != nil && (seen == nil || prev.Generation != seen.Generation)
+	if (!o.Force || renewedMeanwhile) && b.fresh(prev, b.opts.Now(), o.MinTTL) {
 		b.remember(name, prev)
 		return prev, nil
 	}
-	next, err := p.Obtain(ctx, prev)
+	action := "obtain"
+	if prev.RefreshUsable(b.opts.Now()) {
+		action = "refresh"
+	}
+	next, err := b.obtain(ctx, name, p, prev)
 	if err != nil {
+		b.audit(st, name, action, "", err)
 		// A failed renewal keeps the last good token; hand it out while it
 		// still works unless the caller asked for a newer one.
-		if !o.Force && prev.Valid(now, o.MinTTL) {
+		if !o.Force && prev.Valid(b.opts.Now(), o.MinTTL) {
 			b.opts.Warn(fmt.Sprintf("profile %q: renewing ahead of expiry failed, the current token is still valid: %v", name, err))
 			b.remember(name, prev)
 			return prev, nil
 		}
 		return nil, err
 	}
+	if next.Grant == "refresh_token" {
+		action = "refresh"
+	}
 	var gen int64
 	if prev != nil {
 		gen = prev.Generation
 	}
-	if err := st.Put(ctx, name, next, gen); err != nil {
-		return nil, failure.WithProfile(fmt.Errorf("storing the new token: %w", err), name)
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
+	defer cancel()
+	if err := st.Put(cctx, name, next, gen, lease); err != nil {
+		err = &failure.Error{Kind: failure.Other, Profile: name, Msg: "the new token could not be stored", Err: err,
+			Hint: "the previous token was kept; if the vendor rotated its refresh token, the next refresh will say whether a re-login is needed"}
+		b.audit(st, name, action, next.Grant, err)
+		return nil, err
 	}
+	b.audit(st, name, action, next.Grant, nil)
 	b.remember(name, next)
 	return next, nil
 }
 
+// obtain asks the provider, and when the vendor refuses the stored refresh
+// token, tries the one before it: the vendor may never have seen the newer
+// one used. When both are refused the only way on is a person.
+func (b *Broker) obtain(ctx context.Context, name string, p provider.Provider, prev *Token) (*Token, error) {
+	next, err := p.Obtain(ctx, prev)
+	if failure.KindOf(err) != failure.Rejected || !prev.RefreshUsable(b.opts.Now()) || !p.Describe().Interactive {
+		return next, err
+	}
+	if prev.PrevRefreshToken != "" {
+		fb := prev.Clone()
+		fb.RefreshToken, fb.PrevRefreshToken = prev.PrevRefreshToken, ""
+		if next, ferr := p.Obtain(ctx, fb); ferr == nil {
+			b.opts.Warn(fmt.Sprintf("profile %q: the stored refresh token was refused; recovered with the previous one", name))
+			return next, nil
+		}
+	}
+	return nil, &failure.Error{Kind: failure.Rejected, Profile: name,
+		Msg: "re-login needed: the vendor refused the stored refresh token" +
+			map[bool]string{true: " and the one before it", false: ""}[prev.PrevRefreshToken != ""],
+		Err: err}
+}
+
+// audit records an event; a failure to record it is not the caller's failure.
+func (b *Broker) audit(st store.Store, name, action, grant string, err error) {
+	e := store.Event{Time: b.opts.Now(), Profile: name, Action: action, Grant: grant, Outcome: "ok", PID: os.Getpid()}
+	if err != nil {
+		e.Outcome, e.ErrorClass, e.Error = "failed", failure.KindOf(err).String(), err.Error()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+	defer cancel()
+	if aerr := st.Append(ctx, e); aerr != nil {
+		b.opts.Warn(fmt.Sprintf("profile %q: the audit log could not be written: %v", name, aerr))
+	}
+}
+
 // fresh reports whether t can be handed out without renewing: valid for
-// MinTTL and not past its refresh point.
+// MinTTL, not past its refresh point, and its refresh token not near the
+// end of its life (Aruba drops refresh tokens idle for 15 days).
 func (b *Broker) fresh(t *Token, now time.Time, minTTL time.Duration) bool {
 	if !t.Valid(now, minTTL) {
 		return false
 	}
-	return t.Expiry.IsZero() || now.Before(b.refreshAt(t))
+	if !t.Expiry.IsZero() && !now.Before(b.refreshAt(t)) {
+		return false
+	}
+	if t.RefreshToken != "" && !t.RefreshExpiry.IsZero() {
+		life := t.RefreshExpiry.Sub(t.ObtainedAt)
+		if life > 0 && !now.Before(t.RefreshExpiry.Add(-life/5)) {
+			return false
+		}
+	}
+	return true
 }
 
 // refreshAt is when a token should be renewed: at the refresh fraction of
@@ -259,100 +348,6 @@ func (b *Broker) Stored(ctx context.Context, name string) (*Token, error) {
 	}
 	t, err := st.Get(ctx, name)
 	return t, failure.WithProfile(err, name)
-}
-
-// Login runs the profile's interactive grant and stores the result.
-func (b *Broker) Login(ctx context.Context, name string, in provider.Prompter) (*Token, error) {
-	p, err := b.Provider(name)
-	if err != nil {
-		return nil, err
-	}
-	l, ok := p.(provider.Loginer)
-	if !ok {
-		return nil, &failure.Error{Kind: failure.Config, Profile: name,
-			Msg: p.Describe().Vendor + " has no interactive login", Hint: "use `tokenbroker token " + name + "`"}
-	}
-	t, err := l.Login(ctx, in)
-	if err != nil {
-		return nil, failure.WithProfile(err, name)
-	}
-	return t, b.replace(ctx, name, t)
-}
-
-// Import stores a token downloaded from the vendor's UI.
-func (b *Broker) Import(ctx context.Context, name string, data []byte) (*Token, error) {
-	p, err := b.Provider(name)
-	if err != nil {
-		return nil, err
-	}
-	im, ok := p.(provider.Importer)
-	if !ok {
-		return nil, &failure.Error{Kind: failure.Config, Profile: name, Msg: p.Describe().Vendor + " tokens cannot be imported"}
-	}
-	t, err := im.Import(data)
-	if err != nil {
-		return nil, err
-	}
-	return t, b.replace(ctx, name, t)
-}
-
-// replace stores t over whatever is stored, for flows started by a person.
-func (b *Broker) replace(ctx context.Context, name string, t *Token) error {
-	st, err := b.store()
-	if err != nil {
-		return err
-	}
-	for range 5 {
-		prev, err := st.Get(ctx, name)
-		if err != nil {
-			return failure.WithProfile(err, name)
-		}
-		var gen int64
-		if prev != nil {
-			gen = prev.Generation
-		}
-		err = st.Put(ctx, name, t, gen)
-		if errors.Is(err, store.ErrConflict) {
-			continue
-		}
-		if err != nil {
-			return failure.WithProfile(err, name)
-		}
-		b.remember(name, t)
-		return nil
-	}
-	return failure.WithProfile(store.ErrConflict, name)
-}
-
-// Revoke revokes the stored token at the vendor where it can, then forgets
-// it locally. A token the vendor cannot revoke is only forgotten.
-func (b *Broker) Revoke(ctx context.Context, name string, in provider.Prompter) (revokedAtVendor bool, err error) {
-	p, err := b.Provider(name)
-	if err != nil {
-		return false, err
-	}
-	if p.Describe().Stateless {
-		return false, nil
-	}
-	st, err := b.store()
-	if err != nil {
-		return false, err
-	}
-	t, err := st.Get(ctx, name)
-	if err != nil {
-		return false, failure.WithProfile(err, name)
-	}
-	if t == nil {
-		return false, nil
-	}
-	if r, ok := p.(provider.Revoker); ok {
-		if err := r.Revoke(ctx, t, in); err != nil {
-			return false, failure.WithProfile(err, name)
-		}
-		revokedAtVendor = true
-	}
-	b.forget(name)
-	return revokedAtVendor, failure.WithProfile(st.Delete(ctx, name), name)
 }
 
 // Config returns the broker's configuration.

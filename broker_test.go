@@ -13,7 +13,6 @@ import (
 
 	"github.com/tokenbroker/tokenbroker/config"
 	"github.com/tokenbroker/tokenbroker/failure"
-	"github.com/tokenbroker/tokenbroker/store/sqlite"
 )
 
 // tokenServer is a client_credentials endpoint that counts requests and
@@ -64,7 +63,8 @@ func newTestBroker(t *testing.T, srv *tokenServer) (*Broker, *clock, string) {
 		"p": {Name: "p", Provider: "oauth2", TokenURL: hs.URL + "/token", ClientID: "id", ClientSecret: "secret"},
 	}}
 	statePath := filepath.Join(t.TempDir(), "state.db")
-	st, err := sqlite.Open(statePath)
+	cfg.State = "sqlite:" + statePath
+	st, err := OpenStore(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func newTestBroker(t *testing.T, srv *tokenServer) (*Broker, *clock, string) {
 
 func TestTokenIsCachedAndPersisted(t *testing.T) {
 	srv := &tokenServer{ttl: 3600}
-	b, clk, path := newTestBroker(t, srv)
+	b, clk, _ := newTestBroker(t, srv)
 	ctx := context.Background()
 	t1, err := b.Token(ctx, "p", TokenOptions{})
 	if err != nil {
@@ -87,7 +87,7 @@ func TestTokenIsCachedAndPersisted(t *testing.T) {
 		t.Fatalf("tokens %q %q after %d requests; want one request", t1.AccessToken, t2.AccessToken, srv.requests.Load())
 	}
 	// A second broker on the same state (another process) finds it stored.
-	st, err := sqlite.Open(path)
+	st, err := OpenStore(b.cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

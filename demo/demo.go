@@ -14,7 +14,6 @@ import (
 	"github.com/tokenbroker/tokenbroker"
 	"github.com/tokenbroker/tokenbroker/config"
 	"github.com/tokenbroker/tokenbroker/emulator"
-	"github.com/tokenbroker/tokenbroker/store/sqlite"
 )
 
 // Row is one step of the demo.
@@ -43,7 +42,8 @@ func Run(ctx context.Context) ([]Row, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := sqlite.Open(filepath.Join(dir, "state.db"))
+	cfg.State = "sqlite:" + filepath.Join(dir, "state.db")
+	st, err := tokenbroker.OpenStore(cfg)
 	if err != nil {
 		return nil, err
 	}

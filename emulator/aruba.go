@@ -58,6 +58,11 @@ type Aruba struct {
 	DailyQuota int
 	// PerSecondLimit is the number of API calls accepted per customer in any rolling second.
 	PerSecondLimit int
+	// StrictRotation makes a refresh kill the refresh token it used at once,
+	// with no fallback: the harshest reading of "returns a NEW refresh token",
+	// under which a client that dies before storing the new one must log in
+	// again. Tests use it to show that loss is reported, never hidden.
+	StrictRotation bool
 	// Now is the emulator's clock.
 	Now Clock
 
@@ -396,6 +401,10 @@ func (a *Aruba) refreshGrant(w http.ResponseWriter, c *arubaClient, rt string, n
 			delete(a.refresh, g.prev)
 		}
 		g.prev = rt
+		if a.StrictRotation {
+			delete(a.refresh, rt)
+			g.prev = ""
+		}
 	} else {
 		// The fallback is used: the client never stored the newest refresh token.
 		delete(a.refresh, g.current)

@@ -109,7 +109,7 @@ func (o *oauthProvider) Describe() Description {
 	return Description{
 		Vendor: o.v.Display, APIBase: o.apiBase, Limits: l,
 		Refreshable: o.v.Refreshable, RefreshIdle: o.v.RefreshIdle,
-		Interactive: o.v.PrimaryGrant == "",
+		Interactive: !o.reobtainable(),
 	}
 }
 

@@ -7,27 +7,61 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/tokenbroker/tokenbroker/token"
 )
 
 // ErrConflict is returned by Put when the stored generation is not the
 // expected one: someone else stored a newer token first.
-var ErrConflict = errors.New("store: token changed concurrently")
+var ErrConflict = errors.New("store: the token changed concurrently")
+
+// ErrFenced is returned by Put when the caller's lease was taken over by
+// another process after it expired: the caller must not write.
+var ErrFenced = errors.New("store: the lease was lost to another process")
 
 // Store keeps token state. Implementations must be safe for concurrent use
-// by multiple goroutines and, for the file and database stores, processes.
+// by goroutines and by processes sharing the same state.
 type Store interface {
 	// Get returns the stored token, or nil when none is stored.
 	Get(ctx context.Context, profile string) (*token.Token, error)
 	// Put stores tok if the stored generation equals expect (0 when none is
-	// stored), setting tok.Generation to expect+1. It is durable on return.
-	Put(ctx context.Context, profile string, tok *token.Token, expect int64) error
+	// stored) and, when lease is not nil, the lease is still the profile's
+	// current one. It sets tok.Generation to expect+1 and is durable on return.
+	Put(ctx context.Context, profile string, tok *token.Token, expect int64, lease *Lease) error
 	// Delete forgets a profile's token.
 	Delete(ctx context.Context, profile string) error
-	// Profiles lists the profiles that have stored state.
-	Profiles(ctx context.Context) ([]string, error)
+	// Acquire waits until owner holds the profile's lease, for at most ttl
+	// from now unless released; a lease left by a dead process expires. Each
+	// grant gets a larger fence than any before it.
+	Acquire(ctx context.Context, profile, owner string, ttl time.Duration) (*Lease, error)
+	// Release gives up a lease early.
+	Release(ctx context.Context, l *Lease) error
+	// Append adds an event to the audit log.
+	Append(ctx context.Context, e Event) error
+	// Events returns a profile's events ("" for all), newest first.
+	Events(ctx context.Context, profile string, limit int) ([]Event, error)
 	Close() error
+}
+
+// Lease is the right to renew one profile's token.
+type Lease struct {
+	Profile string
+	Owner   string
+	Fence   int64
+	Expires time.Time
+}
+
+// Event is one audit log entry. It never holds a secret.
+type Event struct {
+	Time       time.Time `json:"time"`
+	Profile    string    `json:"profile"`
+	Action     string    `json:"action"` // obtain, refresh, revoke, import, login
+	Grant      string    `json:"grant,omitempty"`
+	Outcome    string    `json:"outcome"` // ok, failed
+	ErrorClass string    `json:"error_class,omitempty"`
+	Error      string    `json:"error,omitempty"`
+	PID        int       `json:"pid"`
 }
 
 // Kind splits a state location into its scheme and the rest:

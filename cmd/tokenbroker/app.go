@@ -7,9 +7,7 @@ import (
 
 	"github.com/tokenbroker/tokenbroker"
 	"github.com/tokenbroker/tokenbroker/config"
-	"github.com/tokenbroker/tokenbroker/failure"
 	"github.com/tokenbroker/tokenbroker/store"
-	"github.com/tokenbroker/tokenbroker/store/sqlite"
 )
 
 // app is what every command shares: flags, streams, and the broker, built
@@ -54,22 +52,8 @@ func (a *app) load() (*tokenbroker.Broker, error) {
 		a.warn(w)
 	}
 	a.broker = tokenbroker.New(cfg, tokenbroker.Options{
-		OpenStore: func() (store.Store, error) { return openStore(cfg.State) },
+		OpenStore: func() (store.Store, error) { return tokenbroker.OpenStore(cfg) },
 		Warn:      a.warn,
 	})
 	return a.broker, nil
-}
-
-// openStore opens the state location named in the config.
-func openStore(location string) (store.Store, error) {
-	kind, rest := store.Kind(location)
-	switch kind {
-	case "sqlite":
-		s, err := sqlite.Open(rest)
-		if err != nil {
-			return nil, &failure.Error{Kind: failure.Other, Msg: "cannot open the state", Err: err}
-		}
-		return s, nil
-	}
-	return nil, failure.New(failure.Config, "state %q: PostgreSQL is not supported by this version yet", kind)
 }

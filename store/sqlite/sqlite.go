@@ -1,166 +1,273 @@
 // Package sqlite is the default Store: one file on the local machine, shared
-// by every tokenbroker process through SQLite's locking (WAL mode).
+// by every tokenbroker process through SQLite's locking (WAL mode, every
+// commit fsynced).
 package sqlite
 
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	_ "modernc.org/sqlite" // the pure-Go driver, registered as "sqlite"
 
+	"github.com/tokenbroker/tokenbroker/failure"
 	"github.com/tokenbroker/tokenbroker/store"
+	"github.com/tokenbroker/tokenbroker/store/seal"
 	"github.com/tokenbroker/tokenbroker/token"
 )
 
-// migrations bring a state file from PRAGMA user_version i to i+1. Append
-// only: a newer binary must open any older file.
-var migrations = []string{
-	`CREATE TABLE tokens (
-		profile    TEXT PRIMARY KEY,
-		generation INTEGER NOT NULL,
-		data       BLOB NOT NULL,
-		updated_at INTEGER NOT NULL
-	)`,
-}
+// auditKeep is how many audit events are kept.
+const auditKeep = 10000
 
 // DB is a Store on a SQLite file.
 type DB struct {
-	db   *sql.DB
-	path string
+	db     *sql.DB
+	path   string
+	sealer *seal.Sealer
+	now    func() time.Time
 }
 
-// Open opens (creating if needed) the state file at path. The directory is
-// made 0700 and the file 0600.
-func Open(path string) (*DB, error) {
+// Open opens (creating if needed) the state file at path, sealing with s.
+// The directory is made 0700 and the file 0600; an existing file that others
+// may read is refused.
+func Open(path string, s *seal.Sealer) (*DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("state directory %s: %w", filepath.Dir(path), err)
+		return nil, stateErr(path, "cannot create the state directory", err, "")
 	}
-	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600); err != nil {
-		return nil, fmt.Errorf("state file %s: %w", path, err)
-	} else {
-		f.Close()
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil && !errors.Is(err, fs.ErrExist) {
+			return nil, stateErr(path, "cannot create the state file", err, "check that the directory is writable")
+		}
+		if f != nil {
+			f.Close()
+		}
 	}
-	dsn := "file:" + path + "?_pragma=busy_timeout(20000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate"
+	if err := seal.CheckPrivate(path, "state file"); err != nil {
+		return nil, &failure.Error{Kind: failure.Config, Msg: err.Error()}
+	}
+	dsn := "file:" + path + "?_pragma=busy_timeout(30000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=secure_delete(on)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
-		return nil, fmt.Errorf("state file %s: %w", path, err)
+		return nil, stateErr(path, "cannot open the state", err, "")
 	}
-	s := &DB{db: db, path: path}
-	if err := s.migrate(); err != nil {
+	d := &DB{db: db, path: path, sealer: s, now: time.Now}
+	if err := d.migrate(context.Background()); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("state file %s: %w", path, err)
+		return nil, err
 	}
-	return s, nil
+	return d, nil
 }
 
-func (s *DB) migrate() error {
-	ctx := context.Background()
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
+func stateErr(path, msg string, err error, hint string) error {
+	return &failure.Error{Kind: failure.Other, Msg: msg + " " + path, Err: err, Hint: hint}
+}
+
+// describe turns SQLite's terse errors into what to do.
+func (d *DB) describe(err error) error {
+	if err == nil {
+		return nil
+	}
+	var fe *failure.Error
+	if errors.As(err, &fe) {
 		return err
+	}
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "not a database"), strings.Contains(msg, "malformed"):
+		return stateErr(d.path, "the state file is corrupt or not a tokenbroker state:", err,
+			"move it aside to start afresh (tokens will then be obtained again); it was left as it is")
+	case strings.Contains(msg, "readonly"), strings.Contains(msg, "read-only"), strings.Contains(msg, "unable to open"), strings.Contains(msg, "permission denied"):
+		return stateErr(d.path, "the state cannot be written:", err,
+			"make the state file and its directory writable by this user; nothing was changed")
+	}
+	return stateErr(d.path, "state error:", err, "")
+}
+
+// migrate brings the file to the newest schema, in one transaction.
+func (d *DB) migrate(ctx context.Context) error {
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return d.describe(err)
 	}
 	defer tx.Rollback()
 	var v int
-	if err := tx.QueryRow(`PRAGMA user_version`).Scan(&v); err != nil {
-		return err
+	if err := tx.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&v); err != nil {
+		return d.describe(err)
 	}
 	if v > len(migrations) {
-		return fmt.Errorf("written by a newer tokenbroker (schema %d, this one knows %d): upgrade tokenbroker", v, len(migrations))
+		return stateErr(d.path, fmt.Sprintf("the state was written by a newer tokenbroker (schema %d, this one knows %d):", v, len(migrations)), nil, "upgrade tokenbroker")
+	}
+	if v == len(migrations) {
+		return nil
 	}
 	for i := v; i < len(migrations); i++ {
-		if _, err := tx.Exec(migrations[i]); err != nil {
-			return fmt.Errorf("migration %d: %w", i+1, err)
+		if err := migrations[i](ctx, tx, d.sealer); err != nil {
+			return d.describe(fmt.Errorf("migration to schema %d: %w", i+1, err))
 		}
 	}
-	if v < len(migrations) {
-		if _, err := tx.Exec(fmt.Sprintf(`PRAGMA user_version = %d`, len(migrations))); err != nil {
-			return err
-		}
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, len(migrations))); err != nil {
+		return d.describe(err)
 	}
-	return tx.Commit()
+	return d.describe(tx.Commit())
 }
 
 // Get implements store.Store.
-func (s *DB) Get(ctx context.Context, profile string) (*token.Token, error) {
+func (d *DB) Get(ctx context.Context, profile string) (*token.Token, error) {
 	var gen int64
-	var data []byte
-	err := s.db.QueryRowContext(ctx, `SELECT generation, data FROM tokens WHERE profile = ?`, profile).Scan(&gen, &data)
+	var r store.Row
+	err := d.db.QueryRowContext(ctx, `SELECT generation, meta, access, refresh, prev_refresh, secrets FROM tokens WHERE profile = ?`, profile).
+		Scan(&gen, &r.Meta, &r.Access, &r.Refresh, &r.PrevRefresh, &r.Secrets)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, d.describe(err)
 	}
-	t := &token.Token{}
-	if err := json.Unmarshal(data, t); err != nil {
-		return nil, fmt.Errorf("stored token of profile %q is unreadable: %w", profile, err)
-	}
-	t.Generation = gen
-	return t, nil
+	return store.Unseal(d.sealer, profile, gen, r)
 }
 
 // Put implements store.Store.
-func (s *DB) Put(ctx context.Context, profile string, tok *token.Token, expect int64) error {
-	c := tok.Clone()
-	c.Generation = expect + 1
-	data, err := json.Marshal(c)
+func (d *DB) Put(ctx context.Context, profile string, tok *token.Token, expect int64, lease *store.Lease) error {
+	r, err := store.Seal(d.sealer, profile, tok)
 	if err != nil {
 		return err
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := d.db.BeginTx(ctx, nil)
 	if err != nil {
-		return err
+		return d.describe(err)
 	}
 	defer tx.Rollback()
 	var gen int64
 	err = tx.QueryRowContext(ctx, `SELECT generation FROM tokens WHERE profile = ?`, profile).Scan(&gen)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return err
+		return d.describe(err)
 	}
 	if gen != expect {
 		return store.ErrConflict
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO tokens (profile, generation, data, updated_at) VALUES (?, ?, ?, ?)
-		ON CONFLICT (profile) DO UPDATE SET generation = excluded.generation, data = excluded.data, updated_at = excluded.updated_at`,
-		profile, c.Generation, data, time.Now().Unix()); err != nil {
-		return err
+	if lease != nil {
+		var owner string
+		var fence int64
+		err := tx.QueryRowContext(ctx, `SELECT owner, fence FROM leases WHERE profile = ?`, profile).Scan(&owner, &fence)
+		if err != nil || owner != lease.Owner || fence != lease.Fence {
+			return store.ErrFenced
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO tokens (profile, generation, meta, access, refresh, prev_refresh, secrets, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (profile) DO UPDATE SET generation = excluded.generation, meta = excluded.meta, access = excluded.access,
+			refresh = excluded.refresh, prev_refresh = excluded.prev_refresh, secrets = excluded.secrets, updated_at = excluded.updated_at`,
+		profile, expect+1, r.Meta, r.Access, r.Refresh, r.PrevRefresh, r.Secrets, d.now().UnixMilli()); err != nil {
+		return d.describe(err)
 	}
 	if err := tx.Commit(); err != nil {
-		return err
+		return d.describe(err)
 	}
-	tok.Generation = c.Generation
+	tok.Generation = expect + 1
 	return nil
 }
 
 // Delete implements store.Store.
-func (s *DB) Delete(ctx context.Context, profile string) error {
-	_, err := s.db.ExecContext(ctx, `DELETE FROM tokens WHERE profile = ?`, profile)
-	return err
+func (d *DB) Delete(ctx context.Context, profile string) error {
+	_, err := d.db.ExecContext(ctx, `DELETE FROM tokens WHERE profile = ?`, profile)
+	return d.describe(err)
 }
 
-// Profiles implements store.Store.
-func (s *DB) Profiles(ctx context.Context) ([]string, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT profile FROM tokens ORDER BY profile`)
+// Acquire implements store.Store. SQLite has no notifications between
+// processes, so a waiter polls, with jitter, until the holder commits and
+// releases or its lease expires.
+func (d *DB) Acquire(ctx context.Context, profile, owner string, ttl time.Duration) (*store.Lease, error) {
+	wait := 2 * time.Millisecond
+	for {
+		l, err := d.tryAcquire(ctx, profile, owner, ttl)
+		if err != nil || l != nil {
+			return l, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, &failure.Error{Kind: failure.Other, Profile: profile, Msg: "gave up waiting for another process renewing this token", Err: ctx.Err()}
+		case <-time.After(wait/2 + rand.N(wait)):
+		}
+		wait = min(wait*2, 50*time.Millisecond)
+	}
+}
+
+func (d *DB) tryAcquire(ctx context.Context, profile, owner string, ttl time.Duration) (*store.Lease, error) {
+	tx, err := d.db.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, err
+		return nil, d.describe(err)
+	}
+	defer tx.Rollback()
+	now := d.now()
+	var holder string
+	var fence, expires int64
+	err = tx.QueryRowContext(ctx, `SELECT owner, fence, expires_at FROM leases WHERE profile = ?`, profile).Scan(&holder, &fence, &expires)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, d.describe(err)
+	}
+	if err == nil && holder != owner && expires > now.UnixMilli() && !store.OwnerDead(holder) {
+		return nil, nil // held by someone alive
+	}
+	l := &store.Lease{Profile: profile, Owner: owner, Fence: fence + 1, Expires: now.Add(ttl)}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO leases (profile, owner, fence, expires_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (profile) DO UPDATE SET owner = excluded.owner, fence = excluded.fence, expires_at = excluded.expires_at`,
+		profile, owner, l.Fence, l.Expires.UnixMilli()); err != nil {
+		return nil, d.describe(err)
+	}
+	return l, d.describe(tx.Commit())
+}
+
+// Release implements store.Store. The row stays, so fences keep growing.
+func (d *DB) Release(ctx context.Context, l *store.Lease) error {
+	if l == nil {
+		return nil
+	}
+	_, err := d.db.ExecContext(ctx, `UPDATE leases SET expires_at = 0 WHERE profile = ? AND owner = ? AND fence = ?`, l.Profile, l.Owner, l.Fence)
+	return d.describe(err)
+}
+
+// Append implements store.Store.
+func (d *DB) Append(ctx context.Context, e store.Event) error {
+	res, err := d.db.ExecContext(ctx, `INSERT INTO audit (at, profile, action, grant_type, outcome, error_class, error, pid) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		e.Time.UnixMilli(), e.Profile, e.Action, e.Grant, e.Outcome, e.ErrorClass, e.Error, e.PID)
+	if err != nil {
+		return d.describe(err)
+	}
+	if id, err := res.LastInsertId(); err == nil && id%1000 == 0 {
+		_, err = d.db.ExecContext(ctx, `DELETE FROM audit WHERE id <= ?`, id-auditKeep)
+		return d.describe(err)
+	}
+	return nil
+}
+
+// Events implements store.Store.
+func (d *DB) Events(ctx context.Context, profile string, limit int) ([]store.Event, error) {
+	rows, err := d.db.QueryContext(ctx, `SELECT at, profile, action, grant_type, outcome, error_class, error, pid FROM audit
+		WHERE ? = '' OR profile = ? ORDER BY id DESC LIMIT ?`, profile, profile, limit)
+	if err != nil {
+		return nil, d.describe(err)
 	}
 	defer rows.Close()
-	var out []string
+	var out []store.Event
 	for rows.Next() {
-		var p string
-		if err := rows.Scan(&p); err != nil {
-			return nil, err
+		var e store.Event
+		var at int64
+		if err := rows.Scan(&at, &e.Profile, &e.Action, &e.Grant, &e.Outcome, &e.ErrorClass, &e.Error, &e.PID); err != nil {
+			return nil, d.describe(err)
 		}
-		out = append(out, p)
+		e.Time = time.UnixMilli(at)
+		out = append(out, e)
 	}
-	return out, rows.Err()
+	return out, d.describe(rows.Err())
 }
 
 // Close implements store.Store.
-func (s *DB) Close() error { return s.db.Close() }
+func (d *DB) Close() error { return d.db.Close() }

@@ -1,0 +1,118 @@
+package tokenbroker
+
+import (
+	"context"
+
+	"github.com/tokenbroker/tokenbroker/failure"
+	"github.com/tokenbroker/tokenbroker/provider"
+)
+
+// Login runs the profile's interactive grant and stores the result.
+func (b *Broker) Login(ctx context.Context, name string, in provider.Prompter) (*Token, error) {
+	p, err := b.Provider(name)
+	if err != nil {
+		return nil, err
+	}
+	l, ok := p.(provider.Loginer)
+	if !ok {
+		return nil, &failure.Error{Kind: failure.Config, Profile: name,
+			Msg: p.Describe().Vendor + " has no interactive login", Hint: "use `tokenbroker token " + name + "`"}
+	}
+	st, err := b.store()
+	if err != nil {
+		return nil, err
+	}
+	t, err := l.Login(ctx, in)
+	if err != nil {
+		err = failure.WithProfile(err, name)
+		b.audit(st, name, "login", "authorization_code", err)
+		return nil, err
+	}
+	return t, b.replace(ctx, name, "login", t)
+}
+
+// Import stores a token downloaded from the vendor's UI.
+func (b *Broker) Import(ctx context.Context, name string, data []byte) (*Token, error) {
+	p, err := b.Provider(name)
+	if err != nil {
+		return nil, err
+	}
+	im, ok := p.(provider.Importer)
+	if !ok {
+		return nil, &failure.Error{Kind: failure.Config, Profile: name, Msg: p.Describe().Vendor + " tokens cannot be imported"}
+	}
+	t, err := im.Import(data)
+	if err != nil {
+		return nil, err
+	}
+	return t, b.replace(ctx, name, "import", t)
+}
+
+// replace stores t over whatever is stored, for flows started by a person,
+// under the profile's lease so that it cannot interleave with a renewal.
+func (b *Broker) replace(ctx context.Context, name, action string, t *Token) error {
+	st, err := b.store()
+	if err != nil {
+		return err
+	}
+	lease, err := st.Acquire(ctx, name, b.owner, b.opts.LeaseTTL)
+	if err != nil {
+		return err
+	}
+	defer st.Release(context.WithoutCancel(ctx), lease)
+	prev, err := st.Get(ctx, name)
+	var gen int64
+	if prev != nil {
+		gen = prev.Generation
+	} else if err != nil {
+		// An unreadable row (wrong key) is not silently replaced.
+		return err
+	}
+	if err := st.Put(context.WithoutCancel(ctx), name, t, gen, lease); err != nil {
+		err = failure.WithProfile(err, name)
+		b.audit(st, name, action, t.Grant, err)
+		return err
+	}
+	b.audit(st, name, action, t.Grant, nil)
+	b.remember(name, t)
+	return nil
+}
+
+// Revoke revokes the stored token at the vendor where it can, then forgets
+// it locally. A token the vendor cannot revoke is only forgotten.
+func (b *Broker) Revoke(ctx context.Context, name string, in provider.Prompter) (revokedAtVendor bool, err error) {
+	p, err := b.Provider(name)
+	if err != nil {
+		return false, err
+	}
+	if p.Describe().Stateless {
+		return false, nil
+	}
+	st, err := b.store()
+	if err != nil {
+		return false, err
+	}
+	lease, err := st.Acquire(ctx, name, b.owner, b.opts.LeaseTTL)
+	if err != nil {
+		return false, err
+	}
+	defer st.Release(context.WithoutCancel(ctx), lease)
+	t, err := st.Get(ctx, name)
+	if err != nil || t == nil {
+		return false, err
+	}
+	if r, ok := p.(provider.Revoker); ok {
+		if err := r.Revoke(ctx, t, in); err != nil {
+			err = failure.WithProfile(err, name)
+			b.audit(st, name, "revoke", t.Grant, err)
+			return false, err
+		}
+		revokedAtVendor = true
+	}
+	b.forget(name)
+	if err := st.Delete(ctx, name); err != nil {
+		return revokedAtVendor, failure.WithProfile(err, name)
+	}
+	b.audit(st, name, "revoke", t.Grant, nil)
+	return revokedAtVendor, nil
+}

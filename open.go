@@ -1,0 +1,64 @@
+package tokenbroker
+
+import (
+	"os"
+	"path/filepath"
+
+	"github.com/tokenbroker/tokenbroker/config"
+	"github.com/tokenbroker/tokenbroker/failure"
+	"github.com/tokenbroker/tokenbroker/store"
+	"github.com/tokenbroker/tokenbroker/store/seal"
+	"github.com/tokenbroker/tokenbroker/store/sqlite"
+)
+
+// OpenStore opens the store the configuration names, sealing with the master
+// key: `key:` in the config, else $TOKENBROKER_KEY, else a key file beside
+// the state, made on first use.
+func OpenStore(cfg *config.Config) (store.Store, error) {
+	kind, rest := store.Kind(cfg.State)
+	if kind != "sqlite" {
+		return nil, failure.New(failure.Config, "state %q: PostgreSQL is not supported by this version yet", kind)
+	}
+	path := rest
+	if abs, err := filepath.Abs(rest); err == nil {
+		path = abs
+	}
+	key, err := masterKey(cfg, filepath.Dir(path))
+	if err != nil {
+		return nil, err
+	}
+	s, err := seal.New(key)
+	if err != nil {
+		return nil, err
+	}
+	return sqlite.Open(path, s)
+}
+
+func masterKey(cfg *config.Config, stateDir string) ([]byte, error) {
+	keyErr := func(err error) error {
+		return &failure.Error{Kind: failure.Config, Msg: "master key: " + err.Error()}
+	}
+	if cfg.Key.IsSet() {
+		text, err := cfg.Key.Resolve()
+		if err != nil {
+			return nil, keyErr(err)
+		}
+		k, err := seal.DecodeKey(text, "`key:` in the config")
+		if err != nil {
+			return nil, keyErr(err)
+		}
+		return k, nil
+	}
+	if text := os.Getenv("TOKENBROKER_KEY"); text != "" {
+		k, err := seal.DecodeKey(text, "$TOKENBROKER_KEY")
+		if err != nil {
+			return nil, keyErr(err)
+		}
+		return k, nil
+	}
+	k, err := seal.FileKey(stateDir)
+	if err != nil {
+		return nil, keyErr(err)
+	}
+	return k, nil
+}

@@ -1,0 +1,108 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+
+	"github.com/tokenbroker/tokenbroker/store"
+	"github.com/tokenbroker/tokenbroker/store/seal"
+	"github.com/tokenbroker/tokenbroker/token"
+)
+
+// migration brings the schema from version i to i+1 (PRAGMA user_version).
+type migration func(ctx context.Context, tx *sql.Tx, s *seal.Sealer) error
+
+// migrations are append-only: a newer binary must open any older file.
+var migrations = []migration{
+	// 1: the first release kept tokens as plain JSON.
+	execAll(`CREATE TABLE tokens (
+		profile    TEXT PRIMARY KEY,
+		generation INTEGER NOT NULL,
+		data       BLOB NOT NULL,
+		updated_at INTEGER NOT NULL
+	)`),
+	// 2: secrets sealed field by field, leases, the audit log.
+	sealTokens,
+}
+
+func execAll(stmts ...string) migration {
+	return func(ctx context.Context, tx *sql.Tx, _ *seal.Sealer) error {
+		for _, s := range stmts {
+			if _, err := tx.ExecContext(ctx, s); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+func sealTokens(ctx context.Context, tx *sql.Tx, s *seal.Sealer) error {
+	if err := execAll(
+		`CREATE TABLE sealed_tokens (
+			profile      TEXT PRIMARY KEY,
+			generation   INTEGER NOT NULL,
+			meta         BLOB NOT NULL,
+			access       BLOB,
+			refresh      BLOB,
+			prev_refresh BLOB,
+			secrets      BLOB,
+			updated_at   INTEGER NOT NULL
+		)`,
+		`CREATE TABLE leases (
+			profile    TEXT PRIMARY KEY,
+			owner      TEXT NOT NULL,
+			fence      INTEGER NOT NULL,
+			expires_at INTEGER NOT NULL
+		)`,
+		`CREATE TABLE audit (
+			id          INTEGER PRIMARY KEY AUTOINCREMENT,
+			at          INTEGER NOT NULL,
+			profile     TEXT NOT NULL,
+			action      TEXT NOT NULL,
+			grant_type  TEXT NOT NULL DEFAULT '',
+			outcome     TEXT NOT NULL,
+			error_class TEXT NOT NULL DEFAULT '',
+			error       TEXT NOT NULL DEFAULT '',
+			pid         INTEGER NOT NULL DEFAULT 0
+		)`,
+		`CREATE INDEX audit_by_profile ON audit (profile, id)`,
+	)(ctx, tx, s); err != nil {
+		return err
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT profile, generation, data, updated_at FROM tokens`)
+	if err != nil {
+		return err
+	}
+	type old struct {
+		profile string
+		gen     int64
+		data    []byte
+		updated int64
+	}
+	var olds []old
+	for rows.Next() {
+		var o old
+		if err := rows.Scan(&o.profile, &o.gen, &o.data, &o.updated); err != nil {
+			rows.Close()
+			return err
+		}
+		olds = append(olds, o)
+	}
+	rows.Close()
+	for _, o := range olds {
+		var t token.Token
+		if err := json.Unmarshal(o.data, &t); err != nil {
+			return err
+		}
+		r, err := store.Seal(s, o.profile, &t)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO sealed_tokens VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			o.profile, o.gen, r.Meta, r.Access, r.Refresh, r.PrevRefresh, r.Secrets, o.updated); err != nil {
+			return err
+		}
+	}
+	return execAll(`DROP TABLE tokens`, `ALTER TABLE sealed_tokens RENAME TO tokens`)(ctx, tx, s)
+}
