@@ -104,7 +104,12 @@ func (b *Broker) store() (store.Store, error) {
 		case b.opts.Store != nil:
 			b.st = b.opts.Store
 		case b.opts.OpenStore != nil:
-			b.st, b.stErr = b.opts.OpenStore()
+			st, err := b.opts.OpenStore()
+			if err != nil {
+				b.stErr = err // b.st stays nil, not a typed nil
+				return
+			}
+			b.st = st
 		default:
 			b.stErr = errors.New("no store configured")
 		}

@@ -2,10 +2,12 @@ package tokenbroker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/tokenbroker/tokenbroker/config"
 	"github.com/tokenbroker/tokenbroker/failure"
+	"github.com/tokenbroker/tokenbroker/store"
 )
 
 // tokenServer is a client_credentials endpoint that counts requests and
@@ -186,5 +189,56 @@ func TestUnknownProfileIsAConfigError(t *testing.T) {
 	_, err := b.Token(context.Background(), "nope", TokenOptions{})
 	if failure.KindOf(err) != failure.Config {
 		t.Fatalf("err %v", err)
+	}
+}
+
+// failingPuts is a store whose writes fail, as a full disk would.
+type failingPuts struct {
+	store.Store
+	fail atomic.Bool
+}
+
+func (f *failingPuts) Put(ctx context.Context, profile string, tok *Token, expect int64, l *store.Lease) error {
+	if f.fail.Load() {
+		return errors.New("disk I/O error (injected)")
+	}
+	return f.Store.Put(ctx, profile, tok, expect, l)
+}
+
+func TestWriteErrorKeepsThePreviousState(t *testing.T) {
+	srv := &tokenServer{ttl: 3600}
+	hs := httptest.NewServer(srv)
+	defer hs.Close()
+	cfg := &config.Config{State: "sqlite:" + filepath.Join(t.TempDir(), "state.db"), Profiles: map[string]*config.Profile{
+		"p": {Name: "p", Provider: "oauth2", TokenURL: hs.URL + "/token", ClientID: "id", ClientSecret: "secret"},
+	}}
+	inner, err := OpenStore(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &failingPuts{Store: inner}
+	b := New(cfg, Options{Store: st})
+	defer b.Close()
+	ctx := context.Background()
+	good, err := b.Token(ctx, "p", TokenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.fail.Store(true)
+	_, err = b.Token(ctx, "p", TokenOptions{Force: true})
+	if err == nil || !strings.Contains(err.Error(), "could not be stored") || !strings.Contains(err.Error(), "injected") {
+		t.Fatalf("err %v, want a clear storage error", err)
+	}
+	stored, err := inner.Get(ctx, "p")
+	if err != nil || stored.AccessToken != good.AccessToken || stored.Generation != 1 {
+		t.Fatalf("stored %+v %v: want the previous token intact", stored, err)
+	}
+	// The token the vendor gave but the store refused is not handed out.
+	if tok, _ := b.Token(ctx, "p", TokenOptions{}); tok.AccessToken != good.AccessToken {
+		t.Fatalf("handed out %q, an uncommitted token", tok.AccessToken)
+	}
+	events, _ := inner.Events(ctx, "p", 10)
+	if len(events) < 2 || events[0].Outcome != "failed" || events[1].Outcome != "ok" {
+		t.Fatalf("audit %+v, want the failure recorded after the success", events)
 	}
 }

@@ -73,7 +73,7 @@ func (a *app) rootCommand() *cobra.Command {
 	root.PersistentFlags().StringVar(&a.statePath, "state", "", "state location, overriding the config's `state` (sqlite:PATH)")
 	root.PersistentFlags().StringVar(&a.logLevel, "log-level", "warn", "debug, info, warn or error")
 	root.AddCommand(
-		a.tokenCommand(), a.headerCommand(), a.inspectCommand(), a.refreshCommand(),
+		a.tokenCommand(), a.headerCommand(), a.inspectCommand(), a.statusCommand(), a.auditCommand(), a.refreshCommand(),
 		a.loginCommand(), a.importCommand(), a.revokeCommand(),
 		a.emulateCommand(), a.demoCommand(), a.versionCommand(),
 	)

@@ -1,0 +1,150 @@
+package tokenbroker
+
+import (
+	"context"
+	"time"
+
+	"github.com/tokenbroker/tokenbroker/failure"
+	"github.com/tokenbroker/tokenbroker/provider"
+	"github.com/tokenbroker/tokenbroker/store"
+)
+
+// Profile states shown by `status`.
+const (
+	StateValid      = "valid"
+	StateExpiring   = "expiring"    // past its refresh point
+	StateExpired    = "expired"     // renewable without a person
+	StateNeedsLogin = "needs login" // only a person can get a new token
+	StateError      = "error"       // the last renewal failed and no valid token is left
+	StateNone       = "none"        // nothing obtained yet
+)
+
+// ProfileStatus is one row of `status`. It never holds a secret.
+type ProfileStatus struct {
+	Profile          string     `json:"profile"`
+	Vendor           string     `json:"vendor"`
+	State            string     `json:"state"`
+	ExpiresAt        *time.Time `json:"expires_at,omitempty"`
+	RefreshExpiresAt *time.Time `json:"refresh_token_expires_at,omitempty"`
+	LastRefresh      *time.Time `json:"last_refresh,omitempty"`
+	LastError        string     `json:"last_error,omitempty"`
+	LastErrorClass   string     `json:"last_error_class,omitempty"`
+	NextAction       string     `json:"next_action,omitempty"`
+}
+
+// statusEvents is how far back `status` looks for the last refresh and error.
+const statusEvents = 50
+
+// Status reports every configured profile without renewing anything.
+func (b *Broker) Status(ctx context.Context) ([]ProfileStatus, error) {
+	var out []ProfileStatus
+	var st store.Store
+	for _, name := range b.cfg.Names() {
+		s := ProfileStatus{Profile: name}
+		p, err := b.Provider(name)
+		if err != nil {
+			s.State, s.LastError, s.LastErrorClass = StateError, err.Error(), failure.KindOf(err).String()
+			s.NextAction = "fix the profile in " + b.cfg.Path
+			out = append(out, s)
+			continue
+		}
+		d := p.Describe()
+		s.Vendor = d.Vendor
+		if d.Stateless {
+			s.State = StateValid
+			out = append(out, s)
+			continue
+		}
+		if st == nil {
+			if st, err = b.store(); err != nil {
+				return nil, err
+			}
+		}
+		t, terr := st.Get(ctx, name)
+		events, err := st.Events(ctx, name, statusEvents)
+		if err != nil {
+			return nil, err
+		}
+		var lastFail *store.Event
+		for i, e := range events {
+			if e.Outcome == "ok" && e.Action != "revoke" {
+				at := e.Time
+				s.LastRefresh = &at
+				break
+			}
+			if e.Outcome == "failed" && lastFail == nil {
+				lastFail = &events[i]
+			}
+		}
+		if lastFail != nil {
+			s.LastError, s.LastErrorClass = lastFail.Error, lastFail.ErrorClass
+		}
+		now := b.opts.Now()
+		switch {
+		case terr != nil:
+			s.State, s.LastError, s.LastErrorClass = StateError, terr.Error(), failure.KindOf(terr).String()
+		case t.Valid(now, 0):
+			s.State = StateValid
+			if !b.fresh(t, now, 0) {
+				s.State = StateExpiring
+			}
+		case d.Interactive && !t.RefreshUsable(now):
+			s.State = StateNeedsLogin
+		case lastFail != nil && lastFail.ErrorClass == failure.Rejected.String():
+			s.State = StateNeedsLogin
+		case lastFail != nil:
+			s.State = StateError
+		case t != nil:
+			s.State = StateExpired
+		default:
+			s.State = StateNone
+		}
+		if t != nil {
+			if !t.Expiry.IsZero() {
+				at := t.Expiry
+				s.ExpiresAt = &at
+			}
+			if t.RefreshToken != "" && !t.RefreshExpiry.IsZero() {
+				at := t.RefreshExpiry
+				s.RefreshExpiresAt = &at
+			}
+		}
+		s.NextAction = nextAction(name, s.State, d)
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+func nextAction(name, state string, d provider.Description) string {
+	switch state {
+	case StateExpiring, StateExpired:
+		return "run `tokenbroker refresh " + name + "`"
+	case StateNone:
+		if d.Interactive {
+			return "run `tokenbroker login " + name + "` or `tokenbroker import " + name + " FILE`"
+		}
+		return "run `tokenbroker token " + name + "`"
+	case StateNeedsLogin:
+		if d.Interactive {
+			return "run `tokenbroker login " + name + "` or `tokenbroker import " + name + " FILE`"
+		}
+		return "check the profile's credentials, then run `tokenbroker refresh " + name + "`"
+	case StateError:
+		return "see the last error; then run `tokenbroker refresh " + name + "`"
+	}
+	return ""
+}
+
+// Events returns the audit log of a profile ("" for all), newest first.
+func (b *Broker) Events(ctx context.Context, profile string, limit int) ([]store.Event, error) {
+	if profile != "" {
+		if _, err := b.cfg.Profile(profile); err != nil {
+			return nil, err
+		}
+	}
+	st, err := b.store()
+	if err != nil {
+		return nil, err
+	}
+	return st.Events(ctx, profile, limit)
+}
