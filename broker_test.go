@@ -58,7 +58,7 @@ func (c *clock) Add(d time.Duration) {
 	c.now = c.now.Add(d)
 }
 
-func newTestBroker(t *testing.T, srv *tokenServer) (*Broker, *clock, string) {
+func newTestBroker(t testing.TB, srv *tokenServer) (*Broker, *clock, string) {
 	t.Helper()
 	hs := httptest.NewServer(srv)
 	t.Cleanup(hs.Close)

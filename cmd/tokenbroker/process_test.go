@@ -34,7 +34,7 @@ var (
 
 // binary builds tokenbroker once per test run, into a directory any user
 // may enter (the read-only test runs it as another user).
-func binary(t *testing.T) string {
+func binary(t testing.TB) string {
 	t.Helper()
 	binOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "tokenbroker-bin-")
@@ -73,7 +73,9 @@ type proc struct {
 	env    []string
 }
 
-func newProc(t *testing.T, handler func(*emulator.Set) map[string]http.Handler) *proc {
+func newProcBench(b *testing.B) *proc { return newProc(b, nil) }
+
+func newProc(t testing.TB, handler func(*emulator.Set) map[string]http.Handler) *proc {
 	t.Helper()
 	set, err := emulator.Start("127.0.0.1", nil)
 	if err != nil {
@@ -123,14 +125,14 @@ profiles:
 
 func (p *proc) statePath() string { return filepath.Join(p.dir, "state", "state.db") }
 
-func (p *proc) command(t *testing.T, args ...string) *exec.Cmd {
+func (p *proc) command(t testing.TB, args ...string) *exec.Cmd {
 	cmd := exec.Command(binary(t), append([]string{"--config", p.config}, args...)...)
 	cmd.Env = p.env
 	return cmd
 }
 
 // run runs the binary to completion.
-func (p *proc) run(t *testing.T, args ...string) result {
+func (p *proc) run(t testing.TB, args ...string) result {
 	t.Helper()
 	cmd := p.command(t, args...)
 	var out, errb bytes.Buffer
@@ -146,7 +148,7 @@ func (p *proc) run(t *testing.T, args ...string) result {
 }
 
 // stored reads the state as the test, with the same key.
-func (p *proc) stored(t *testing.T, profile string) *token.Token {
+func (p *proc) stored(t testing.TB, profile string) *token.Token {
 	t.Helper()
 	s, err := seal.New(p.key)
 	if err != nil {
