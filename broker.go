@@ -18,6 +18,7 @@ import (
 	"github.com/tokenbroker/tokenbroker/config"
 	"github.com/tokenbroker/tokenbroker/failure"
 	"github.com/tokenbroker/tokenbroker/provider"
+	"github.com/tokenbroker/tokenbroker/ratelimit"
 	"github.com/tokenbroker/tokenbroker/store"
 	"github.com/tokenbroker/tokenbroker/token"
 )
@@ -43,6 +44,13 @@ type Options struct {
 	// DefaultRefreshFraction when zero. Jitter of up to 5% of the lifetime
 	// is subtracted so that many tokens do not renew at once.
 	RefreshFraction float64
+	// Observer is told of token requests and rate-limit waits (metrics).
+	Observer Observer
+	// Clock paces rate-limited calls; the real clock when nil.
+	Clock ratelimit.Clock
+	// API is the transport for vendor API calls (proxy, HTTPClient);
+	// a pooled, hardened one when nil.
+	API http.RoundTripper
 	// LeaseTTL bounds how long a renewal may hold a profile's lease before
 	// others may take it over; DefaultLeaseTTL when zero.
 	LeaseTTL time.Duration
@@ -67,9 +75,10 @@ type Broker struct {
 
 	owner string // this broker's name on leases
 
-	mu        sync.Mutex
-	mem       map[string]*token.Token
-	providers map[string]provider.Provider
+	mu        sync.Mutex // guards building providers and limits
+	mem       sync.Map   // profile -> *cached; read without locks on the hot path
+	providers sync.Map   // profile -> provider.Provider
+	limits    sync.Map   // account key -> *limits
 	flights   singleflight.Group
 }
 
@@ -87,7 +96,7 @@ func New(cfg *config.Config, opts Options) *Broker {
 	if opts.LeaseTTL <= 0 {
 		opts.LeaseTTL = DefaultLeaseTTL
 	}
-	return &Broker{cfg: cfg, opts: opts, owner: store.NewOwner(), mem: map[string]*token.Token{}, providers: map[string]provider.Provider{}}
+	return &Broker{cfg: cfg, opts: opts, owner: store.NewOwner()}
 }
 
 // Close releases the store.
@@ -119,10 +128,13 @@ func (b *Broker) store() (store.Store, error) {
 
 // Provider returns the provider of a profile, built once.
 func (b *Broker) Provider(name string) (provider.Provider, error) {
+	if p, ok := b.providers.Load(name); ok {
+		return p.(provider.Provider), nil
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if p, ok := b.providers[name]; ok {
-		return p, nil
+	if p, ok := b.providers.Load(name); ok {
+		return p.(provider.Provider), nil
 	}
 	prof, err := b.cfg.Profile(name)
 	if err != nil {
@@ -135,7 +147,7 @@ func (b *Broker) Provider(name string) (provider.Provider, error) {
 	for _, w := range prof.Warnings() {
 		b.opts.Warn(w)
 	}
-	b.providers[name] = p
+	b.providers.Store(name, p)
 	return p, nil
 }
 
@@ -155,9 +167,8 @@ func (b *Broker) Token(ctx context.Context, name string, o TokenOptions) (*Token
 	if err != nil {
 		return nil, err
 	}
-	now := b.opts.Now()
 	if !o.Force {
-		if t := b.cached(name); b.fresh(t, now, o.MinTTL) {
+		if t := b.hot(name, o.MinTTL); t != nil {
 			return t.Clone(), nil
 		}
 	}
@@ -211,7 +222,9 @@ func (b *Broker) renew(ctx context.Context, name string, p provider.Provider, o 
 	if prev.RefreshUsable(b.opts.Now()) {
 		action = "refresh"
 	}
+	began := time.Now()
 	next, err := b.obtain(ctx, name, p, prev)
+	b.observe().Requested(name, action, err, time.Since(began))
 	if err != nil {
 		b.audit(st, name, action, "", err)
 		// A failed renewal keeps the last good token; hand it out while it
@@ -288,13 +301,23 @@ func (b *Broker) fresh(t *Token, now time.Time, minTTL time.Duration) bool {
 	if !t.Expiry.IsZero() && !now.Before(b.refreshAt(t)) {
 		return false
 	}
-	if t.RefreshToken != "" && !t.RefreshExpiry.IsZero() {
-		life := t.RefreshExpiry.Sub(t.ObtainedAt)
-		if life > 0 && !now.Before(t.RefreshExpiry.Add(-life/5)) {
-			return false
-		}
+	if ka := keepAliveAt(t); !ka.IsZero() && !now.Before(ka) {
+		return false
 	}
 	return true
+}
+
+// keepAliveAt is when a refresh token should be used so it does not die:
+// at the start of the last fifth of its life. Zero when not applicable.
+func keepAliveAt(t *Token) time.Time {
+	if t.RefreshToken == "" || t.RefreshExpiry.IsZero() {
+		return time.Time{}
+	}
+	life := t.RefreshExpiry.Sub(t.ObtainedAt)
+	if life <= 0 {
+		return time.Time{}
+	}
+	return t.RefreshExpiry.Add(-life / 5)
 }
 
 // refreshAt is when a token should be renewed: at the refresh fraction of
@@ -310,23 +333,45 @@ func (b *Broker) refreshAt(t *Token) time.Time {
 	return t.ObtainedAt.Add(time.Duration(b.opts.RefreshFraction*float64(life)) - jitter)
 }
 
+// cached is a token in memory with its refresh point worked out once, so
+// the hot path neither locks nor allocates. Its token is never changed.
+type cached struct {
+	tok       *Token
+	refreshAt time.Time
+}
+
+// hot returns the in-memory token when it can be handed out as it is.
+func (b *Broker) hot(name string, minTTL time.Duration) *Token {
+	v, ok := b.mem.Load(name)
+	if !ok {
+		return nil
+	}
+	c := v.(*cached)
+	now := b.opts.Now()
+	if !c.tok.Valid(now, minTTL) || (!c.refreshAt.IsZero() && !now.Before(c.refreshAt)) {
+		return nil
+	}
+	return c.tok
+}
+
 func (b *Broker) cached(name string) *Token {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.mem[name]
+	if v, ok := b.mem.Load(name); ok {
+		return v.(*cached).tok
+	}
+	return nil
 }
 
+// remember keeps a private copy of t, with the earliest moment it must be
+// looked at again: its refresh point or its refresh token's keep-alive.
 func (b *Broker) remember(name string, t *Token) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.mem[name] = t.Clone()
+	c := &cached{tok: t.Clone(), refreshAt: b.refreshAt(t)}
+	if ka := keepAliveAt(t); !ka.IsZero() && (c.refreshAt.IsZero() || ka.Before(c.refreshAt)) {
+		c.refreshAt = ka
+	}
+	b.mem.Store(name, c)
 }
 
-func (b *Broker) forget(name string) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	delete(b.mem, name)
-}
+func (b *Broker) forget(name string) { b.mem.Delete(name) }
 
 // Headers returns the header lines that attach a valid token to a request.
 func (b *Broker) Headers(ctx context.Context, name string) (http.Header, error) {

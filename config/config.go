@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -73,6 +74,11 @@ type Profile struct {
 type RateLimit struct {
 	PerSecond float64 `yaml:"per_second"`
 	PerDay    int     `yaml:"per_day"`
+	// MaxWait is how long a call may queue for its slot before it is
+	// answered 429 (default 10s).
+	MaxWait time.Duration `yaml:"max_wait"`
+	// Margin widens the one-second window against network jitter (default 25ms).
+	Margin time.Duration `yaml:"margin"`
 }
 
 // Webhook is an Aruba Central webhook received by `serve`.

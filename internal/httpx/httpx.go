@@ -92,14 +92,14 @@ func New(o Options) *http.Client {
 	return &http.Client{
 		Timeout:       o.Timeout,
 		Transport:     &Transport{Base: base, MaxBody: o.MaxBody, RejectHTML: o.RejectHTML},
-		CheckRedirect: sameHostRedirects,
+		CheckRedirect: SameHostRedirects,
 	}
 }
 
-// sameHostRedirects follows a redirect only to the same host and never
+// SameHostRedirects follows a redirect only to the same host and never
 // downgrades to plain http off loopback: a token request redirected elsewhere
 // would hand the client secret to a stranger.
-func sameHostRedirects(req *http.Request, via []*http.Request) error {
+func SameHostRedirects(req *http.Request, via []*http.Request) error {
 	if len(via) >= maxRedirects {
 		return fmt.Errorf("stopped after %d redirects", maxRedirects)
 	}

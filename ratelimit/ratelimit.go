@@ -1,0 +1,130 @@
+// Package ratelimit keeps calls to a vendor within its limits: never more
+// than N calls in any rolling window, with a bounded wait, and a daily quota
+// learned from the vendor's own X-RateLimit headers.
+package ratelimit
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// Defaults for a limit.
+const (
+	// DefaultMargin widens the window so that network jitter between
+	// departure here and arrival at the vendor cannot squeeze N+1 calls into
+	// the vendor's second.
+	DefaultMargin = 25 * time.Millisecond
+	// DefaultMaxWait is how long a call may queue before it is refused.
+	DefaultMaxWait = 10 * time.Second
+)
+
+// Refused is returned when a call would wait longer than allowed, or the
+// daily quota is spent.
+type Refused struct {
+	RetryAfter time.Duration
+	Reason     string
+}
+
+func (r *Refused) Error() string {
+	return fmt.Sprintf("%s: retry after %s", r.Reason, r.RetryAfter.Round(time.Millisecond))
+}
+
+// Clock is the time source; tests step it.
+type Clock interface {
+	Now() time.Time
+	Sleep(ctx context.Context, d time.Duration) error
+}
+
+type realClock struct{}
+
+func (realClock) Now() time.Time { return time.Now() }
+func (realClock) Sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// Window limits calls to N per rolling window. Each call reserves a slot no
+// earlier than the slot N calls before it plus the window, so any window
+// holds at most N slots; callers sleep until their slot. Reservations are
+// taken in arrival order, so the queue is fair.
+type Window struct {
+	n       int
+	window  time.Duration
+	maxWait time.Duration
+	clock   Clock
+
+	mu    sync.Mutex
+	slots []time.Time // ring of the last n slots
+	next  int
+	waits int64 // calls that had to wait
+	refus int64 // calls refused
+}
+
+// NewWindow allows n calls per `per`, widened by margin, queueing each call
+// for at most maxWait. A nil clock is the real one.
+func NewWindow(n int, per, margin, maxWait time.Duration, clock Clock) *Window {
+	if clock == nil {
+		clock = realClock{}
+	}
+	return &Window{n: n, window: per + margin, maxWait: maxWait, clock: clock, slots: make([]time.Time, n)}
+}
+
+// PerSecond builds a Window from a rate such as 7/s (fractions allowed:
+// 0.5 is 1 call per 2 s).
+func PerSecond(rate float64, margin, maxWait time.Duration, clock Clock) *Window {
+	n, per := int(rate), time.Second
+	if float64(n) != rate || n < 1 {
+		n, per = 1, time.Duration(float64(time.Second)/rate)
+	}
+	return NewWindow(n, per, margin, maxWait, clock)
+}
+
+// Reserve takes the next slot and says how long to wait for it, or refuses
+// when that is longer than the maximum wait (reserving nothing).
+func (w *Window) Reserve() (time.Duration, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	now := w.clock.Now()
+	slot := now
+	if oldest := w.slots[w.next]; !oldest.IsZero() && oldest.Add(w.window).After(slot) {
+		slot = oldest.Add(w.window)
+	}
+	wait := slot.Sub(now)
+	if wait > w.maxWait {
+		w.refus++
+		return 0, &Refused{RetryAfter: wait, Reason: "rate limit queue is full"}
+	}
+	if wait > 0 {
+		w.waits++
+	}
+	w.slots[w.next] = slot
+	w.next = (w.next + 1) % w.n
+	return wait, nil
+}
+
+// Wait reserves a slot and sleeps until it.
+func (w *Window) Wait(ctx context.Context) (time.Duration, error) {
+	d, err := w.Reserve()
+	if err != nil {
+		return 0, err
+	}
+	return d, w.clock.Sleep(ctx, d)
+}
+
+// Stats reports how many calls waited and how many were refused.
+func (w *Window) Stats() (waited, refused int64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.waits, w.refus
+}

@@ -1,0 +1,280 @@
+package tokenbroker
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/tokenbroker/tokenbroker/failure"
+	"github.com/tokenbroker/tokenbroker/internal/httpx"
+	"github.com/tokenbroker/tokenbroker/ratelimit"
+)
+
+// MaxReplayBody is the largest request body kept in memory so that a call
+// can be resent after a 401 or 429; larger bodies are streamed, not retried.
+const MaxReplayBody = 1 << 20
+
+// maxAPIBody caps a vendor API response read through HTTPClient or the proxy.
+const maxAPIBody = 256 << 20
+
+// RefusedHeader marks a 429 that tokenbroker answered itself (rate limit
+// queue full, or daily quota spent) rather than the vendor.
+const RefusedHeader = "X-Tokenbroker-Refused"
+
+var (
+	apiTransportOnce sync.Once
+	apiTransport     http.RoundTripper
+)
+
+// defaultAPITransport is shared by every profile: connections to a vendor
+// are reused across callers.
+func defaultAPITransport() http.RoundTripper {
+	apiTransportOnce.Do(func() {
+		base := &http.Transport{
+			Proxy:                 http.ProxyFromEnvironment,
+			DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
+			TLSHandshakeTimeout:   10 * time.Second,
+			ResponseHeaderTimeout: 60 * time.Second,
+			IdleConnTimeout:       90 * time.Second,
+			MaxIdleConns:          1024,
+			MaxIdleConnsPerHost:   256,
+			ForceAttemptHTTP2:     true,
+		}
+		apiTransport = &httpx.Transport{Base: base, MaxBody: maxAPIBody}
+	})
+	return apiTransport
+}
+
+// Transport returns an http.RoundTripper that calls the profile's API: it
+// attaches the token and tenant headers (replacing any Authorization),
+// keeps within the vendor's rate limit and daily quota, renews the token and
+// retries once on 401, and retries once after a 429's Retry-After. Requests
+// to any host other than the profile's API base are refused.
+func (b *Broker) Transport(name string) (http.RoundTripper, error) {
+	p, err := b.Provider(name)
+	if err != nil {
+		return nil, err
+	}
+	d := p.Describe()
+	if d.APIBase == "" {
+		return nil, &failure.Error{Kind: failure.Config, Profile: name, Msg: "no API base is known", Hint: "set `base_url` or `region`"}
+	}
+	base, err := url.Parse(d.APIBase)
+	if err != nil {
+		return nil, err
+	}
+	lim, err := b.limitsFor(name)
+	if err != nil {
+		return nil, err
+	}
+	rt := b.opts.API
+	if rt == nil {
+		rt = defaultAPITransport()
+	}
+	return &transport{b: b, name: name, base: base, lim: lim, rt: rt, stateless: d.Stateless}, nil
+}
+
+// HTTPClient returns a client for the profile's API with Transport's
+// behaviour; redirects are followed only on the same host.
+func (b *Broker) HTTPClient(name string) (*http.Client, error) {
+	t, err := b.Transport(name)
+	if err != nil {
+		return nil, err
+	}
+	return &http.Client{Transport: t, CheckRedirect: httpx.SameHostRedirects}, nil
+}
+
+// TokenSource returns an oauth2.TokenSource for the profile, for libraries
+// that take one. Each call goes through Token, so it shares the cache, the
+// store and the single upstream request.
+func (b *Broker) TokenSource(name string) oauth2.TokenSource {
+	return tokenSource{b: b, name: name}
+}
+
+type tokenSource struct {
+	b    *Broker
+	name string
+}
+
+func (s tokenSource) Token() (*oauth2.Token, error) {
+	t, err := s.b.Token(context.Background(), s.name, TokenOptions{})
+	if err != nil {
+		return nil, err
+	}
+	return &oauth2.Token{AccessToken: t.AccessToken, TokenType: t.TokenType, Expiry: t.Expiry}, nil
+}
+
+type transport struct {
+	b         *Broker
+	name      string
+	base      *url.URL
+	lim       *limits
+	rt        http.RoundTripper
+	stateless bool
+}
+
+func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if !strings.EqualFold(req.URL.Host, t.base.Host) || req.URL.Scheme != t.base.Scheme {
+		closeBody(req)
+		return nil, &failure.Error{Kind: failure.Config, Profile: t.name, Endpoint: req.URL.Scheme + "://" + req.URL.Host,
+			Msg: "refused a request outside the profile's API " + t.base.Scheme + "://" + t.base.Host}
+	}
+	ctx := req.Context()
+	replay, err := bufferBody(req)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := t.b.Token(ctx, t.name, TokenOptions{})
+	if err != nil {
+		closeBody(req)
+		return nil, err
+	}
+	resp, err := t.send(req, tok, replay)
+	if err != nil || replay == nil {
+		return resp, err // a streamed body cannot be sent twice
+	}
+	if resp.StatusCode == http.StatusUnauthorized && !t.stateless {
+		newer, rerr := t.b.Rejected(ctx, t.name, tok.AccessToken)
+		if rerr != nil {
+			return resp, nil // the vendor's 401 stands; the renewal error is in the log and status
+		}
+		drain(resp)
+		tok = newer
+		if resp, err = t.send(req, tok, replay); err != nil {
+			return nil, err
+		}
+	}
+	if resp.StatusCode == http.StatusTooManyRequests && resp.Header.Get(RefusedHeader) == "" {
+		wait := retryAfter(resp.Header)
+		if wait <= t.lim.cfg.MaxWait {
+			drain(resp)
+			if err := sleep(ctx, wait); err != nil {
+				return nil, err
+			}
+			return t.send(req, tok, replay)
+		}
+	}
+	return resp, nil
+}
+
+// send makes one attempt: quota, rate limit, headers, the call.
+func (t *transport) send(req *http.Request, tok *Token, replay []byte) (*http.Response, error) {
+	ctx := req.Context()
+	now := time.Now()
+	if err := t.lim.quota.Check(now); err != nil {
+		t.b.observe().Refused(t.name)
+		return refusal(req, err.(*ratelimit.Refused)), nil
+	}
+	if t.lim.window != nil {
+		waited, err := t.lim.window.Wait(ctx)
+		if r, ok := err.(*ratelimit.Refused); ok {
+			t.b.observe().Refused(t.name)
+			return refusal(req, r), nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if waited > 0 {
+			t.b.observe().Waited(t.name, waited)
+		}
+	}
+	out := req.Clone(ctx)
+	if replay != nil {
+		out.Body = io.NopCloser(bytes.NewReader(replay))
+		out.ContentLength = int64(len(replay))
+	}
+	out.Header.Del("Authorization")
+	p, _ := t.b.Provider(t.name)
+	for k, v := range p.Headers(tok) {
+		out.Header[k] = v
+	}
+	resp, err := t.rt.RoundTrip(out)
+	if err != nil {
+		return nil, err
+	}
+	t.lim.quota.Observe(resp.Header, now)
+	return resp, nil
+}
+
+// refusal is the 429 tokenbroker answers itself, shaped like a vendor's.
+func refusal(req *http.Request, r *ratelimit.Refused) *http.Response {
+	secs := int(r.RetryAfter.Seconds() + 0.999)
+	body, _ := json.Marshal(map[string]any{"error": "rate_limited", "message": "tokenbroker: " + r.Reason, "retry_after_seconds": secs})
+	h := http.Header{}
+	h.Set("Content-Type", "application/json")
+	h.Set("Retry-After", strconv.Itoa(secs))
+	h.Set(RefusedHeader, r.Reason)
+	return &http.Response{StatusCode: http.StatusTooManyRequests, Status: "429 Too Many Requests", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: h, Body: io.NopCloser(bytes.NewReader(body)), ContentLength: int64(len(body)), Request: req}
+}
+
+// bufferBody reads a small body into memory so the call can be replayed.
+// It returns nil for no body or one too large (left streaming).
+func bufferBody(req *http.Request) ([]byte, error) {
+	if req.Body == nil || req.Body == http.NoBody {
+		return []byte{}, nil
+	}
+	if req.ContentLength > MaxReplayBody {
+		return nil, nil
+	}
+	head, err := io.ReadAll(io.LimitReader(req.Body, MaxReplayBody+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading the request body: %w", err)
+	}
+	if len(head) <= MaxReplayBody {
+		req.Body.Close()
+		return head, nil
+	}
+	// Too large: put back what was read and stream the rest.
+	req.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(head), req.Body), req.Body}
+	return nil, nil
+}
+
+func retryAfter(h http.Header) time.Duration {
+	v := h.Get("Retry-After")
+	if s, err := strconv.Atoi(v); err == nil && s >= 0 {
+		return time.Duration(s) * time.Second
+	}
+	if at, err := http.ParseTime(v); err == nil {
+		return time.Until(at)
+	}
+	return time.Second
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+func drain(resp *http.Response) {
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+}
+
+func closeBody(req *http.Request) {
+	if req.Body != nil {
+		req.Body.Close()
+	}
+}
