@@ -157,7 +157,14 @@ type TokenOptions struct {
 	MinTTL time.Duration
 	// Force renews even a fresh token.
 	Force bool
+	// Strict reports a failed early renewal as an error even though the
+	// current token is still valid (the background refresher needs to know).
+	Strict bool
 }
+
+// retryPause is how long a still-valid token is handed out after a failed
+// early renewal before renewal is tried again on the request path.
+const retryPause = 30 * time.Second
 
 // Token returns a valid access token for the profile: from memory, else
 // from the store, else from the vendor. A token is persisted before it is
@@ -224,15 +231,22 @@ func (b *Broker) renew(ctx context.Context, name string, p provider.Provider, o 
 	}
 	began := time.Now()
 	next, err := b.obtain(ctx, name, p, prev)
-	b.observe().Requested(name, action, err, time.Since(began))
+	if p.Describe().Interactive && action == "obtain" {
+		// Nothing was sent: only a person can get this profile a token.
+	} else {
+		b.observe().Requested(name, action, err, time.Since(began))
+	}
 	if err != nil {
 		b.audit(st, name, action, "", err)
 		// A failed renewal keeps the last good token; hand it out while it
-		// still works unless the caller asked for a newer one.
-		if !o.Force && prev.Valid(b.opts.Now(), o.MinTTL) {
-			b.opts.Warn(fmt.Sprintf("profile %q: renewing ahead of expiry failed, the current token is still valid: %v", name, err))
-			b.remember(name, prev)
-			return prev, nil
+		// still works (pausing before the next try, so callers are not each
+		// sent to a failing vendor) unless the caller asked for a newer one.
+		if prev.Valid(b.opts.Now(), o.MinTTL) {
+			b.pause(name, prev, err)
+			if !o.Force && !o.Strict {
+				b.opts.Warn(fmt.Sprintf("profile %q: renewing ahead of expiry failed, the current token is still valid: %v", name, err))
+				return prev, nil
+			}
 		}
 		return nil, err
 	}
@@ -369,6 +383,20 @@ func (b *Broker) remember(name string, t *Token) {
 		c.refreshAt = ka
 	}
 	b.mem.Store(name, c)
+}
+
+// pause keeps t in memory as usable until the next renewal attempt is due:
+// after retryPause, the vendor's Retry-After, or shortly before expiry.
+func (b *Broker) pause(name string, t *Token, err error) {
+	next := b.opts.Now().Add(retryPause)
+	var fe *failure.Error
+	if errors.As(err, &fe) && fe.RetryAfter > retryPause {
+		next = b.opts.Now().Add(fe.RetryAfter)
+	}
+	if !t.Expiry.IsZero() && next.After(t.Expiry.Add(-time.Second)) {
+		next = t.Expiry.Add(-time.Second)
+	}
+	b.mem.Store(name, &cached{tok: t.Clone(), refreshAt: next})
 }
 
 func (b *Broker) forget(name string) { b.mem.Delete(name) }

@@ -64,3 +64,12 @@ func (b *Broker) limitsFor(name string) (*limits, error) {
 	b.limits.Store(key, l)
 	return l, nil
 }
+
+// Quota reports the profile's daily quota as the vendor last reported it.
+func (b *Broker) Quota(name string) (remaining, limit int, known bool) {
+	l, err := b.limitsFor(name)
+	if err != nil {
+		return 0, 0, false
+	}
+	return l.quota.Remaining()
+}

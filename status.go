@@ -148,3 +148,36 @@ func (b *Broker) Events(ctx context.Context, profile string, limit int) ([]store
 	}
 	return st.Events(ctx, profile, limit)
 }
+
+// maintainIdle is how often a profile without a known expiry, or one that
+// can only be fixed by a person, is looked at again.
+const maintainIdle = time.Hour
+
+// Maintain renews the profile's token if it is due, for the background
+// refresher, and says when it next needs attention (zero: never).
+func (b *Broker) Maintain(ctx context.Context, name string) (time.Time, error) {
+	p, err := b.Provider(name)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if p.Describe().Stateless {
+		return time.Time{}, nil
+	}
+	if _, err := b.Token(ctx, name, TokenOptions{Strict: true}); err != nil {
+		return time.Time{}, err
+	}
+	v, ok := b.mem.Load(name)
+	if !ok || v.(*cached).refreshAt.IsZero() {
+		return b.opts.Now().Add(maintainIdle), nil
+	}
+	return v.(*cached).refreshAt, nil
+}
+
+// Generation is the stored token's generation (0 when none).
+func (b *Broker) Generation(ctx context.Context, name string) (int64, error) {
+	t, err := b.Stored(ctx, name)
+	if err != nil || t == nil {
+		return 0, err
+	}
+	return t.Generation, nil
+}

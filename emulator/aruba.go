@@ -218,6 +218,14 @@ func (a *Aruba) RevokeAll() {
 	a.access = make(map[string]*arubaAccess)
 }
 
+// RevokeAccessTokens invalidates every access token but keeps the refresh
+// tokens, as when Central drops tokens early: a client must refresh.
+func (a *Aruba) RevokeAccessTokens() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.access = make(map[string]*arubaAccess)
+}
+
 // APIStats returns how many API calls were accepted and how many were refused with 429.
 func (a *Aruba) APIStats() (accepted, rateLimited int64) {
 	a.mu.Lock()

@@ -71,10 +71,11 @@ func (a *app) rootCommand() *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&a.configPath, "config", "", "config file (default $TOKENBROKER_CONFIG, else $XDG_CONFIG_HOME/tokenbroker/config.yaml)")
 	root.PersistentFlags().StringVar(&a.statePath, "state", "", "state location, overriding the config's `state` (sqlite:PATH)")
-	root.PersistentFlags().StringVar(&a.logLevel, "log-level", "warn", "debug, info, warn or error")
+	root.PersistentFlags().StringVar(&a.logLevel, "log-level", "info", "debug, info, warn or error (serve)")
 	root.AddCommand(
 		a.tokenCommand(), a.headerCommand(), a.inspectCommand(), a.statusCommand(), a.auditCommand(), a.refreshCommand(),
 		a.loginCommand(), a.importCommand(), a.revokeCommand(),
+		a.serveCommand(), a.curlCommand(), a.execCommand(),
 		a.emulateCommand(), a.demoCommand(), a.versionCommand(),
 	)
 	return root

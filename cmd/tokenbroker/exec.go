@@ -1,0 +1,61 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tokenbroker/tokenbroker"
+	"github.com/tokenbroker/tokenbroker/failure"
+)
+
+func (a *app) execCommand() *cobra.Command {
+	var minTTL time.Duration
+	cmd := &cobra.Command{
+		Use:   "exec PROFILE -- CMD [ARGS...]",
+		Short: "Run CMD with TOKENBROKER_TOKEN, TOKENBROKER_BASE_URL and TOKENBROKER_HEADERS set",
+		Args:  cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if cmd.ArgsLenAtDash() != 1 {
+				return usageError{errors.New("usage: tokenbroker exec PROFILE -- CMD [ARGS...]")}
+			}
+			b, err := a.load()
+			if err != nil {
+				return err
+			}
+			name := args[0]
+			h, err := b.Handout(cmd.Context(), name, tokenbroker.TokenOptions{MinTTL: minTTL})
+			if err != nil {
+				return err
+			}
+			p, _ := b.Provider(name)
+			var lines []string
+			for k, v := range h.Headers {
+				lines = append(lines, k+": "+v)
+			}
+			sort.Strings(lines)
+			env := append(os.Environ(),
+				"TOKENBROKER_PROFILE="+name,
+				"TOKENBROKER_TOKEN="+h.AccessToken,
+				"TOKENBROKER_BASE_URL="+p.Describe().APIBase,
+				"TOKENBROKER_HEADERS="+strings.Join(lines, "\n"),
+				"TOKENBROKER_EXPIRES_AT="+h.ExpiresAt,
+			)
+			path, err := exec.LookPath(args[1])
+			if err != nil {
+				return &failure.Error{Kind: failure.Config, Msg: "cannot run " + args[1], Err: err}
+			}
+			b.Close() // nothing of ours stays open in the child
+			// Replace this process, so signals and the exit code are the child's own.
+			return syscall.Exec(path, args[1:], env)
+		},
+	}
+	cmd.Flags().DurationVar(&minTTL, "min-ttl", 10*time.Minute, "renew first when less than this is left, so the command starts with a fresh token")
+	return cmd
+}

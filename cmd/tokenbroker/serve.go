@@ -1,0 +1,176 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tokenbroker/tokenbroker"
+	"github.com/tokenbroker/tokenbroker/config"
+	"github.com/tokenbroker/tokenbroker/failure"
+	"github.com/tokenbroker/tokenbroker/internal/secretfile"
+	"github.com/tokenbroker/tokenbroker/server"
+	"github.com/tokenbroker/tokenbroker/store"
+)
+
+// drainTimeout bounds how long SIGTERM waits for requests in flight.
+const drainTimeout = 30 * time.Second
+
+func (a *app) serveCommand() *cobra.Command {
+	var listen, logFormat string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the daemon: local token API, proxy, background refresher, metrics",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := a.newLogger(logFormat)
+			if err != nil {
+				return err
+			}
+			cfg, err := a.loadConfig()
+			if err != nil {
+				return err
+			}
+			st, err := tokenbroker.OpenStore(cfg)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			key, err := apiKey(cfg.State, log)
+			if err != nil {
+				return err
+			}
+			srv, err := server.New(cfg, server.Options{Store: st, APIKey: key, Log: log})
+			if err != nil {
+				return err
+			}
+			ln, err := listenOn(listen)
+			if err != nil {
+				return err
+			}
+			return serve(cmd.Context(), srv, ln, log, a)
+		},
+	}
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8420", "HOST:PORT, or unix:/path for a Unix socket")
+	cmd.Flags().StringVar(&logFormat, "log-format", "text", "text or json")
+	return cmd
+}
+
+// serve runs until ctx ends (SIGTERM, SIGINT), reloading on SIGHUP, then
+// drains requests in flight.
+func serve(ctx context.Context, srv *server.Server, ln net.Listener, log *slog.Logger, a *app) error {
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	runCtx, stopRefresher := context.WithCancel(context.Background())
+	refresherDone := make(chan struct{})
+	go func() { srv.Run(runCtx); close(refresherDone) }()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup {
+			cfg, err := a.loadConfig()
+			if err != nil {
+				log.Error("reload failed, keeping the current configuration", "error", err)
+				continue
+			}
+			srv.Reload(cfg)
+		}
+	}()
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	log.Info("serving", "listen", ln.Addr().String())
+	select {
+	case err := <-served:
+		stopRefresher()
+		<-refresherDone
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("draining requests in flight", "timeout", drainTimeout)
+	dctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+	defer cancel()
+	err := hs.Shutdown(dctx)
+	stopRefresher()
+	<-refresherDone
+	log.Info("stopped")
+	return err
+}
+
+// listenOn opens a TCP address, or a Unix socket that only this user may use.
+func listenOn(addr string) (net.Listener, error) {
+	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
+		os.Remove(path)
+		old := syscall.Umask(0o177)
+		ln, err := net.Listen("unix", path)
+		syscall.Umask(old)
+		if err != nil {
+			return nil, failure.New(failure.Config, "--listen %s: %v", addr, err)
+		}
+		return ln, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, failure.New(failure.Config, "--listen %s: %v", addr, err)
+	}
+	return ln, nil
+}
+
+// apiKey is $TOKENBROKER_API_KEY, else the api-key file beside the state,
+// made on first start.
+func apiKey(state string, log *slog.Logger) (string, error) {
+	if k := os.Getenv("TOKENBROKER_API_KEY"); k != "" {
+		return k, nil
+	}
+	kind, rest := store.Kind(state)
+	if kind != "sqlite" {
+		_, rest = store.Kind(config.DefaultState())
+	}
+	dir := filepath.Dir(rest)
+	path := filepath.Join(dir, "api-key")
+	key, created, err := secretfile.LoadOrCreate(path, "broker key file", func() (string, error) {
+		b := make([]byte, 32)
+		if _, err := rand.Read(b); err != nil {
+			return "", err
+		}
+		return base64.RawURLEncoding.EncodeToString(b), nil
+	})
+	if err != nil {
+		return "", &failure.Error{Kind: failure.Config, Msg: "broker key", Err: err}
+	}
+	if created {
+		log.Info("made a broker key; callers send it as `Authorization: Bearer <key>`", "file", path)
+	} else {
+		log.Info("broker key", "file", path)
+	}
+	return key, nil
+}
+
+// newLogger builds the slog logger of --log-level and --log-format.
+func (a *app) newLogger(format string) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(a.logLevel)); err != nil {
+		return nil, usageError{fmt.Errorf("--log-level %q: use debug, info, warn or error", a.logLevel)}
+	}
+	o := &slog.HandlerOptions{Level: level}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(a.stderr, o)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(a.stderr, o)), nil
+	}
+	return nil, usageError{errors.New("--log-format: use text or json")}
+}

@@ -1,0 +1,196 @@
+// Package proxy is the authenticating reverse proxy of `serve`:
+// /proxy/{profile}/{path...} reaches the profile's own API, and nothing else,
+// with the caller's Authorization replaced by the vendor credential.
+package proxy
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tokenbroker/tokenbroker"
+	"github.com/tokenbroker/tokenbroker/failure"
+)
+
+// Prefix is where the proxy is mounted.
+const Prefix = "/proxy/"
+
+// Handler proxies to each profile's API.
+type Handler struct {
+	// Broker returns the current broker (it changes on a config reload).
+	Broker func() *tokenbroker.Broker
+	Log    *slog.Logger
+	// Served is told each proxied request's profile and status, for metrics.
+	Served func(profile string, status int)
+
+	proxies sync.Map // *tokenbroker.Broker + profile -> *httputil.ReverseProxy
+}
+
+type proxyKey struct {
+	b    *tokenbroker.Broker
+	name string
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	name, rest, err := Split(r.URL)
+	if err != nil {
+		h.fail(w, "", http.StatusBadRequest, "bad_path", err.Error())
+		return
+	}
+	b := h.Broker()
+	rp, base, err := h.reverseProxy(b, name)
+	if err != nil {
+		status := http.StatusBadGateway
+		if failure.KindOf(err) == failure.Config {
+			status = http.StatusNotFound
+		}
+		h.fail(w, name, status, failure.KindOf(err).String(), err.Error())
+		return
+	}
+	target := *base
+	target.Path = strings.TrimRight(base.Path, "/") + "/" + rest
+	target.RawPath = ""
+	if p, err := url.PathUnescape(target.Path); err == nil {
+		target.Path = p
+	}
+	target.RawQuery = r.URL.RawQuery
+	if target.Host != base.Host || !strings.HasPrefix(target.Path, strings.TrimRight(base.Path, "/")+"/") {
+		h.fail(w, name, http.StatusBadRequest, "bad_path", "the path leaves the profile's API")
+		return
+	}
+	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	r = r.WithContext(withTarget(r.Context(), &target))
+	rp.ServeHTTP(sw, r)
+	if h.Served != nil {
+		h.Served(name, sw.status)
+	}
+}
+
+// reverseProxy returns the profile's reverse proxy, built once per broker.
+func (h *Handler) reverseProxy(b *tokenbroker.Broker, name string) (*httputil.ReverseProxy, *url.URL, error) {
+	key := proxyKey{b, name}
+	if v, ok := h.proxies.Load(key); ok {
+		e := v.(*entry)
+		return e.rp, e.base, nil
+	}
+	rt, err := b.Transport(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, _ := b.Provider(name)
+	base, err := url.Parse(p.Describe().APIBase)
+	if err != nil {
+		return nil, nil, err
+	}
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.Out.URL = targetOf(pr.In.Context())
+			pr.Out.Host = ""
+			pr.Out.Header.Del("Authorization") // the broker key never leaves
+			pr.Out.Header.Del("Cookie")
+		},
+		Transport:     rt,
+		FlushInterval: 50 * time.Millisecond,
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			h.fail(w, name, status(err), errorClass(err), upstreamMessage(name, p.Describe().Vendor, err))
+		},
+	}
+	h.proxies.Store(key, &entry{rp: rp, base: base})
+	return rp, base, nil
+}
+
+type entry struct {
+	rp   *httputil.ReverseProxy
+	base *url.URL
+}
+
+func status(err error) int {
+	if failure.KindOf(err) == failure.RateLimited {
+		return http.StatusTooManyRequests
+	}
+	return http.StatusBadGateway
+}
+
+func errorClass(err error) string {
+	if k := failure.KindOf(err); k != failure.Other {
+		return k.String()
+	}
+	return "upstream_unreachable"
+}
+
+func upstreamMessage(name, vendor string, err error) string {
+	var fe *failure.Error
+	if errors.As(err, &fe) {
+		return err.Error()
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	return "profile \"" + name + "\": the " + vendor + " API could not be reached: " + err.Error()
+}
+
+// fail answers with a JSON error body that says what happened.
+func (h *Handler) fail(w http.ResponseWriter, name string, status int, class, msg string) {
+	if h.Log != nil {
+		h.Log.Warn("proxy request failed", "profile", name, "status", status, "error", msg)
+	}
+	if h.Served != nil && name != "" {
+		h.Served(name, status)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]string{"error": class, "message": msg})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// Split takes /proxy/{profile}/{path...} apart and refuses any path that
+// could reach beyond the profile's API: dot segments, empty segments,
+// encoded slashes, dots or backslashes, and absolute URLs.
+func Split(u *url.URL) (name, rest string, err error) {
+	raw := u.EscapedPath()
+	if !strings.HasPrefix(raw, Prefix) {
+		return "", "", errors.New("not a proxy path")
+	}
+	raw = strings.TrimPrefix(raw, Prefix)
+	name, rest, _ = strings.Cut(raw, "/")
+	if name == "" {
+		return "", "", errors.New("the path must be /proxy/{profile}/{path}")
+	}
+	lower := strings.ToLower(rest)
+	for _, bad := range []string{"%2f", "%5c", "%2e", "\\", "%00", "%25"} {
+		if strings.Contains(lower, bad) {
+			return "", "", errors.New("encoded slashes, dots, backslashes and percent signs are refused in proxied paths")
+		}
+	}
+	if strings.Contains(lower, "://") || strings.HasPrefix(rest, "/") {
+		return "", "", errors.New("absolute URLs are refused: give a path on the profile's API")
+	}
+	for _, seg := range strings.Split(rest, "/") {
+		if seg == "." || seg == ".." {
+			return "", "", errors.New("dot segments are refused in proxied paths")
+		}
+	}
+	if strings.Contains(rest, "//") {
+		return "", "", errors.New("empty path segments are refused")
+	}
+	return name, rest, nil
+}

@@ -1,0 +1,248 @@
+// Package server is `tokenbroker serve`: the local token API, the
+// authenticating proxy, the background refresher and the metrics, behind one
+// broker key.
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tokenbroker/tokenbroker"
+	"github.com/tokenbroker/tokenbroker/config"
+	"github.com/tokenbroker/tokenbroker/failure"
+	"github.com/tokenbroker/tokenbroker/proxy"
+	"github.com/tokenbroker/tokenbroker/refresh"
+	"github.com/tokenbroker/tokenbroker/store"
+)
+
+// Options configure a Server.
+type Options struct {
+	// Store is shared by every broker the server builds (one per config load).
+	Store store.Store
+	// APIKey is the broker key callers present as a Bearer token.
+	APIKey string
+	Log    *slog.Logger
+	// Broker is the template of each broker's options (HTTP client, clock);
+	// Store, Observer and Warn are set by the server.
+	Broker tokenbroker.Options
+	// RefreshClock drives the background refresher; the real clock when nil.
+	RefreshClock refresh.Clock
+}
+
+// Server serves one configuration at a time; Reload swaps it.
+type Server struct {
+	opts    Options
+	keyHash [32]byte
+	broker  atomic.Pointer[tokenbroker.Broker]
+	metrics *metrics
+	sched   *refresh.Scheduler
+	proxy   *proxy.Handler
+	mux     *http.ServeMux
+}
+
+// New builds a server for cfg.
+func New(cfg *config.Config, opts Options) (*Server, error) {
+	if opts.APIKey == "" {
+		return nil, errors.New("server: no broker key")
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{opts: opts, keyHash: sha256.Sum256([]byte(opts.APIKey))}
+	s.metrics = newMetrics(s)
+	s.Reload(cfg)
+	s.sched = refresh.New(brokerTarget{s}, opts.RefreshClock, opts.Log)
+	s.sched.Set(cfg.Names())
+	s.proxy = &proxy.Handler{Broker: s.Broker, Log: opts.Log, Served: s.metrics.served}
+	s.mux = http.NewServeMux()
+	s.mux.HandleFunc("GET /healthz", s.healthz)
+	s.mux.HandleFunc("GET /readyz", s.auth(s.readyz))
+	s.mux.HandleFunc("GET /v1/profiles", s.auth(s.profiles))
+	s.mux.HandleFunc("GET /v1/profiles/{name}/token", s.auth(s.token))
+	s.mux.HandleFunc("POST /v1/profiles/{name}/refresh", s.auth(s.refresh))
+	s.mux.Handle("GET /metrics", s.auth(promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}).ServeHTTP))
+	return s, nil
+}
+
+// Broker is the broker of the current configuration.
+func (s *Server) Broker() *tokenbroker.Broker { return s.broker.Load() }
+
+// Reload switches to a new configuration; requests in flight finish on the
+// old one.
+func (s *Server) Reload(cfg *config.Config) {
+	o := s.opts.Broker
+	o.Store = s.opts.Store
+	o.Observer = s.metrics
+	o.Warn = func(msg string) { s.opts.Log.Warn(msg) }
+	s.broker.Store(tokenbroker.New(cfg, o))
+	if s.sched != nil {
+		s.sched.Set(cfg.Names())
+	}
+	s.opts.Log.Info("configuration loaded", "profiles", len(cfg.Profiles), "config", cfg.Path)
+}
+
+// Run runs the background refresher until ctx ends.
+func (s *Server) Run(ctx context.Context) { s.sched.Run(ctx) }
+
+// Handler is the whole HTTP interface. The proxy sees the raw path, before
+// the mux cleans it, so that a path trying to escape is refused, not
+// rewritten.
+func (s *Server) Handler() http.Handler {
+	proxied := s.auth(s.proxy.ServeHTTP)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, proxy.Prefix) {
+			proxied(w, r)
+			return
+		}
+		s.mux.ServeHTTP(w, r)
+	})
+}
+
+// auth requires the broker key, compared in constant time, and removes it
+// so it can never be forwarded.
+func (s *Server) auth(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		h := sha256.Sum256([]byte(got))
+		if !ok || subtle.ConstantTimeCompare(h[:], s.keyHash[:]) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="tokenbroker"`)
+			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "unauthorized",
+				"message": "send the broker key as `Authorization: Bearer <key>` (TOKENBROKER_API_KEY or the key file serve named at start)"})
+			return
+		}
+		r.Header.Del("Authorization")
+		next(w, r)
+	}
+}
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyz is ready when every profile holds a valid token or is known to need
+// a person.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	rows, err := s.Broker().Status(r.Context())
+	if err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ready": false, "error": err.Error()})
+		return
+	}
+	ready := true
+	states := map[string]string{}
+	for _, row := range rows {
+		states[row.Profile] = row.State
+		switch row.State {
+		case tokenbroker.StateValid, tokenbroker.StateExpiring, tokenbroker.StateNeedsLogin:
+		default:
+			ready = false
+		}
+	}
+	code := http.StatusOK
+	if !ready {
+		code = http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, map[string]any{"ready": ready, "profiles": states})
+}
+
+// profileView is a profile as the API lists it: no secrets.
+type profileView struct {
+	tokenbroker.ProfileStatus
+	Provider string `json:"provider"`
+	APIBase  string `json:"api_base,omitempty"`
+}
+
+func (s *Server) profiles(w http.ResponseWriter, r *http.Request) {
+	b := s.Broker()
+	rows, err := b.Status(r.Context())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	out := make([]profileView, 0, len(rows))
+	for _, row := range rows {
+		v := profileView{ProfileStatus: row}
+		if prof, err := b.Config().Profile(row.Profile); err == nil {
+			v.Provider = prof.Provider
+		}
+		if p, err := b.Provider(row.Profile); err == nil {
+			v.APIBase = p.Describe().APIBase
+		}
+		out = append(out, v)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) token(w http.ResponseWriter, r *http.Request) {
+	o := tokenbroker.TokenOptions{}
+	if v := r.URL.Query().Get("min_ttl"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "bad_request", "message": "min_ttl: " + err.Error()})
+			return
+		}
+		o.MinTTL = d
+	}
+	h, err := s.Broker().Handout(r.Context(), r.PathValue("name"), o)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, h)
+}
+
+func (s *Server) refresh(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	h, err := s.Broker().Handout(r.Context(), name, tokenbroker.TokenOptions{Force: true})
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	s.sched.Now(name)
+	writeJSON(w, http.StatusOK, h)
+}
+
+// writeError answers with the failure's class and plain-words message.
+func writeError(w http.ResponseWriter, err error) {
+	code := http.StatusInternalServerError
+	var fe *failure.Error
+	isConfig := errors.As(err, &fe) && fe.Kind == failure.Config
+	switch kind := failure.KindOf(err); {
+	case isConfig && strings.Contains(fe.Msg, "unknown profile"):
+		code = http.StatusNotFound
+	case isConfig:
+		code = http.StatusBadRequest
+	case kind == failure.RateLimited:
+		code = http.StatusTooManyRequests
+	case kind == failure.Rejected, kind == failure.Unreachable, kind == failure.Protocol:
+		code = http.StatusBadGateway
+	}
+	writeJSON(w, code, map[string]string{"error": failure.KindOf(err).String(), "message": err.Error()})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
+
+// brokerTarget lets the refresher follow config reloads.
+type brokerTarget struct{ s *Server }
+
+func (t brokerTarget) Maintain(ctx context.Context, name string) (time.Time, error) {
+	return t.s.Broker().Maintain(ctx, name)
+}
+
+func (t brokerTarget) Generation(ctx context.Context, name string) (int64, error) {
+	return t.s.Broker().Generation(ctx, name)
+}
