@@ -188,6 +188,15 @@ func (b *Broker) Token(ctx context.Context, name string, o TokenOptions) (*Token
 	return v.(*Token).Clone(), nil
 }
 
+// token is Token for the request path: the shared in-memory token when it
+// is fresh (never to be changed by the caller), else a renewal.
+func (b *Broker) token(ctx context.Context, name string) (*Token, error) {
+	if t := b.hot(name, 0); t != nil {
+		return t, nil
+	}
+	return b.Token(ctx, name, TokenOptions{})
+}
+
 // renew runs once per profile at a time within the process; the store
 // lease makes it once at a time across processes and replicas.
 func (b *Broker) renew(ctx context.Context, name string, p provider.Provider, o TokenOptions) (*Token, error) {
@@ -231,9 +240,9 @@ func (b *Broker) renew(ctx context.Context, name string, p provider.Provider, o 
 	}
 	began := time.Now()
 	next, err := b.obtain(ctx, name, p, prev)
-	if p.Describe().Interactive && action == "obtain" {
-		// Nothing was sent: only a person can get this profile a token.
-	} else {
+	if sent := !(p.Describe().Interactive && action == "obtain"); sent {
+		// (An interactive profile without a refresh token sends nothing:
+		// only a person can get it a token.)
 		b.observe().Requested(name, action, err, time.Since(began))
 	}
 	if err != nil {

@@ -137,23 +137,16 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	tok, err := t.b.Token(ctx, t.name, TokenOptions{})
-	if err != nil {
-		closeBody(req)
-		return nil, err
-	}
-	resp, err := t.send(req, tok, replay)
+	resp, used, err := t.send(req, replay)
 	if err != nil || replay == nil {
 		return resp, err // a streamed body cannot be sent twice
 	}
 	if resp.StatusCode == http.StatusUnauthorized && !t.stateless {
-		newer, rerr := t.b.Rejected(ctx, t.name, tok.AccessToken)
-		if rerr != nil {
+		if _, rerr := t.b.Rejected(ctx, t.name, used); rerr != nil {
 			return resp, nil // the vendor's 401 stands; the renewal error is in the log and status
 		}
 		drain(resp)
-		tok = newer
-		if resp, err = t.send(req, tok, replay); err != nil {
+		if resp, _, err = t.send(req, replay); err != nil {
 			return nil, err
 		}
 	}
@@ -164,32 +157,38 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			if err := sleep(ctx, wait); err != nil {
 				return nil, err
 			}
-			return t.send(req, tok, replay)
+			resp, _, err = t.send(req, replay)
+			return resp, err
 		}
 	}
 	return resp, nil
 }
 
-// send makes one attempt: quota, rate limit, headers, the call.
-func (t *transport) send(req *http.Request, tok *Token, replay []byte) (*http.Response, error) {
+// send makes one attempt: quota, rate limit, then the token as it is at the
+// moment of sending (a call that queued must not carry a token that was
+// replaced meanwhile), headers, the call. It returns the token it used.
+func (t *transport) send(req *http.Request, replay []byte) (*http.Response, string, error) {
 	ctx := req.Context()
-	now := time.Now()
-	if err := t.lim.quota.Check(now); err != nil {
+	if err := t.lim.quota.Check(time.Now()); err != nil {
 		t.b.observe().Refused(t.name)
-		return refusal(req, err.(*ratelimit.Refused)), nil
+		return refusal(req, err.(*ratelimit.Refused)), "", nil
 	}
 	if t.lim.window != nil {
 		waited, err := t.lim.window.Wait(ctx)
 		if r, ok := err.(*ratelimit.Refused); ok {
 			t.b.observe().Refused(t.name)
-			return refusal(req, r), nil
+			return refusal(req, r), "", nil
 		}
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		if waited > 0 {
 			t.b.observe().Waited(t.name, waited)
 		}
+	}
+	tok, err := t.b.token(ctx, t.name)
+	if err != nil {
+		return nil, "", err
 	}
 	out := req.Clone(ctx)
 	if replay != nil {
@@ -203,10 +202,10 @@ func (t *transport) send(req *http.Request, tok *Token, replay []byte) (*http.Re
 	}
 	resp, err := t.rt.RoundTrip(out)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	t.lim.quota.Observe(resp.Header, now)
-	return resp, nil
+	t.lim.quota.Observe(resp.Header, time.Now())
+	return resp, tok.AccessToken, nil
 }
 
 // refusal is the 429 tokenbroker answers itself, shaped like a vendor's.
