@@ -1,0 +1,158 @@
+package tokenbroker
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/tokenbroker/tokenbroker/config"
+)
+
+// flakyAPI is a vendor: a token endpoint and an API that can be told to
+// answer 401 or 429 once. The API echoes the body it received.
+type flakyAPI struct {
+	tokens   atomic.Int64
+	calls    atomic.Int64
+	fail401  atomic.Bool
+	fail429  atomic.Bool
+	lastAuth atomic.Value
+}
+
+func (f *flakyAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/token" {
+		n := f.tokens.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"access_token":"at-%d","expires_in":3600}`, n)
+		return
+	}
+	f.calls.Add(1)
+	f.lastAuth.Store(r.Header.Get("Authorization"))
+	if f.fail401.CompareAndSwap(true, false) {
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	if f.fail429.CompareAndSwap(true, false) {
+		w.Header().Set("Retry-After", "0")
+		w.WriteHeader(http.StatusTooManyRequests)
+		return
+	}
+	b, _ := io.ReadAll(r.Body)
+	fmt.Fprintf(w, "%s %s %s", r.Method, r.URL.Path, b)
+}
+
+func newAPIBroker(t *testing.T, api *flakyAPI, perSecond float64) (*Broker, string) {
+	t.Helper()
+	srv := httptest.NewServer(api)
+	t.Cleanup(srv.Close)
+	cfg := &config.Config{State: "sqlite:" + filepath.Join(t.TempDir(), "state.db"), Profiles: map[string]*config.Profile{
+		"p": {Name: "p", Provider: "oauth2", TokenURL: srv.URL + "/token", BaseURL: srv.URL, ClientID: "id", ClientSecret: "secret",
+			RateLimit: &config.RateLimit{PerSecond: perSecond}},
+	}}
+	st, err := OpenStore(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := New(cfg, Options{Store: st})
+	t.Cleanup(func() { b.Close() })
+	return b, srv.URL
+}
+
+func TestHTTPClientRenewsOnceAndReplaysTheBodyOn401(t *testing.T) {
+	api := &flakyAPI{}
+	b, base := newAPIBroker(t, api, 0)
+	hc, err := b.HTTPClient("p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	api.fail401.Store(true)
+	req, _ := http.NewRequest(http.MethodPost, base+"/things", strings.NewReader(`{"name":"x"}`))
+	req.Header.Set("Authorization", "Bearer caller-secret")
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != `POST /things {"name":"x"}` {
+		t.Fatalf("got %d %q, want the replayed POST to succeed", resp.StatusCode, body)
+	}
+	if api.tokens.Load() != 2 || api.calls.Load() != 2 || api.lastAuth.Load() != "Bearer at-2" {
+		t.Errorf("tokens %d calls %d auth %v: want one renewal and one retry with the new token", api.tokens.Load(), api.calls.Load(), api.lastAuth.Load())
+	}
+}
+
+func TestHTTPClientRetriesOnceAfter429(t *testing.T) {
+	api := &flakyAPI{}
+	b, base := newAPIBroker(t, api, 0)
+	hc, _ := b.HTTPClient("p")
+	api.fail429.Store(true)
+	resp, err := hc.Get(base + "/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || api.calls.Load() != 2 {
+		t.Fatalf("status %d after %d calls, want 200 after 2", resp.StatusCode, api.calls.Load())
+	}
+}
+
+func TestHTTPClientReachesOnlyTheProfilesAPI(t *testing.T) {
+	api := &flakyAPI{}
+	b, _ := newAPIBroker(t, api, 0)
+	hc, _ := b.HTTPClient("p")
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Error("the client reached another host")
+	}))
+	defer other.Close()
+	if _, err := hc.Get(other.URL + "/steal"); err == nil || !strings.Contains(err.Error(), "outside the profile's API") {
+		t.Fatalf("err %v", err)
+	}
+	if api.tokens.Load() != 0 {
+		t.Error("a token was fetched for a refused request")
+	}
+}
+
+func TestHTTPClientAnswers429WhenTheQueueIsFull(t *testing.T) {
+	api := &flakyAPI{}
+	b, base := newAPIBroker(t, api, 1)
+	b.cfg.Profiles["p"].RateLimit.MaxWait = 1 // 1 ns: no queueing at all
+	hc, _ := b.HTTPClient("p")
+	first, err := hc.Get(base + "/a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.Body.Close()
+	second, err := hc.Get(base + "/b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	second.Body.Close()
+	if first.StatusCode != 200 || second.StatusCode != http.StatusTooManyRequests || second.Header.Get(RefusedHeader) == "" || second.Header.Get("Retry-After") == "" {
+		t.Fatalf("got %d then %d %v; want the second refused by tokenbroker with Retry-After", first.StatusCode, second.StatusCode, second.Header)
+	}
+	if api.calls.Load() != 1 {
+		t.Errorf("%d calls reached the API, want 1", api.calls.Load())
+	}
+}
+
+func TestTokenSource(t *testing.T) {
+	api := &flakyAPI{}
+	b, _ := newAPIBroker(t, api, 0)
+	ts := b.TokenSource("p")
+	t1, err := ts.Token()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t2, _ := ts.Token()
+	if t1.AccessToken != "at-1" || t2.AccessToken != "at-1" || t1.Expiry.IsZero() || api.tokens.Load() != 1 {
+		t.Fatalf("tokens %q %q expiry %v after %d requests", t1.AccessToken, t2.AccessToken, t1.Expiry, api.tokens.Load())
+	}
+	if _, err := b.TokenSource("nope").Token(); err == nil {
+		t.Error("an unknown profile gave a token")
+	}
+}
