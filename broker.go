@@ -10,7 +10,9 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -73,7 +75,8 @@ type Broker struct {
 	st        store.Store
 	stErr     error
 
-	owner string // this broker's name on leases
+	owner  string       // this broker's name on leases
+	leases atomic.Int64 // numbers each acquisition, see leaseOwner
 
 	mu        sync.Mutex // guards building providers and limits
 	mem       sync.Map   // profile -> *cached; read without locks on the hot path
@@ -188,6 +191,12 @@ func (b *Broker) Token(ctx context.Context, name string, o TokenOptions) (*Token
 	return v.(*Token).Clone(), nil
 }
 
+// leaseOwner names one acquisition: unique even within this process, so a
+// lease serialises goroutines of one process (a login and a renewal) too.
+func (b *Broker) leaseOwner() string {
+	return b.owner + "." + strconv.FormatInt(b.leases.Add(1), 10)
+}
+
 // token is Token for the request path: the shared in-memory token when it
 // is fresh (never to be changed by the caller), else a renewal.
 func (b *Broker) token(ctx context.Context, name string) (*Token, error) {
@@ -219,7 +228,7 @@ func (b *Broker) renew(ctx context.Context, name string, p provider.Provider, o 
 		b.remember(name, seen)
 		return seen, nil
 	}
-	lease, err := st.Acquire(ctx, name, b.owner, b.opts.LeaseTTL)
+	lease, err := st.Acquire(ctx, name, b.leaseOwner(), b.opts.LeaseTTL)
 	if err != nil {
 		return nil, err
 	}

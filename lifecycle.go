@@ -55,7 +55,7 @@ func (b *Broker) replace(ctx context.Context, name, action string, t *Token) err
 	if err != nil {
 		return err
 	}
-	lease, err := st.Acquire(ctx, name, b.owner, b.opts.LeaseTTL)
+	lease, err := st.Acquire(ctx, name, b.leaseOwner(), b.opts.LeaseTTL)
 	if err != nil {
 		return err
 	}
@@ -92,7 +92,7 @@ func (b *Broker) Revoke(ctx context.Context, name string, in provider.Prompter) 
 	if err != nil {
 		return false, err
 	}
-	lease, err := st.Acquire(ctx, name, b.owner, b.opts.LeaseTTL)
+	lease, err := st.Acquire(ctx, name, b.leaseOwner(), b.opts.LeaseTTL)
 	if err != nil {
 		return false, err
 	}

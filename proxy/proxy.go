@@ -172,25 +172,23 @@ func Split(u *url.URL) (name, rest string, err error) {
 	}
 	raw = strings.TrimPrefix(raw, Prefix)
 	name, rest, _ = strings.Cut(raw, "/")
-	if name == "" {
+	if name, err = url.PathUnescape(name); err != nil || name == "" {
 		return "", "", errors.New("the path must be /proxy/{profile}/{path}")
 	}
 	lower := strings.ToLower(rest)
-	for _, bad := range []string{"%2f", "%5c", "%2e", "\\", "%00", "%25"} {
+	for _, bad := range []string{"%2f", "%5c", "%2e", "%00", "%25"} {
 		if strings.Contains(lower, bad) {
 			return "", "", errors.New("encoded slashes, dots, backslashes and percent signs are refused in proxied paths")
 		}
 	}
-	if strings.Contains(lower, "://") || strings.HasPrefix(rest, "/") {
-		return "", "", errors.New("absolute URLs are refused: give a path on the profile's API")
+	if strings.HasPrefix(rest, "/") || strings.Contains(rest, "//") {
+		return "", "", errors.New("absolute URLs and empty path segments are refused: give a path on the profile's API")
 	}
 	for _, seg := range strings.Split(rest, "/") {
-		if seg == "." || seg == ".." {
+		// Some servers (Tomcat) read "..;x" as "..": parameters do not hide a dot segment.
+		if seg, _, _ = strings.Cut(seg, ";"); seg == "." || seg == ".." {
 			return "", "", errors.New("dot segments are refused in proxied paths")
 		}
-	}
-	if strings.Contains(rest, "//") {
-		return "", "", errors.New("empty path segments are refused")
 	}
 	return name, rest, nil
 }

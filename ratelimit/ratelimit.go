@@ -80,14 +80,14 @@ func NewWindow(n int, per, margin, maxWait time.Duration, clock Clock) *Window {
 	return &Window{n: n, window: per + margin, maxWait: maxWait, clock: clock, slots: make([]time.Time, n)}
 }
 
-// PerSecond builds a Window from a rate such as 7/s (fractions allowed:
-// 0.5 is 1 call per 2 s).
+// PerSecond builds a Window from a rate such as 7/s. Fractions keep the
+// rate: 0.5 is 1 call per 2 s, 7.5 is 7 calls per 0.933 s.
 func PerSecond(rate float64, margin, maxWait time.Duration, clock Clock) *Window {
-	n, per := int(rate), time.Second
-	if float64(n) != rate || n < 1 {
-		n, per = 1, time.Duration(float64(time.Second)/rate)
+	if rate < 1 {
+		return NewWindow(1, time.Duration(float64(time.Second)/rate), margin, maxWait, clock)
 	}
-	return NewWindow(n, per, margin, maxWait, clock)
+	n := int(rate)
+	return NewWindow(n, time.Duration(float64(n)/rate*float64(time.Second)), margin, maxWait, clock)
 }
 
 // Reserve takes the next slot and says how long to wait for it, or refuses

@@ -185,43 +185,50 @@ func (s *Scheduler) Run(ctx context.Context) {
 
 // attend maintains one profile and puts it back in the heap.
 func (s *Scheduler) attend(ctx context.Context, it *item) {
-	var next time.Time
-	var err error
-	if it.Stopped {
-		gen, gerr := s.target.Generation(ctx, it.Name)
-		if gerr != nil || gen == it.stopGen {
-			next = s.clock.Now().Add(recheckEvery)
-			s.requeue(it, next)
-			return
-		}
-		it.Stopped = false // someone fixed it: try again
+	s.mu.Lock()
+	stopped, stopGen, failing := it.Stopped, it.stopGen, it.Failures > 0
+	s.mu.Unlock()
+	// A profile in trouble has its generation read first, so that a fix
+	// saved while Maintain runs counts as a change, not as the state that
+	// failed. (A healthy profile skips the read: one query less per renewal.)
+	var gen int64
+	var gerr error
+	if stopped || failing {
+		gen, gerr = s.target.Generation(ctx, it.Name)
 	}
-	next, err = s.target.Maintain(ctx, it.Name)
+	if stopped && (gerr != nil || gen == stopGen) {
+		s.requeue(it, s.clock.Now().Add(recheckEvery))
+		return
+	}
+	next, err := s.target.Maintain(ctx, it.Name)
+	if k := failure.KindOf(err); !failing && err != nil && (k == failure.Rejected || k == failure.Config) {
+		gen, _ = s.target.Generation(ctx, it.Name)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.items[it.Name]; !ok {
-		return // removed meanwhile
+	if s.items[it.Name] != it {
+		return // removed (or removed and added again) meanwhile
 	}
 	now := s.clock.Now()
-	switch {
+	it.Stopped = false
+	switch kind := failure.KindOf(err); {
 	case err == nil:
 		it.Failures, it.LastError = 0, nil
 		if next.IsZero() {
 			it.busy = false
 			return // nothing to maintain (a static key)
 		}
-	case failure.KindOf(err).Transient() || failure.KindOf(err) == failure.Other || failure.KindOf(err) == failure.Protocol:
+	case kind == failure.Rejected || kind == failure.Config: // retrying cannot help
+		it.Failures++
+		it.LastError = err
+		it.Stopped, it.stopGen = true, gen
+		next = now.Add(recheckEvery)
+		s.log.Error("renewal stopped: a person must act", "profile", it.Name, "error", err)
+	default: // transient, or unknown: back off and try again
 		it.Failures++
 		it.LastError = err
 		next = now.Add(backoff(it.Failures, err))
 		s.log.Warn("renewal failed, will retry", "profile", it.Name, "attempt", it.Failures, "retry_at", next, "error", err)
-	default: // rejected or misconfigured: retrying cannot help
-		it.Failures++
-		it.LastError = err
-		it.Stopped = true
-		it.stopGen, _ = s.target.Generation(ctx, it.Name)
-		next = now.Add(recheckEvery)
-		s.log.Error("renewal stopped: a person must act", "profile", it.Name, "error", err)
 	}
 	it.Next, it.busy = next, false
 	heap.Push(&s.queue, it)
@@ -231,7 +238,7 @@ func (s *Scheduler) attend(ctx context.Context, it *item) {
 func (s *Scheduler) requeue(it *item, next time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.items[it.Name]; !ok {
+	if s.items[it.Name] != it {
 		return
 	}
 	it.Next, it.busy = next, false

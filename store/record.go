@@ -1,8 +1,11 @@
 package store
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strconv"
 
 	"github.com/tokenbroker/tokenbroker/failure"
 	"github.com/tokenbroker/tokenbroker/store/seal"
@@ -10,7 +13,10 @@ import (
 )
 
 // Row is a token as stored: what is not secret in Meta (JSON), each secret
-// sealed on its own with the profile and field as associated data.
+// sealed on its own. The associated data of each sealed value is the
+// profile, the field, the generation and a hash of Meta, so a value moved to
+// another row or column, an older row replayed, an edited expiry or a
+// removed value is refused rather than read.
 type Row struct {
 	Meta        []byte
 	Access      []byte
@@ -19,8 +25,19 @@ type Row struct {
 	Secrets     []byte
 }
 
-// Seal turns a token into a row.
-func Seal(s *seal.Sealer, profile string, t *token.Token) (Row, error) {
+// binding is the part of the associated data that ties a sealed value to
+// its row as a whole.
+func binding(field string, generation int64, meta []byte) string {
+	h := sha256.Sum256(meta)
+	return field + "\x00" + strconv.FormatInt(generation, 10) + "\x00" + hex.EncodeToString(h[:])
+}
+
+// present prefixes every sealed plaintext, so that even an absent value is
+// sealed and a removed column is noticed.
+const present = "v"
+
+// Seal turns a token into the row for the given generation.
+func Seal(s *seal.Sealer, profile string, generation int64, t *token.Token) (Row, error) {
 	meta := t.Clone()
 	meta.AccessToken, meta.RefreshToken, meta.PrevRefreshToken, meta.Secrets = "", "", "", nil
 	var r Row
@@ -44,7 +61,7 @@ func Seal(s *seal.Sealer, profile string, t *token.Token) (Row, error) {
 		{"prev_refresh_token", []byte(t.PrevRefreshToken), &r.PrevRefresh},
 		{"secrets", secrets, &r.Secrets},
 	} {
-		if *f.out, err = s.Seal(profile, f.name, f.in); err != nil {
+		if *f.out, err = s.Seal(profile, binding(f.name, generation, r.Meta), append([]byte(present), f.in...)); err != nil {
 			return r, err
 		}
 	}
@@ -58,6 +75,8 @@ func Unseal(s *seal.Sealer, profile string, generation int64, r Row) (*token.Tok
 	if err := json.Unmarshal(r.Meta, t); err != nil {
 		return nil, unreadable(profile, fmt.Errorf("metadata: %w", err))
 	}
+	// Every sealed value's associated data covers the metadata: if any of
+	// them does not open, nothing of the row is returned.
 	var secrets []byte
 	for _, f := range []struct {
 		name string
@@ -69,11 +88,14 @@ func Unseal(s *seal.Sealer, profile string, generation int64, r Row) (*token.Tok
 		{"prev_refresh_token", r.PrevRefresh, func(b []byte) { t.PrevRefreshToken = string(b) }},
 		{"secrets", r.Secrets, func(b []byte) { secrets = b }},
 	} {
-		pt, err := s.Open(profile, f.name, f.in)
-		if err != nil {
+		pt, err := s.Open(profile, binding(f.name, generation, r.Meta), f.in)
+		if err != nil || len(pt) < len(present) {
+			if err == nil {
+				err = seal.ErrOpen
+			}
 			return nil, unreadable(profile, err)
 		}
-		f.out(pt)
+		f.out(pt[len(present):])
 	}
 	if len(secrets) > 0 {
 		if err := json.Unmarshal(secrets, &t.Secrets); err != nil {

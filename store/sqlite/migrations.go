@@ -13,6 +13,9 @@ import (
 // migration brings the schema from version i to i+1 (PRAGMA user_version).
 type migration func(ctx context.Context, tx *sql.Tx, s *seal.Sealer) error
 
+// sealedSchema is the first schema that seals secrets.
+const sealedSchema = 2
+
 // migrations are append-only: a newer binary must open any older file.
 var migrations = []migration{
 	// 1: the first release kept tokens as plain JSON.
@@ -95,7 +98,7 @@ func sealTokens(ctx context.Context, tx *sql.Tx, s *seal.Sealer) error {
 		if err := json.Unmarshal(o.data, &t); err != nil {
 			return err
 		}
-		r, err := store.Seal(s, o.profile, &t)
+		r, err := store.Seal(s, o.profile, o.gen, &t)
 		if err != nil {
 			return err
 		}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -53,17 +54,37 @@ func Open(path string, s *seal.Sealer) (*DB, error) {
 	if err := seal.CheckPrivate(path, "state file"); err != nil {
 		return nil, &failure.Error{Kind: failure.Config, Msg: err.Error()}
 	}
-	dsn := "file:" + path + "?_pragma=busy_timeout(30000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=secure_delete(on)&_txlock=immediate"
+	// The path is escaped: '?', '#' and '%' would otherwise be read as URI syntax.
+	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() +
+		"?_pragma=busy_timeout(30000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=secure_delete(on)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, stateErr(path, "cannot open the state", err, "")
 	}
 	d := &DB{db: db, path: path, sealer: s, now: time.Now}
-	if err := d.migrate(context.Background()); err != nil {
+	// Switching a new file to WAL takes an exclusive lock, for which SQLite
+	// does not honour the busy timeout: processes opening a fresh state at
+	// the same moment retry instead of failing.
+	for attempt := 0; ; attempt++ {
+		err = d.migrate(context.Background())
+		if err == nil || !isBusy(err) || attempt == openAttempts {
+			break
+		}
+		time.Sleep(time.Duration(rand.N(20)+5) * time.Millisecond)
+	}
+	if err != nil {
 		db.Close()
 		return nil, err
 	}
 	return d, nil
+}
+
+// openAttempts bounds retries of a busy first open (about 2.5 s in all).
+const openAttempts = 100
+
+func isBusy(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "SQLITE_BUSY") || strings.Contains(msg, "database is locked")
 }
 
 func stateErr(path, msg string, err error, hint string) error {
@@ -116,7 +137,17 @@ func (d *DB) migrate(ctx context.Context) error {
 	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, len(migrations))); err != nil {
 		return d.describe(err)
 	}
-	return d.describe(tx.Commit())
+	if err := tx.Commit(); err != nil {
+		return d.describe(err)
+	}
+	if v >= 1 && v < sealedSchema {
+		// Pages the first schema freed before secure_delete was on may still
+		// hold plaintext tokens: rewrite the file.
+		if _, err := d.db.ExecContext(ctx, `VACUUM`); err != nil {
+			return d.describe(err)
+		}
+	}
+	return nil
 }
 
 // Get implements store.Store.
@@ -136,7 +167,7 @@ func (d *DB) Get(ctx context.Context, profile string) (*token.Token, error) {
 
 // Put implements store.Store.
 func (d *DB) Put(ctx context.Context, profile string, tok *token.Token, expect int64, lease *store.Lease) error {
-	r, err := store.Seal(d.sealer, profile, tok)
+	r, err := store.Seal(d.sealer, profile, expect+1, tok)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,221 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// startServe runs `tokenbroker serve` on a free port and returns its
+// address once it logs that it is serving.
+// logWatch collects serve's log lines and lets a test wait for one.
+type logWatch struct {
+	mu    sync.Mutex
+	lines []string
+	added chan struct{}
+}
+
+func (l *logWatch) add(line string) {
+	l.mu.Lock()
+	l.lines = append(l.lines, line)
+	l.mu.Unlock()
+	select {
+	case l.added <- struct{}{}:
+	default:
+	}
+}
+
+func (l *logWatch) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.lines, "\n")
+}
+
+// waitFor waits until a line containing s is logged.
+func (l *logWatch) waitFor(t *testing.T, s string) {
+	t.Helper()
+	timeout := time.After(20 * time.Second)
+	for !strings.Contains(l.String(), s) {
+		select {
+		case <-l.added:
+		case <-timeout:
+			t.Fatalf("serve never logged %q:\n%s", s, l)
+		}
+	}
+}
+
+func startServe(t *testing.T, p *proc, env ...string) (*exec.Cmd, string, *logWatch) {
+	t.Helper()
+	cmd := p.command(t, "serve", "--listen", "127.0.0.1:0")
+	cmd.Env = append(append([]string{}, p.env...), env...)
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	log := &logWatch{added: make(chan struct{}, 1)}
+	addr := make(chan string, 1)
+	re := regexp.MustCompile(`msg=serving listen=(\S+)`)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			log.add(sc.Text())
+			if m := re.FindStringSubmatch(sc.Text()); m != nil {
+				addr <- "http://" + m[1]
+			}
+		}
+	}()
+	select {
+	case a := <-addr:
+		return cmd, a, log
+	case <-time.After(20 * time.Second):
+		t.Fatalf("serve did not start: %s", log)
+	}
+	return nil, "", nil
+}
+
+func apiGet(t *testing.T, url, key string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestServeReloadsOnSIGHUPAndDrainsOnSIGTERM runs serve as a real process.
+func TestServeReloadsOnSIGHUPAndDrainsOnSIGTERM(t *testing.T) {
+	p := newProc(t, nil)
+	// A slow upstream, to have a request in flight when SIGTERM arrives.
+	arrived, release := make(chan struct{}, 1), make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		<-release
+		io.WriteString(w, "slow answer")
+	}))
+	defer slow.Close()
+	cfg, _ := os.ReadFile(p.config)
+	cfg = append(cfg, []byte("  slow:\n    provider: static\n    api_key: k\n    base_url: "+slow.URL+"\n")...)
+	os.WriteFile(p.config, cfg, 0o644)
+	const key = "serve-test-key"
+	cmd, base, log := startServe(t, p, "TOKENBROKER_API_KEY="+key)
+	code, body := apiGet(t, base+"/v1/profiles/ruckus/token", key)
+	if code != 200 || !strings.Contains(body, "access_token") {
+		t.Fatalf("token: %d %s", code, body)
+	}
+	// Add a profile and reload.
+	cfg, _ = os.ReadFile(p.config)
+	added := string(cfg) + "  ruckus-copy:\n    provider: ruckus-one\n    base_url: " + p.set.URLs["ruckus-one"] +
+		"\n    tenant_id: " + p.set.Ruckus.TenantID + "\n    client_id: " + p.set.Ruckus.ClientID + "\n    client_secret: env:TB_RUCKUS_SECRET\n"
+	os.WriteFile(p.config, []byte(added), 0o644)
+	cmd.Process.Signal(syscall.SIGHUP)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, body = apiGet(t, base+"/v1/profiles/ruckus-copy/token", key)
+		if code == 200 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond) // the reload runs asynchronously after the signal
+	}
+	if code != 200 {
+		t.Fatalf("after SIGHUP the new profile is unknown: %d %s", code, body)
+	}
+	// SIGTERM while a request is in flight: it completes, then serve exits 0.
+	type answer struct {
+		code int
+		body string
+		err  error
+	}
+	slowDone := make(chan answer, 1)
+	go func() {
+		req, _ := http.NewRequest(http.MethodGet, base+"/proxy/slow/x", nil)
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			slowDone <- answer{err: err}
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		slowDone <- answer{code: resp.StatusCode, body: string(b)}
+	}()
+	<-arrived
+	cmd.Process.Signal(syscall.SIGTERM)
+	log.waitFor(t, "draining requests in flight")
+	close(release)
+	if a := <-slowDone; a.err != nil || a.code != 200 || a.body != "slow answer" {
+		t.Errorf("in-flight request during drain: %+v, want it answered", a)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("serve exited with %v after SIGTERM; log:\n%s", err, log)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not exit after SIGTERM")
+	}
+	if strings.Contains(log.String(), p.set.Ruckus.ClientSecret) {
+		t.Error("the log contains a client secret")
+	}
+}
+
+func TestServeMakesABrokerKeyFile(t *testing.T) {
+	p := newProc(t, nil)
+	_, base, log := startServe(t, p)
+	keyFile := strings.TrimSuffix(p.statePath(), "state.db") + "api-key"
+	b, err := os.ReadFile(keyFile)
+	if err != nil {
+		t.Fatalf("no key file: %v\n%s", err, log)
+	}
+	if fi, _ := os.Stat(keyFile); fi.Mode().Perm() != 0o600 {
+		t.Errorf("key file mode %v, want 0600", fi.Mode().Perm())
+	}
+	if !strings.Contains(log.String(), keyFile) {
+		t.Errorf("the log does not name the key file:\n%s", log)
+	}
+	if code, _ := apiGet(t, base+"/v1/profiles", strings.TrimSpace(string(b))); code != 200 {
+		t.Errorf("the key from the file: %d", code)
+	}
+	if code, _ := apiGet(t, base+"/v1/profiles", "wrong"); code != 401 {
+		t.Errorf("a wrong key: %d, want 401", code)
+	}
+}
+
+func TestCurlAndExec(t *testing.T) {
+	p := newProc(t, nil)
+	r := p.run(t, "curl", "ruckus", "/venues")
+	var venues []map[string]any
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &venues) != nil || len(venues) == 0 {
+		t.Fatalf("curl: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	if r := p.run(t, "curl", "ruckus", "/nope"); r.code != 1 || !strings.Contains(r.stderr, "404") {
+		t.Errorf("curl 404: %d %q", r.code, r.stderr)
+	}
+	if r := p.run(t, "curl", "ruckus", "http://127.0.0.1:1/elsewhere"); r.code != 2 || !strings.Contains(r.stderr, "outside the profile's API") {
+		t.Errorf("curl to another host: %d %q", r.code, r.stderr)
+	}
+	token := strings.TrimSpace(p.run(t, "token", "ruckus").stdout)
+	r = p.run(t, "exec", "ruckus", "--", "sh", "-c", `printf '%s|%s' "$TOKENBROKER_TOKEN" "$TOKENBROKER_BASE_URL"; exit 7`)
+	if r.code != 7 || r.stdout != token+"|"+p.set.URLs["ruckus-one"] {
+		t.Errorf("exec: exit %d stdout %q, want the child's exit 7 and its output", r.code, r.stdout)
+	}
+	if r := p.run(t, "exec", "ruckus", "sh"); r.code != 2 {
+		t.Errorf("exec without --: exit %d", r.code)
+	}
+}

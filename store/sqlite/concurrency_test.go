@@ -1,0 +1,121 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tokenbroker/tokenbroker/store"
+	"github.com/tokenbroker/tokenbroker/token"
+)
+
+// TestConcurrentHandlesSerialiseThroughLeases has 8 goroutines, each with its
+// own *DB on one file as separate processes would have, increment a counter
+// kept in the token under the profile's lease.
+func TestConcurrentHandlesSerialiseThroughLeases(t *testing.T) {
+	const workers, rounds = 8, 25
+	path := filepath.Join(t.TempDir(), "state.db")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	// The file is made first: a fresh file opened by several processes at
+	// once can fail, see TestKnownBugConcurrentFirstOpen.
+	first, err := Open(path, testSealer(t, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.Close()
+
+	var (
+		mu   sync.Mutex
+		errs []error
+	)
+	fail := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		errs = append(errs, err)
+	}
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			d, err := Open(path, testSealer(t, 1)) // every worker opens the file at once
+			if err != nil {
+				fail(fmt.Errorf("worker %d: Open: %w", w, err))
+				return
+			}
+			defer d.Close()
+			owner := store.NewOwner()
+			for r := range rounds {
+				if err := increment(ctx, d, owner); err != nil {
+					fail(fmt.Errorf("worker %d round %d: %w", w, r, err))
+					return
+				}
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+
+	for _, err := range errs {
+		if strings.Contains(err.Error(), "database is locked") {
+			t.Errorf("got a locking error, want SQLite to wait for the lock: %v", err)
+		} else {
+			t.Error(err)
+		}
+	}
+
+	d := openDB(t, path, testSealer(t, 1))
+	got, err := d.Get(context.Background(), "shared")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got == nil {
+		t.Fatal("no token stored")
+	}
+	if want := int64(workers * rounds); got.Generation != want {
+		t.Errorf("generation: got %d, want %d", got.Generation, want)
+	}
+	if want := fmt.Sprintf("count-%d", workers*rounds); got.AccessToken != want {
+		t.Errorf("counter: got %q, want %q (lost updates)", got.AccessToken, want)
+	}
+	if n, _ := got.Extra["n"].(float64); n != workers*rounds {
+		t.Errorf("Extra counter: got %v, want %d", got.Extra["n"], workers*rounds)
+	}
+}
+
+func increment(ctx context.Context, d *DB, owner string) error {
+	l, err := d.Acquire(ctx, "shared", owner, 30*time.Second)
+	if err != nil {
+		return fmt.Errorf("Acquire: %w", err)
+	}
+	defer d.Release(context.Background(), l)
+	cur, err := d.Get(ctx, "shared")
+	if err != nil {
+		return fmt.Errorf("Get: %w", err)
+	}
+	next := &token.Token{AccessToken: "count-1", Grant: "test", Extra: map[string]any{"n": 1.0}}
+	var gen int64
+	if cur != nil {
+		var n int
+		if _, err := fmt.Sscanf(cur.AccessToken, "count-%d", &n); err != nil {
+			return fmt.Errorf("stored counter %q: %w", cur.AccessToken, err)
+		}
+		next.AccessToken = fmt.Sprintf("count-%d", n+1)
+		next.Extra["n"] = cur.Extra["n"].(float64) + 1
+		gen = cur.Generation
+	}
+	if err := d.Put(ctx, "shared", next, gen, l); err != nil {
+		return fmt.Errorf("Put: %w", err)
+	}
+	if err := d.Release(ctx, l); err != nil {
+		return fmt.Errorf("Release: %w", err)
+	}
+	return nil
+}
