@@ -5,6 +5,7 @@ package tokenbroker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -370,6 +371,7 @@ func (b *Broker) refreshAt(t *Token) time.Time {
 type cached struct {
 	tok       *Token
 	refreshAt time.Time
+	handout   atomic.Pointer[[]byte] // the token API's JSON for tok, made on first ask
 }
 
 // hot returns the in-memory token when it can be handed out as it is.
@@ -458,13 +460,50 @@ type Handout struct {
 	Headers     map[string]string `json:"headers"`
 }
 
+// HandoutJSON is Handout encoded as JSON, encoded once per token: the local
+// token API's hot path.
+func (b *Broker) HandoutJSON(ctx context.Context, name string) ([]byte, error) {
+	if v, ok := b.mem.Load(name); ok {
+		c := v.(*cached)
+		if b.hot(name, 0) == c.tok {
+			if j := c.handout.Load(); j != nil {
+				return *j, nil
+			}
+			h, err := b.handout(name, c.tok)
+			if err != nil {
+				return nil, err
+			}
+			j, err := json.Marshal(h)
+			if err != nil {
+				return nil, err
+			}
+			j = append(j, '\n')
+			c.handout.Store(&j)
+			return j, nil
+		}
+	}
+	h, err := b.Handout(ctx, name, TokenOptions{})
+	if err != nil {
+		return nil, err
+	}
+	j, err := json.Marshal(h)
+	return append(j, '\n'), err
+}
+
 // Handout returns a valid token for the profile in the shape callers get.
 func (b *Broker) Handout(ctx context.Context, name string, o TokenOptions) (*Handout, error) {
 	t, err := b.Token(ctx, name, o)
 	if err != nil {
 		return nil, err
 	}
-	p, _ := b.Provider(name)
+	return b.handout(name, t)
+}
+
+func (b *Broker) handout(name string, t *Token) (*Handout, error) {
+	p, err := b.Provider(name)
+	if err != nil {
+		return nil, err
+	}
 	h := &Handout{AccessToken: t.AccessToken, TokenType: t.TokenType, Headers: map[string]string{}}
 	if h.TokenType == "" {
 		h.TokenType = "Bearer"

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -124,6 +125,24 @@ type transport struct {
 	lim       *limits
 	rt        http.RoundTripper
 	stateless bool
+	attach    atomic.Pointer[attachment] // the headers of the last token used
+}
+
+// attachment is the header lines for one access token, built once per
+// token rather than once per request.
+type attachment struct {
+	token  string
+	header http.Header
+}
+
+func (t *transport) headers(tok *Token) http.Header {
+	if a := t.attach.Load(); a != nil && a.token == tok.AccessToken {
+		return a.header
+	}
+	p, _ := t.b.Provider(t.name)
+	a := &attachment{token: tok.AccessToken, header: p.Headers(tok)}
+	t.attach.Store(a)
+	return a.header
 }
 
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -196,8 +215,7 @@ func (t *transport) send(req *http.Request, replay []byte) (*http.Response, stri
 		out.ContentLength = int64(len(replay))
 	}
 	out.Header.Del("Authorization")
-	p, _ := t.b.Provider(t.name)
-	for k, v := range p.Headers(tok) {
+	for k, v := range t.headers(tok) {
 		out.Header[k] = v
 	}
 	resp, err := t.rt.RoundTrip(out)

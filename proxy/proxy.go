@@ -12,7 +12,6 @@ import (
 	"net/url"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/tokenbroker/tokenbroker"
 	"github.com/tokenbroker/tokenbroker/failure"
@@ -97,7 +96,9 @@ func (h *Handler) reverseProxy(b *tokenbroker.Broker, name string) (*httputil.Re
 			pr.Out.Header.Del("Cookie")
 		},
 		Transport:     rt,
-		FlushInterval: 50 * time.Millisecond,
+		// Event streams and bodies of unknown length are flushed as they
+		// come (ReverseProxy does so by itself); others are copied whole.
+		BufferPool: bufferPool{},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			h.fail(w, name, status(err), errorClass(err), upstreamMessage(name, p.Describe().Vendor, err))
 		},
@@ -105,6 +106,15 @@ func (h *Handler) reverseProxy(b *tokenbroker.Broker, name string) (*httputil.Re
 	h.proxies.Store(key, &entry{rp: rp, base: base})
 	return rp, base, nil
 }
+
+// bufferPool shares copy buffers between responses instead of allocating
+// 32 KiB for each.
+type bufferPool struct{}
+
+var buffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (bufferPool) Get() []byte  { return *buffers.Get().(*[]byte) }
+func (bufferPool) Put(b []byte) { buffers.Put(&b) }
 
 type entry struct {
 	rp   *httputil.ReverseProxy

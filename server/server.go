@@ -184,6 +184,18 @@ func (s *Server) profiles(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	o := tokenbroker.TokenOptions{}
+	if r.URL.RawQuery == "" {
+		j, err := s.Broker().HandoutJSON(r.Context(), r.PathValue("name"))
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		h := w.Header()
+		h["Content-Type"] = jsonType
+		h["Cache-Control"] = noStore
+		w.Write(j)
+		return
+	}
 	if v := r.URL.Query().Get("min_ttl"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {
@@ -228,6 +240,12 @@ func writeError(w http.ResponseWriter, err error) {
 	}
 	writeJSON(w, code, map[string]string{"error": failure.KindOf(err).String(), "message": err.Error()})
 }
+
+// Header values shared by every answer, not allocated per request.
+var (
+	jsonType = []string{"application/json"}
+	noStore  = []string{"no-store"}
+)
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")

@@ -1,0 +1,209 @@
+// Command bench measures tokenbroker against baselines in one run and prints
+// ratios: the local token API against a bare net/http handler, the proxy
+// against calling the upstream directly (and against nginx with a fixed
+// Authorization header, when nginx is installed), and upstream token
+// requests per token lifetime under 1,000 concurrent callers.
+//
+//	go run ./bench [-duration 5s] [-conns 64]
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tokenbroker/tokenbroker"
+	"github.com/tokenbroker/tokenbroker/config"
+	"github.com/tokenbroker/tokenbroker/server"
+)
+
+const brokerKey = "bench-broker-key"
+
+func main() {
+	duration := flag.Duration("duration", 5*time.Second, "how long each load runs")
+	conns := flag.Int("conns", 64, "concurrent connections of the load generator")
+	callers := flag.Int("callers", 1000, "concurrent callers for the token-requests-per-lifetime check")
+	flag.Parse()
+	log.SetFlags(0)
+
+	dir, err := os.MkdirTemp("", "tokenbroker-bench-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+
+	up := startUpstream()
+	defer up.close()
+
+	cfg := &config.Config{State: "sqlite:" + filepath.Join(dir, "state.db"), Profiles: map[string]*config.Profile{
+		"bench": {Name: "bench", Provider: "oauth2", TokenURL: up.url + "/token", BaseURL: up.url, ClientID: "id", ClientSecret: "secret"},
+	}}
+	st, err := tokenbroker.OpenStore(cfg)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer st.Close()
+	srv, err := server.New(cfg, server.Options{Store: st, APIKey: brokerKey})
+	if err != nil {
+		log.Fatal(err)
+	}
+	tb := serveOn(srv.Handler())
+	defer tb.Close()
+
+	// The same JSON the token API gives, served by a bare handler.
+	h, err := srv.Broker().Handout(context.Background(), "bench", tokenbroker.TokenOptions{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	handout, _ := json.Marshal(h)
+	bare := serveOn(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(handout)
+	}))
+	defer bare.Close()
+
+	fmt.Printf("tokenbroker bench: %s per load, %d connections, GOMAXPROCS=%d\n\n", *duration, *conns, runtime.GOMAXPROCS(0))
+	auth := map[string]string{"Authorization": "Bearer " + brokerKey}
+
+	bareR := load("bare net/http handler (same JSON)", "http://"+bare.Addr+"/", nil, *duration, *conns)
+	apiR := load("tokenbroker token API", "http://"+tb.Addr+"/v1/profiles/bench/token", auth, *duration, *conns)
+	fmt.Printf("  token API / bare handler: %.2f of the requests/s\n\n", apiR.rps/bareR.rps)
+
+	directR := load("upstream, direct", up.url+"/api/item", map[string]string{"Authorization": "Bearer " + h.AccessToken}, *duration, *conns)
+	proxyR := load("tokenbroker proxy", "http://"+tb.Addr+"/proxy/bench/api/item", auth, *duration, *conns)
+	fmt.Printf("  proxy / direct: %.2f of the requests/s; added latency p50 %s, p99 %s\n",
+		proxyR.rps/directR.rps, (proxyR.p50 - directR.p50).Round(time.Microsecond), (proxyR.p99 - directR.p99).Round(time.Microsecond))
+	if ng, ok := startNginx(dir, up.addr, h.AccessToken); ok {
+		nginxR := load("nginx proxy_pass with a fixed Authorization", "http://"+ng.addr+"/api/item", nil, *duration, *conns)
+		ng.stop()
+		fmt.Printf("  nginx / direct: %.2f; tokenbroker proxy / nginx: %.2f of the requests/s\n\n", nginxR.rps/directR.rps, proxyR.rps/nginxR.rps)
+	} else {
+		fmt.Printf("  nginx not installed (apt-get install -y nginx): no nginx comparison\n\n")
+	}
+
+	perLifetime(*callers, dir)
+}
+
+// result is one load's outcome.
+type result struct {
+	rps      float64
+	p50, p99 time.Duration
+}
+
+// load runs a closed-loop load of conns keep-alive connections for d.
+func load(name, url string, headers map[string]string, d time.Duration, conns int) result {
+	tr := &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns, DisableCompression: true}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr}
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	var mu sync.Mutex
+	var lat []time.Duration
+	var errs atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			mine := make([]time.Duration, 0, 4096)
+			req, _ := http.NewRequest(http.MethodGet, url, nil)
+			for k, v := range headers {
+				req.Header.Set(k, v)
+			}
+			for ctx.Err() == nil {
+				t0 := time.Now()
+				resp, err := hc.Do(req)
+				if err != nil {
+					errs.Add(1)
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					errs.Add(1)
+					continue
+				}
+				mine = append(mine, time.Since(t0))
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	r := result{rps: float64(len(lat)) / elapsed.Seconds()}
+	if len(lat) > 0 {
+		r.p50, r.p99 = lat[len(lat)/2], lat[len(lat)*99/100]
+	}
+	fmt.Printf("%-46s %9.0f req/s   p50 %8s   p99 %8s   errors %d\n", name, r.rps, r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond), errs.Load())
+	return r
+}
+
+// upstream is a vendor API that answers a small JSON body, and a token
+// endpoint that counts its requests.
+type upstream struct {
+	url, addr string
+	srv       *http.Server
+	tokens    atomic.Int64
+	ttl       atomic.Int64 // seconds
+	mu        sync.Mutex
+	issued    []time.Time // when each token request arrived
+}
+
+func startUpstream() *upstream {
+	u := &upstream{}
+	u.ttl.Store(3600)
+	body := []byte(`{"id":"ap-1","name":"6c:f3:7f:c3:5d:92","model":"AP-134","status":"Up","serial":"AX0140586"}`)
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /token", func(w http.ResponseWriter, r *http.Request) {
+		n := u.tokens.Add(1)
+		u.mu.Lock()
+		u.issued = append(u.issued, time.Now())
+		u.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"access_token":"bench-token-%d","token_type":"Bearer","expires_in":%d}`, n, u.ttl.Load())
+	})
+	mux.HandleFunc("GET /api/item", func(w http.ResponseWriter, r *http.Request) {
+		if len(r.Header.Get("Authorization")) < 8 {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(body)
+	})
+	s := serveOn(mux)
+	u.srv, u.addr, u.url = s.Server, s.Addr, "http://"+s.Addr
+	return u
+}
+
+func (u *upstream) close() { u.srv.Close() }
+
+type served struct {
+	*http.Server
+	Addr string
+}
+
+func serveOn(h http.Handler) served {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	s := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go s.Serve(ln)
+	return served{s, ln.Addr().String()}
+}
