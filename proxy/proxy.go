@@ -95,7 +95,7 @@ func (h *Handler) reverseProxy(b *tokenbroker.Broker, name string) (*httputil.Re
 			pr.Out.Header.Del("Authorization") // the broker key never leaves
 			pr.Out.Header.Del("Cookie")
 		},
-		Transport:     rt,
+		Transport: rt,
 		// Event streams and bodies of unknown length are flushed as they
 		// come (ReverseProxy does so by itself); others are copied whole.
 		BufferPool: bufferPool{},
