@@ -304,3 +304,47 @@ loop:
 		t.Errorf("%d goroutines after the load, baseline %d", n, baseline)
 	}
 }
+
+func TestDailyQuotaAndMetrics(t *testing.T) {
+	r := newRig(t, time.Second)
+	r.set.Aruba.DailyQuota = 3
+	for i := range 3 {
+		if code, body := r.get(t, "/proxy/aruba/monitoring/v1/aps", testKey); code != 200 {
+			t.Fatalf("call %d: %d %s", i, code, body)
+		}
+	}
+	req, _ := http.NewRequest(http.MethodGet, r.api.URL+"/proxy/aruba/monitoring/v1/aps", nil)
+	req.Header.Set("Authorization", "Bearer "+testKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 429 || resp.Header.Get(tokenbroker.RefusedHeader) == "" || !strings.Contains(string(body), "daily quota") {
+		t.Fatalf("after the quota: %d %v %s, want tokenbroker's own 429", resp.StatusCode, resp.Header, body)
+	}
+	if accepted, limited := r.set.Aruba.APIStats(); accepted != 3 || limited != 0 {
+		t.Errorf("the emulator saw %d accepted and %d refused calls, want 3 and 0: a spent quota must not be called", accepted, limited)
+	}
+	code, metrics := r.get(t, "/metrics", testKey)
+	if code != 200 {
+		t.Fatalf("/metrics: %d", code)
+	}
+	for _, want := range []string{
+		`tokenbroker_quota_remaining{profile="aruba"} 0`,
+		`tokenbroker_quota_limit{profile="aruba"} 3`,
+		`tokenbroker_proxy_requests_total{code="200",profile="aruba"} 3`,
+		`tokenbroker_proxy_requests_total{code="429",profile="aruba"} 1`,
+		`tokenbroker_ratelimit_refusals_total{profile="aruba"} 1`,
+		`tokenbroker_tokens{state="valid"}`,
+		`tokenbroker_token_expiry_seconds{profile="aruba"}`,
+	} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if strings.Contains(string(metrics), r.set.Aruba.ClientSecret) {
+		t.Error("/metrics shows a secret")
+	}
+}

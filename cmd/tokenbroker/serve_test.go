@@ -2,12 +2,15 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -217,5 +220,38 @@ func TestCurlAndExec(t *testing.T) {
 	}
 	if r := p.run(t, "exec", "ruckus", "sh"); r.code != 2 {
 		t.Errorf("exec without --: exit %d", r.code)
+	}
+}
+
+func TestServeOnAUnixSocket(t *testing.T) {
+	p := newProc(t, nil)
+	sock := filepath.Join(p.dir, "tb.sock")
+	cmd := p.command(t, "serve", "--listen", "unix:"+sock)
+	cmd.Env = append(append([]string{}, p.env...), "TOKENBROKER_API_KEY=k")
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() && !strings.Contains(sc.Text(), "msg=serving") {
+	}
+	go io.Copy(io.Discard, stderr)
+	fi, err := os.Stat(sock)
+	if err != nil || fi.Mode().Perm()&0o077 != 0 {
+		t.Fatalf("socket %v %v: want it private to this user", fi, err)
+	}
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	}}}
+	req, _ := http.NewRequest(http.MethodGet, "http://tokenbroker/v1/profiles/ruckus/token", nil)
+	req.Header.Set("Authorization", "Bearer k")
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("token over the socket: %d", resp.StatusCode)
 	}
 }
