@@ -223,6 +223,12 @@ func (b *Broker) renew(ctx context.Context, name string, p provider.Provider, o 
 	}
 	seen, err := st.Get(ctx, name)
 	if err != nil {
+		// The store is unreachable: a token in memory still works until it expires.
+		if c := b.cached(name); !o.Force && c.Valid(b.opts.Now(), o.MinTTL) {
+			b.pause(name, c, err)
+			b.opts.Warn(fmt.Sprintf("profile %q: the state is unavailable, serving the token in memory until it expires: %v", name, err))
+			return c, nil
+		}
 		return nil, err
 	}
 	if !o.Force && b.fresh(seen, b.opts.Now(), o.MinTTL) {
@@ -420,6 +426,16 @@ func (b *Broker) pause(name string, t *Token, err error) {
 }
 
 func (b *Broker) forget(name string) { b.mem.Delete(name) }
+
+// Invalidate drops the in-memory copy of a profile's token ("" for all),
+// because another process or replica wrote a newer one.
+func (b *Broker) Invalidate(name string) {
+	if name != "" {
+		b.forget(name)
+		return
+	}
+	b.mem.Range(func(k, _ any) bool { b.mem.Delete(k); return true })
+}
 
 // Headers returns the header lines that attach a valid token to a request.
 func (b *Broker) Headers(ctx context.Context, name string) (http.Header, error) {

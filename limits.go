@@ -1,18 +1,107 @@
 package tokenbroker
 
 import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"time"
+
 	"github.com/tokenbroker/tokenbroker/config"
 	"github.com/tokenbroker/tokenbroker/provider"
 	"github.com/tokenbroker/tokenbroker/ratelimit"
+	"github.com/tokenbroker/tokenbroker/store"
 )
 
 // limits are one vendor account's: every profile that calls the same API
 // as the same customer shares them, as the vendor counts them together.
 type limits struct {
 	key    string
-	window *ratelimit.Window // nil when the vendor has no per-second limit
+	window waiter // nil when the vendor has no per-second limit
 	quota  ratelimit.Quota
 	cfg    config.RateLimit
+	shared store.Limits // set when replicas share limits through the store
+
+	quotaChecked atomic.Int64 // unix nanoseconds of the last look at the shared quota
+}
+
+// waiter is a rate limit a call waits on: local, or shared by replicas.
+type waiter interface {
+	Wait(ctx context.Context) (time.Duration, error)
+}
+
+// sharedWindow is ratelimit.Window's reservation kept in the store, so the
+// vendor's limit holds across all replicas together. When the store cannot
+// be reached it falls back to the local window (per replica) rather than
+// stopping every call.
+type sharedWindow struct {
+	st       store.Limits
+	key      string
+	n        int
+	window   time.Duration
+	maxWait  time.Duration
+	fallback *ratelimit.Window
+}
+
+func (w *sharedWindow) Wait(ctx context.Context) (time.Duration, error) {
+	d, err := w.st.Reserve(ctx, w.key, w.n, w.window, w.maxWait)
+	var refused *ratelimit.Refused
+	if errors.As(err, &refused) {
+		return 0, refused
+	}
+	if err != nil {
+		return w.fallback.Wait(ctx)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return d, ctx.Err()
+	case <-t.C:
+		return d, nil
+	}
+}
+
+// quotaCheckEvery bounds how often a replica asks the store whether another
+// replica saw the daily quota spent.
+const quotaCheckEvery = 5 * time.Second
+
+// checkQuota refuses a call when the daily quota is spent, as this replica
+// or (through the store) another one last heard from the vendor.
+func (l *limits) checkQuota(ctx context.Context, now time.Time) error {
+	if err := l.quota.Check(now); err != nil || l.shared == nil {
+		return err
+	}
+	last := l.quotaChecked.Load()
+	if now.UnixNano()-last < int64(quotaCheckEvery) || !l.quotaChecked.CompareAndSwap(last, now.UnixNano()) {
+		return nil
+	}
+	if until, err := l.shared.QuotaSpent(ctx, l.key); err == nil && until.After(now) {
+		l.quota.Spend(until)
+		return l.quota.Check(now)
+	}
+	return nil
+}
+
+// observeQuota records the vendor's quota headers, and tells the other
+// replicas when the quota is spent.
+func (l *limits) observeQuota(ctx context.Context, h map[string][]string, now time.Time) {
+	l.quota.Observe(h, now)
+	if l.shared == nil {
+		return
+	}
+	if rem, _, known := l.quota.Remaining(); known && rem <= 0 {
+		l.shared.SpendQuota(ctx, l.key, l.quota.ResetAt())
+	}
+}
+
+// sharedLimits is the store's shared rate-limit state, when it has one.
+func (b *Broker) sharedLimits() (store.Limits, bool) {
+	st, err := b.store()
+	if err != nil {
+		return nil, false
+	}
+	l, ok := st.(store.Limits)
+	return l, ok
 }
 
 // accountKey names whom the vendor counts calls against: Aruba counts per
@@ -58,8 +147,16 @@ func (b *Broker) limitsFor(name string) (*limits, error) {
 		}
 	}
 	l := &limits{key: key, cfg: cfg}
+	if shared, ok := b.sharedLimits(); ok {
+		l.shared = shared
+	}
 	if cfg.PerSecond > 0 {
-		l.window = ratelimit.PerSecond(cfg.PerSecond, cfg.Margin, cfg.MaxWait, b.opts.Clock)
+		local := ratelimit.PerSecond(cfg.PerSecond, cfg.Margin, cfg.MaxWait, b.opts.Clock)
+		l.window = local
+		if l.shared != nil {
+			n, per := local.Size()
+			l.window = &sharedWindow{st: l.shared, key: key, n: n, window: per, maxWait: cfg.MaxWait, fallback: local}
+		}
 	}
 	b.limits.Store(key, l)
 	return l, nil

@@ -1,12 +1,16 @@
 package tokenbroker
 
 import (
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/tokenbroker/tokenbroker/config"
 	"github.com/tokenbroker/tokenbroker/failure"
 	"github.com/tokenbroker/tokenbroker/store"
+	"github.com/tokenbroker/tokenbroker/store/postgres"
 	"github.com/tokenbroker/tokenbroker/store/seal"
 	"github.com/tokenbroker/tokenbroker/store/sqlite"
 )
@@ -16,8 +20,20 @@ import (
 // the state, made on first use.
 func OpenStore(cfg *config.Config) (store.Store, error) {
 	kind, rest := store.Kind(cfg.State)
-	if kind != "sqlite" {
-		return nil, failure.New(failure.Config, "state %q: PostgreSQL is not supported by this version yet", kind)
+	if kind == "postgres" {
+		// Replicas share no directory: the key must come from the config or
+		// the environment, the same on every replica.
+		key, err := masterKey(cfg, "")
+		if err != nil {
+			return nil, err
+		}
+		s, err := seal.New(key)
+		if err != nil {
+			return nil, err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		return postgres.Open(ctx, rest, s)
 	}
 	path := rest
 	if abs, err := filepath.Abs(rest); err == nil {
@@ -55,6 +71,9 @@ func masterKey(cfg *config.Config, stateDir string) ([]byte, error) {
 			return nil, keyErr(err)
 		}
 		return k, nil
+	}
+	if stateDir == "" {
+		return nil, keyErr(errors.New("a PostgreSQL state needs `key:` in the config or $TOKENBROKER_KEY, the same on every replica"))
 	}
 	k, err := seal.FileKey(stateDir)
 	if err != nil {

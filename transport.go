@@ -188,7 +188,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 // replaced meanwhile), headers, the call. It returns the token it used.
 func (t *transport) send(req *http.Request, replay []byte) (*http.Response, string, error) {
 	ctx := req.Context()
-	if err := t.lim.quota.Check(time.Now()); err != nil {
+	if err := t.lim.checkQuota(ctx, time.Now()); err != nil {
 		t.b.observe().Refused(t.name)
 		return refusal(req, err.(*ratelimit.Refused)), "", nil
 	}
@@ -222,7 +222,7 @@ func (t *transport) send(req *http.Request, replay []byte) (*http.Response, stri
 	if err != nil {
 		return nil, "", err
 	}
-	t.lim.quota.Observe(resp.Header, time.Now())
+	t.lim.observeQuota(ctx, resp.Header, time.Now())
 	return resp, tok.AccessToken, nil
 }
 

@@ -50,6 +50,20 @@ func (q *Quota) Check(now time.Time) error {
 	return nil
 }
 
+// Spend marks the quota spent until resetAt (another replica saw it so).
+func (q *Quota) Spend(resetAt time.Time) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.remaining, q.known, q.resetAt = 0, true, resetAt
+}
+
+// ResetAt is when the quota renews.
+func (q *Quota) ResetAt() time.Time {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.resetAt
+}
+
 // Remaining reports the last known remaining calls and the limit.
 func (q *Quota) Remaining() (remaining, limit int, known bool) {
 	q.mu.Lock()

@@ -122,6 +122,9 @@ func (w *Window) Wait(ctx context.Context) (time.Duration, error) {
 	return d, w.clock.Sleep(ctx, d)
 }
 
+// Size is the window's calls and span (margin included).
+func (w *Window) Size() (n int, window time.Duration) { return w.n, w.window }
+
 // Stats reports how many calls waited and how many were refused.
 func (w *Window) Stats() (waited, refused int64) {
 	w.mu.Lock()

@@ -91,8 +91,14 @@ func (s *Server) Reload(cfg *config.Config) {
 	s.opts.Log.Info("configuration loaded", "profiles", len(cfg.Profiles), "config", cfg.Path)
 }
 
-// Run runs the background refresher until ctx ends.
-func (s *Server) Run(ctx context.Context) { s.sched.Run(ctx) }
+// Run runs the background refresher until ctx ends, and, when replicas
+// share the store, drops tokens in memory that another replica replaced.
+func (s *Server) Run(ctx context.Context) {
+	if w, ok := s.opts.Store.(store.Watcher); ok {
+		w.Watch(ctx, func(profile string) { s.Broker().Invalidate(profile) })
+	}
+	s.sched.Run(ctx)
+}
 
 // Handler is the whole HTTP interface. The proxy sees the raw path, before
 // the mux cleans it, so that a path trying to escape is refused, not

@@ -31,6 +31,8 @@ type Store interface {
 	Put(ctx context.Context, profile string, tok *token.Token, expect int64, lease *Lease) error
 	// Delete forgets a profile's token.
 	Delete(ctx context.Context, profile string) error
+	// Profiles lists the profiles with stored tokens.
+	Profiles(ctx context.Context) ([]string, error)
 	// Acquire waits until owner holds the profile's lease, for at most ttl
 	// from now unless released; a lease left by a dead process expires. Each
 	// grant gets a larger fence than any before it.
@@ -42,6 +44,25 @@ type Store interface {
 	// Events returns a profile's events ("" for all), newest first.
 	Events(ctx context.Context, profile string, limit int) ([]Event, error)
 	Close() error
+}
+
+// Watcher is a store that tells of tokens written by other processes, so
+// that their copies in memory can be dropped.
+type Watcher interface {
+	// Watch calls changed with each profile written elsewhere, or with ""
+	// when anything may have changed; it returns at once and stops when ctx ends.
+	Watch(ctx context.Context, changed func(profile string))
+}
+
+// Limits is a store that keeps rate-limit state for every replica sharing it.
+type Limits interface {
+	// Reserve takes the next of n slots per rolling window for key and
+	// says how long to wait for it; *ratelimit.Refused when longer than maxWait.
+	Reserve(ctx context.Context, key string, n int, window, maxWait time.Duration) (time.Duration, error)
+	// SpendQuota records that key's daily quota is spent until resetAt.
+	SpendQuota(ctx context.Context, key string, resetAt time.Time) error
+	// QuotaSpent says until when key's quota is spent (zero: it is not).
+	QuotaSpent(ctx context.Context, key string) (time.Time, error)
 }
 
 // Lease is the right to renew one profile's token.

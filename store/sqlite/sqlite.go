@@ -302,3 +302,21 @@ func (d *DB) Events(ctx context.Context, profile string, limit int) ([]store.Eve
 
 // Close implements store.Store.
 func (d *DB) Close() error { return d.db.Close() }
+
+// Profiles implements store.Store.
+func (d *DB) Profiles(ctx context.Context) ([]string, error) {
+	rows, err := d.db.QueryContext(ctx, `SELECT profile FROM tokens ORDER BY profile`)
+	if err != nil {
+		return nil, d.describe(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var p string
+		if err := rows.Scan(&p); err != nil {
+			return nil, d.describe(err)
+		}
+		out = append(out, p)
+	}
+	return out, d.describe(rows.Err())
+}

@@ -1,0 +1,392 @@
+// Package postgres is the Store for several replicas: token state, leases,
+// the audit log, rate-limit slots and spent quotas live in one PostgreSQL
+// database, and replicas hear of each other's renewals by LISTEN/NOTIFY.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/tokenbroker/tokenbroker/failure"
+	"github.com/tokenbroker/tokenbroker/ratelimit"
+	"github.com/tokenbroker/tokenbroker/store"
+	"github.com/tokenbroker/tokenbroker/store/seal"
+	"github.com/tokenbroker/tokenbroker/token"
+)
+
+// channel is the NOTIFY channel of token changes; the payload is the profile.
+const channel = "tokenbroker_tokens"
+
+// DB is a Store on PostgreSQL.
+type DB struct {
+	pool   *pgxpool.Pool
+	sealer *seal.Sealer
+}
+
+// Open connects, and migrates the schema under an advisory lock so that
+// replicas starting together do not race.
+func Open(ctx context.Context, dsn string, s *seal.Sealer) (*DB, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, &failure.Error{Kind: failure.Config, Msg: "state: not a PostgreSQL connection string", Err: redact(err)}
+	}
+	cfg.MaxConns = max(cfg.MaxConns, 16)
+	cfg.ConnConfig.ConnectTimeout = 10 * time.Second
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	d := &DB{pool: pool, sealer: s}
+	if err := d.migrate(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// redact keeps a password in a DSN out of error messages.
+func redact(err error) error {
+	msg := err.Error()
+	if i := strings.Index(msg, "://"); i >= 0 {
+		if j := strings.Index(msg[i:], "@"); j >= 0 {
+			msg = msg[:i+3] + "…" + msg[i+j:]
+		}
+	}
+	return errors.New(msg)
+}
+
+func unavailable(err error) error {
+	if err == nil {
+		return nil
+	}
+	var fe *failure.Error
+	if errors.As(err, &fe) || errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrFenced) {
+		return err
+	}
+	return &failure.Error{Kind: failure.Other, Msg: "the PostgreSQL state is unavailable", Err: redact(err),
+		Hint: "tokens in memory are served until they expire; check the database"}
+}
+
+// migrations are append-only; version i+1 is migrations[i].
+var migrations = []string{
+	`CREATE TABLE tokens (
+		profile      text PRIMARY KEY,
+		generation   bigint NOT NULL,
+		meta         bytea NOT NULL,
+		access       bytea,
+		refresh      bytea,
+		prev_refresh bytea,
+		secrets      bytea,
+		updated_at   timestamptz NOT NULL DEFAULT clock_timestamp()
+	);
+	CREATE INDEX tokens_updated ON tokens (updated_at);
+	CREATE TABLE leases (
+		profile    text PRIMARY KEY,
+		owner      text NOT NULL,
+		fence      bigint NOT NULL,
+		expires_at timestamptz NOT NULL
+	);
+	CREATE TABLE audit (
+		id          bigserial PRIMARY KEY,
+		at          timestamptz NOT NULL,
+		profile     text NOT NULL,
+		action      text NOT NULL,
+		grant_type  text NOT NULL DEFAULT '',
+		outcome     text NOT NULL,
+		error_class text NOT NULL DEFAULT '',
+		error       text NOT NULL DEFAULT '',
+		pid         integer NOT NULL DEFAULT 0
+	);
+	CREATE INDEX audit_by_profile ON audit (profile, id);
+	CREATE TABLE rate_slots (
+		key  text NOT NULL,
+		slot timestamptz NOT NULL
+	);
+	CREATE INDEX rate_slots_by_key ON rate_slots (key, slot DESC);
+	CREATE TABLE spent_quotas (
+		key      text PRIMARY KEY,
+		reset_at timestamptz NOT NULL
+	);`,
+}
+
+// migrationLock is the advisory lock key of schema changes.
+const migrationLock = 0x746f6b656e62 // "tokenb"
+
+func (d *DB) migrate(ctx context.Context) error {
+	tx, err := d.pool.Begin(ctx)
+	if err != nil {
+		return unavailable(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLock); err != nil {
+		return unavailable(err)
+	}
+	if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS tokenbroker_schema (version integer NOT NULL)`); err != nil {
+		return unavailable(err)
+	}
+	var v int
+	if err := tx.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM tokenbroker_schema`).Scan(&v); err != nil {
+		return unavailable(err)
+	}
+	if v > len(migrations) {
+		return &failure.Error{Kind: failure.Other, Msg: fmt.Sprintf("the PostgreSQL state was written by a newer tokenbroker (schema %d, this one knows %d)", v, len(migrations)),
+			Hint: "upgrade tokenbroker"}
+	}
+	for i := v; i < len(migrations); i++ {
+		if _, err := tx.Exec(ctx, migrations[i]); err != nil {
+			return unavailable(fmt.Errorf("migration to schema %d: %w", i+1, err))
+		}
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM tokenbroker_schema`); err != nil {
+		return unavailable(err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO tokenbroker_schema VALUES ($1)`, len(migrations)); err != nil {
+		return unavailable(err)
+	}
+	return unavailable(tx.Commit(ctx))
+}
+
+// Get implements store.Store.
+func (d *DB) Get(ctx context.Context, profile string) (*token.Token, error) {
+	var gen int64
+	var r store.Row
+	err := d.pool.QueryRow(ctx, `SELECT generation, meta, access, refresh, prev_refresh, secrets FROM tokens WHERE profile = $1`, profile).
+		Scan(&gen, &r.Meta, &r.Access, &r.Refresh, &r.PrevRefresh, &r.Secrets)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	return store.Unseal(d.sealer, profile, gen, r)
+}
+
+// lockKey turns a name into an advisory lock key.
+func lockKey(kind, name string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte(kind + "\x00" + name))
+	return int64(h.Sum64())
+}
+
+// Put implements store.Store, and notifies the other replicas.
+func (d *DB) Put(ctx context.Context, profile string, tok *token.Token, expect int64, lease *store.Lease) error {
+	r, err := store.Seal(d.sealer, profile, expect+1, tok)
+	if err != nil {
+		return err
+	}
+	tx, err := d.pool.Begin(ctx)
+	if err != nil {
+		return unavailable(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, lockKey("token", profile)); err != nil {
+		return unavailable(err)
+	}
+	var gen int64
+	err = tx.QueryRow(ctx, `SELECT generation FROM tokens WHERE profile = $1`, profile).Scan(&gen)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return unavailable(err)
+	}
+	if gen != expect {
+		return store.ErrConflict
+	}
+	if lease != nil {
+		var owner string
+		var fence int64
+		err := tx.QueryRow(ctx, `SELECT owner, fence FROM leases WHERE profile = $1`, profile).Scan(&owner, &fence)
+		if err != nil || owner != lease.Owner || fence != lease.Fence {
+			return store.ErrFenced
+		}
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO tokens (profile, generation, meta, access, refresh, prev_refresh, secrets, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, clock_timestamp())
+		ON CONFLICT (profile) DO UPDATE SET generation = excluded.generation, meta = excluded.meta, access = excluded.access,
+			refresh = excluded.refresh, prev_refresh = excluded.prev_refresh, secrets = excluded.secrets, updated_at = excluded.updated_at`,
+		profile, expect+1, r.Meta, r.Access, r.Refresh, r.PrevRefresh, r.Secrets); err != nil {
+		return unavailable(err)
+	}
+	if _, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, channel, profile); err != nil {
+		return unavailable(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return unavailable(err)
+	}
+	tok.Generation = expect + 1
+	return nil
+}
+
+// Delete implements store.Store.
+func (d *DB) Delete(ctx context.Context, profile string) error {
+	tx, err := d.pool.Begin(ctx)
+	if err != nil {
+		return unavailable(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `DELETE FROM tokens WHERE profile = $1`, profile); err != nil {
+		return unavailable(err)
+	}
+	if _, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, channel, profile); err != nil {
+		return unavailable(err)
+	}
+	return unavailable(tx.Commit(ctx))
+}
+
+// Profiles implements store.Store.
+func (d *DB) Profiles(ctx context.Context) ([]string, error) {
+	rows, err := d.pool.Query(ctx, `SELECT profile FROM tokens ORDER BY profile`)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	return out, unavailable(err)
+}
+
+// Acquire implements store.Store, on the database's clock so that replicas
+// with skewed clocks agree on expiry.
+func (d *DB) Acquire(ctx context.Context, profile, owner string, ttl time.Duration) (*store.Lease, error) {
+	wait := 2 * time.Millisecond
+	for {
+		l, err := d.tryAcquire(ctx, profile, owner, ttl)
+		if err != nil || l != nil {
+			return l, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, &failure.Error{Kind: failure.Other, Profile: profile, Msg: "gave up waiting for another replica renewing this token", Err: ctx.Err()}
+		case <-time.After(wait/2 + rand.N(wait)):
+		}
+		wait = min(wait*2, 50*time.Millisecond)
+	}
+}
+
+func (d *DB) tryAcquire(ctx context.Context, profile, owner string, ttl time.Duration) (*store.Lease, error) {
+	tx, err := d.pool.Begin(ctx)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, lockKey("lease", profile)); err != nil {
+		return nil, unavailable(err)
+	}
+	var now, expires time.Time
+	if err := tx.QueryRow(ctx, `SELECT clock_timestamp()`).Scan(&now); err != nil {
+		return nil, unavailable(err)
+	}
+	var holder string
+	var fence int64
+	err = tx.QueryRow(ctx, `SELECT owner, fence, expires_at FROM leases WHERE profile = $1`, profile).Scan(&holder, &fence, &expires)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return nil, unavailable(err)
+	}
+	live := expires.After(now)
+	if holder != "" && holder != owner && live && !store.OwnerDead(holder) {
+		return nil, nil
+	}
+	l := &store.Lease{Profile: profile, Owner: owner, Fence: fence + 1, Expires: now.Add(ttl)}
+	if _, err := tx.Exec(ctx, `INSERT INTO leases (profile, owner, fence, expires_at) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (profile) DO UPDATE SET owner = excluded.owner, fence = excluded.fence, expires_at = excluded.expires_at`,
+		profile, owner, l.Fence, l.Expires); err != nil {
+		return nil, unavailable(err)
+	}
+	return l, unavailable(tx.Commit(ctx))
+}
+
+// Release implements store.Store; the row stays, so fences keep growing.
+func (d *DB) Release(ctx context.Context, l *store.Lease) error {
+	if l == nil {
+		return nil
+	}
+	_, err := d.pool.Exec(ctx, `UPDATE leases SET expires_at = 'epoch' WHERE profile = $1 AND owner = $2 AND fence = $3`, l.Profile, l.Owner, l.Fence)
+	return unavailable(err)
+}
+
+// Append implements store.Store.
+func (d *DB) Append(ctx context.Context, e store.Event) error {
+	_, err := d.pool.Exec(ctx, `INSERT INTO audit (at, profile, action, grant_type, outcome, error_class, error, pid) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		e.Time, e.Profile, e.Action, e.Grant, e.Outcome, e.ErrorClass, e.Error, e.PID)
+	return unavailable(err)
+}
+
+// Events implements store.Store.
+func (d *DB) Events(ctx context.Context, profile string, limit int) ([]store.Event, error) {
+	rows, err := d.pool.Query(ctx, `SELECT at, profile, action, grant_type, outcome, error_class, error, pid FROM audit
+		WHERE $1 = '' OR profile = $1 ORDER BY id DESC LIMIT $2`, profile, limit)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Event, error) {
+		var e store.Event
+		err := r.Scan(&e.Time, &e.Profile, &e.Action, &e.Grant, &e.Outcome, &e.ErrorClass, &e.Error, &e.PID)
+		return e, err
+	})
+	return out, unavailable(err)
+}
+
+// Reserve implements store.Limits: the rolling-window reservation of
+// ratelimit.Window, kept in the database so every replica shares it.
+func (d *DB) Reserve(ctx context.Context, key string, n int, window, maxWait time.Duration) (time.Duration, error) {
+	tx, err := d.pool.Begin(ctx)
+	if err != nil {
+		return 0, unavailable(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, lockKey("rate", key)); err != nil {
+		return 0, unavailable(err)
+	}
+	var now time.Time
+	var nth *time.Time
+	if err := tx.QueryRow(ctx, `SELECT clock_timestamp(), (SELECT slot FROM rate_slots WHERE key = $1 ORDER BY slot DESC OFFSET $2 LIMIT 1)`,
+		key, n-1).Scan(&now, &nth); err != nil {
+		return 0, unavailable(err)
+	}
+	slot := now
+	if nth != nil && nth.Add(window).After(slot) {
+		slot = nth.Add(window)
+	}
+	wait := slot.Sub(now)
+	if wait > maxWait {
+		return 0, &ratelimit.Refused{RetryAfter: wait, Reason: "rate limit queue is full"}
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO rate_slots (key, slot) VALUES ($1, $2)`, key, slot); err != nil {
+		return 0, unavailable(err)
+	}
+	if rand.N(64) == 0 { // now and then, forget slots no window can see
+		if _, err := tx.Exec(ctx, `DELETE FROM rate_slots WHERE key = $1 AND slot < $2`, key, now.Add(-2*window)); err != nil {
+			return 0, unavailable(err)
+		}
+	}
+	return wait, unavailable(tx.Commit(ctx))
+}
+
+// SpendQuota implements store.Limits: the vendor said the daily quota of key
+// is spent until resetAt.
+func (d *DB) SpendQuota(ctx context.Context, key string, resetAt time.Time) error {
+	_, err := d.pool.Exec(ctx, `INSERT INTO spent_quotas (key, reset_at) VALUES ($1, $2)
+		ON CONFLICT (key) DO UPDATE SET reset_at = excluded.reset_at`, key, resetAt)
+	return unavailable(err)
+}
+
+// QuotaSpent implements store.Limits: until when key's quota is spent
+// (zero when it is not).
+func (d *DB) QuotaSpent(ctx context.Context, key string) (time.Time, error) {
+	var at time.Time
+	err := d.pool.QueryRow(ctx, `SELECT reset_at FROM spent_quotas WHERE key = $1 AND reset_at > clock_timestamp()`, key).Scan(&at)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return time.Time{}, nil
+	}
+	return at, unavailable(err)
+}
+
+// Close implements store.Store.
+func (d *DB) Close() error {
+	d.pool.Close()
+	return nil
+}

@@ -1,0 +1,231 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"os"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tokenbroker/tokenbroker/internal/pgtest"
+	"github.com/tokenbroker/tokenbroker/ratelimit"
+	"github.com/tokenbroker/tokenbroker/store"
+	"github.com/tokenbroker/tokenbroker/store/seal"
+	"github.com/tokenbroker/tokenbroker/token"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	pgtest.Stop()
+	os.Exit(code)
+}
+
+func sealer(t *testing.T) *seal.Sealer {
+	s, err := seal.New(make([]byte, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func open(t *testing.T, dsn string) *DB {
+	t.Helper()
+	d, err := Open(context.Background(), dsn, sealer(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+func TestConcurrentReplicasMigrateOnce(t *testing.T) {
+	dsn := pgtest.Start(t).Database(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 6)
+	for range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d, err := Open(context.Background(), dsn, sealer(t))
+			if err == nil {
+				d.Close()
+			}
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("a replica failed to start: %v", err)
+		}
+	}
+	d := open(t, dsn)
+	var v int
+	d.pool.QueryRow(context.Background(), `SELECT max(version) FROM tokenbroker_schema`).Scan(&v)
+	if v != len(migrations) {
+		t.Errorf("schema %d, want %d", v, len(migrations))
+	}
+}
+
+func TestPutGetConflictAndFence(t *testing.T) {
+	d := open(t, pgtest.Start(t).Database(t))
+	ctx := context.Background()
+	tok := &token.Token{AccessToken: "at-secret", RefreshToken: "rt-secret", Expiry: time.Now().Add(time.Hour).Round(time.Second), Grant: "refresh_token"}
+	if err := d.Put(ctx, "p", tok, 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	got, err := d.Get(ctx, "p")
+	if err != nil || got.AccessToken != "at-secret" || got.RefreshToken != "rt-secret" || got.Generation != 1 || !got.Expiry.Equal(tok.Expiry) {
+		t.Fatalf("got %+v %v", got, err)
+	}
+	if err := d.Put(ctx, "p", tok, 0, nil); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("stale put: %v, want ErrConflict", err)
+	}
+	a, err := d.Acquire(ctx, "p", "a", time.Minute)
+	if err != nil || a.Fence != 1 {
+		t.Fatalf("acquire: %+v %v", a, err)
+	}
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	if _, err := d.Acquire(short, "p", "b", time.Minute); err == nil {
+		t.Fatal("b acquired a held lease")
+	}
+	d.Release(ctx, a)
+	b, err := d.Acquire(ctx, "p", "b", time.Minute)
+	if err != nil || b.Fence != 2 {
+		t.Fatalf("b: %+v %v", b, err)
+	}
+	if err := d.Put(ctx, "p", tok, 1, a); !errors.Is(err, store.ErrFenced) {
+		t.Fatalf("put with a superseded lease: %v, want ErrFenced", err)
+	}
+	if err := d.Put(ctx, "p", tok, 1, b); err != nil {
+		t.Fatalf("put with the current lease: %v", err)
+	}
+	var raw []byte
+	d.pool.QueryRow(ctx, `SELECT access || refresh FROM tokens WHERE profile = 'p'`).Scan(&raw)
+	if len(raw) == 0 || string(raw) == "at-secret" || containsAny(raw, "at-secret", "rt-secret") {
+		t.Error("tokens are stored in plain text")
+	}
+}
+
+func containsAny(b []byte, subs ...string) bool {
+	for _, s := range subs {
+		for i := 0; i+len(s) <= len(b); i++ {
+			if string(b[i:i+len(s)]) == s {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// TestReserveSharedAcrossReplicas: three replicas reserving 7-per-second
+// slots at once never put more than 7 in any window.
+func TestReserveSharedAcrossReplicas(t *testing.T) {
+	dsn := pgtest.Start(t).Database(t)
+	replicas := []*DB{open(t, dsn), open(t, dsn), open(t, dsn)}
+	const n, window = 7, 1025 * time.Millisecond
+	var mu sync.Mutex
+	var slots []time.Time
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range 60 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d, err := replicas[i%3].Reserve(context.Background(), "aruba|cust", n, window, time.Minute)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			slots = append(slots, start.Add(d)) // approximately: reservations happen within milliseconds
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	var stored []time.Time
+	rows, _ := replicas[0].pool.Query(context.Background(), `SELECT slot FROM rate_slots WHERE key = 'aruba|cust' ORDER BY slot`)
+	for rows.Next() {
+		var s time.Time
+		rows.Scan(&s)
+		stored = append(stored, s)
+	}
+	rows.Close()
+	if len(stored) != 60 {
+		t.Fatalf("%d slots stored, want 60", len(stored))
+	}
+	sort.Slice(stored, func(i, j int) bool { return stored[i].Before(stored[j]) })
+	for i := n; i < len(stored); i++ {
+		if gap := stored[i].Sub(stored[i-n]); gap < window {
+			t.Fatalf("slots %d and %d are %s apart: more than %d in a window", i-n, i, gap, n)
+		}
+	}
+	if _, err := replicas[1].Reserve(context.Background(), "aruba|cust", n, window, time.Second); err == nil {
+		t.Error("a reservation past the maximum wait was granted")
+	} else {
+		var r *ratelimit.Refused
+		if !errors.As(err, &r) || r.RetryAfter < 5*time.Second {
+			t.Errorf("refusal %v, want *ratelimit.Refused with the wait", err)
+		}
+	}
+}
+
+func TestWatchHearsOtherReplicas(t *testing.T) {
+	dsn := pgtest.Start(t).Database(t)
+	a, b := open(t, dsn), open(t, dsn)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	heard := make(chan string, 16)
+	a.Watch(ctx, func(p string) { heard <- p })
+	if p := <-heard; p != "" {
+		t.Fatalf("first notice %q, want the resync \"\"", p)
+	}
+	if err := b.Put(ctx, "ringcentral", &token.Token{AccessToken: "x"}, 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case p := <-heard:
+		if p != "ringcentral" {
+			t.Errorf("heard %q", p)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no notification")
+	}
+}
+
+func TestQuotaShared(t *testing.T) {
+	dsn := pgtest.Start(t).Database(t)
+	a, b := open(t, dsn), open(t, dsn)
+	ctx := context.Background()
+	reset := time.Now().Add(time.Hour).Round(time.Millisecond)
+	if err := a.SpendQuota(ctx, "k", reset); err != nil {
+		t.Fatal(err)
+	}
+	if until, err := b.QuotaSpent(ctx, "k"); err != nil || !until.Equal(reset) {
+		t.Fatalf("other replica sees %v %v, want %v", until, err, reset)
+	}
+	if until, _ := b.QuotaSpent(ctx, "other"); !until.IsZero() {
+		t.Error("an unspent quota reported spent")
+	}
+}
+
+func TestAuditAndProfiles(t *testing.T) {
+	d := open(t, pgtest.Start(t).Database(t))
+	ctx := context.Background()
+	d.Put(ctx, "b", &token.Token{AccessToken: "x"}, 0, nil)
+	d.Put(ctx, "a", &token.Token{AccessToken: "y"}, 0, nil)
+	if ps, _ := d.Profiles(ctx); len(ps) != 2 || ps[0] != "a" {
+		t.Errorf("profiles %v", ps)
+	}
+	for i, p := range []string{"a", "b", "a"} {
+		d.Append(ctx, store.Event{Time: time.Now(), Profile: p, Action: "refresh", Outcome: "ok", PID: i})
+	}
+	ev, err := d.Events(ctx, "a", 10)
+	if err != nil || len(ev) != 2 || ev[0].PID != 2 {
+		t.Errorf("events %+v %v", ev, err)
+	}
+}
