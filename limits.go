@@ -40,6 +40,7 @@ type sharedWindow struct {
 	window   time.Duration
 	maxWait  time.Duration
 	fallback *ratelimit.Window
+	warn     func(string)
 }
 
 func (w *sharedWindow) Wait(ctx context.Context) (time.Duration, error) {
@@ -49,6 +50,10 @@ func (w *sharedWindow) Wait(ctx context.Context) (time.Duration, error) {
 		return 0, refused
 	}
 	if err != nil {
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+		w.warn("the shared rate limit is unavailable, limiting this replica alone: " + err.Error())
 		return w.fallback.Wait(ctx)
 	}
 	t := time.NewTimer(d)
@@ -151,11 +156,11 @@ func (b *Broker) limitsFor(name string) (*limits, error) {
 		l.shared = shared
 	}
 	if cfg.PerSecond > 0 {
-		local := ratelimit.PerSecond(cfg.PerSecond, cfg.Margin, cfg.MaxWait, b.opts.Clock)
+		local := ratelimit.PerSecond(cfg.PerSecond, cfg.Margin, cfg.MaxWait, b.opts.Clock).Paced()
 		l.window = local
 		if l.shared != nil {
 			n, per := local.Size()
-			l.window = &sharedWindow{st: l.shared, key: key, n: n, window: per, maxWait: cfg.MaxWait, fallback: local}
+			l.window = &sharedWindow{st: l.shared, key: key, n: n, window: per, maxWait: cfg.MaxWait, fallback: local, warn: b.opts.Warn}
 		}
 	}
 	b.limits.Store(key, l)

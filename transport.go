@@ -193,6 +193,11 @@ func (t *transport) send(req *http.Request, replay []byte) (*http.Response, stri
 		return refusal(req, err.(*ratelimit.Refused)), "", nil
 	}
 	if t.lim.window != nil {
+		// Have a token in hand before taking a slot, so that fetching one
+		// (a store read, maybe a renewal) does not make the call late for it.
+		if _, err := t.b.token(ctx, t.name); err != nil {
+			return nil, "", err
+		}
 		waited, err := t.lim.window.Wait(ctx)
 		if r, ok := err.(*ratelimit.Refused); ok {
 			t.b.observe().Refused(t.name)

@@ -488,3 +488,25 @@ type regressionClock struct{ now time.Time }
 
 func (c *regressionClock) Now() time.Time                             { return c.now }
 func (c *regressionClock) Sleep(context.Context, time.Duration) error { return nil }
+
+func TestPacedWindowSpreadsCalls(t *testing.T) {
+	clk := &regressionClock{now: time.Unix(0, 0)}
+	w := NewWindow(7, time.Second, 50*time.Millisecond, time.Hour, clk).Paced()
+	const step = 150 * time.Millisecond // (1 s + 50 ms) / 7
+	var departures []time.Duration
+	for range 50 {
+		d, err := w.Reserve()
+		if err != nil {
+			t.Fatal(err)
+		}
+		departures = append(departures, d)
+	}
+	for i, d := range departures {
+		if want := time.Duration(i) * step; d != want {
+			t.Fatalf("call %d departs at %s, want %s (evenly spaced)", i, d, want)
+		}
+		if i >= 7 && d-departures[i-7] < 1050*time.Millisecond {
+			t.Fatalf("calls %d and %d closer than the window", i-7, i)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/tokenbroker/tokenbroker/failure"
 )
@@ -48,7 +49,8 @@ func newMetrics(s *Server) *metrics {
 			Name: "tokenbroker_ratelimit_refusals_total", Help: "Calls answered 429 by tokenbroker (queue full or daily quota spent).",
 		}, []string{"profile"}),
 	}
-	m.reg.MustRegister(m.tokenRequests, m.refreshes, m.failures, m.proxied, m.waits, m.waitSeconds, m.refusals,
+	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.tokenRequests, m.refreshes, m.failures, m.proxied, m.waits, m.waitSeconds, m.refusals,
 		&stateCollector{s: s})
 	return m
 }

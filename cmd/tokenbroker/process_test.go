@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/tokenbroker/tokenbroker/emulator"
+	"github.com/tokenbroker/tokenbroker/internal/pgtest"
 	"github.com/tokenbroker/tokenbroker/store/seal"
 	"github.com/tokenbroker/tokenbroker/store/sqlite"
 	"github.com/tokenbroker/tokenbroker/token"
@@ -57,6 +58,7 @@ func binary(t testing.TB) string {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	pgtest.Stop()
 	if binPath != "" {
 		os.RemoveAll(filepath.Dir(binPath))
 	}

@@ -10,6 +10,7 @@ import (
 	"hash/fnv"
 	"math/rand/v2"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -29,6 +30,9 @@ const channel = "tokenbroker_tokens"
 type DB struct {
 	pool   *pgxpool.Pool
 	sealer *seal.Sealer
+
+	offset   atomic.Int64 // database clock minus this machine's, in nanoseconds
+	offsetAt atomic.Int64 // when offset was measured (unix nanoseconds)
 }
 
 // Open connects, and migrates the schema under an advisory lock so that
@@ -330,40 +334,90 @@ func (d *DB) Events(ctx context.Context, profile string, limit int) ([]store.Eve
 	return out, unavailable(err)
 }
 
+// lateSlot is how far past its slot a reservation may come back and still
+// be used; a later one is given up and a new slot taken, since sending it
+// now could squeeze n+1 calls into the vendor's window.
+const lateSlot = 10 * time.Millisecond
+
 // Reserve implements store.Limits: the rolling-window reservation of
-// ratelimit.Window, kept in the database so every replica shares it.
+// ratelimit.Window (paced), kept in the database so every replica shares it.
 func (d *DB) Reserve(ctx context.Context, key string, n int, window, maxWait time.Duration) (time.Duration, error) {
+	for {
+		slot, err := d.reserve(ctx, key, n, window, maxWait)
+		if err != nil {
+			return 0, err
+		}
+		// The slot is a moment on the database's clock: wait until that
+		// moment here, not for a span counted from whenever this answer
+		// arrived, so lock waits and commit latency do not squeeze calls.
+		if wait := time.Until(slot.Add(-d.clockOffset(ctx))); wait > -lateSlot {
+			return max(0, wait), nil
+		}
+	}
+}
+
+func (d *DB) reserve(ctx context.Context, key string, n int, window, maxWait time.Duration) (time.Time, error) {
 	tx, err := d.pool.Begin(ctx)
 	if err != nil {
-		return 0, unavailable(err)
+		return time.Time{}, unavailable(err)
 	}
 	defer tx.Rollback(ctx)
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, lockKey("rate", key)); err != nil {
-		return 0, unavailable(err)
+		return time.Time{}, unavailable(err)
 	}
 	var now time.Time
-	var nth *time.Time
-	if err := tx.QueryRow(ctx, `SELECT clock_timestamp(), (SELECT slot FROM rate_slots WHERE key = $1 ORDER BY slot DESC OFFSET $2 LIMIT 1)`,
-		key, n-1).Scan(&now, &nth); err != nil {
-		return 0, unavailable(err)
+	var nth, newest *time.Time
+	if err := tx.QueryRow(ctx, `SELECT clock_timestamp(),
+		(SELECT slot FROM rate_slots WHERE key = $1 ORDER BY slot DESC OFFSET $2 LIMIT 1),
+		(SELECT max(slot) FROM rate_slots WHERE key = $1)`, key, n-1).Scan(&now, &nth, &newest); err != nil {
+		return time.Time{}, unavailable(err)
 	}
+	// As ratelimit.Window: n per window, and paced at least window/n apart.
 	slot := now
 	if nth != nil && nth.Add(window).After(slot) {
 		slot = nth.Add(window)
 	}
-	wait := slot.Sub(now)
-	if wait > maxWait {
-		return 0, &ratelimit.Refused{RetryAfter: wait, Reason: "rate limit queue is full"}
+	if newest != nil && newest.Add(window/time.Duration(n)).After(slot) {
+		slot = newest.Add(window / time.Duration(n))
+	}
+	if wait := slot.Sub(now); wait > maxWait {
+		return time.Time{}, &ratelimit.Refused{RetryAfter: wait, Reason: "rate limit queue is full"}
 	}
 	if _, err := tx.Exec(ctx, `INSERT INTO rate_slots (key, slot) VALUES ($1, $2)`, key, slot); err != nil {
-		return 0, unavailable(err)
+		return time.Time{}, unavailable(err)
 	}
 	if rand.N(64) == 0 { // now and then, forget slots no window can see
 		if _, err := tx.Exec(ctx, `DELETE FROM rate_slots WHERE key = $1 AND slot < $2`, key, now.Add(-2*window)); err != nil {
-			return 0, unavailable(err)
+			return time.Time{}, unavailable(err)
 		}
 	}
-	return wait, unavailable(tx.Commit(ctx))
+	if err := tx.Commit(ctx); err != nil {
+		return time.Time{}, unavailable(err)
+	}
+	return slot, nil
+}
+
+// clockOffset is the database clock minus this machine's, measured NTP-style
+// (the sample with the shortest round trip) and refreshed every 30 s.
+func (d *DB) clockOffset(ctx context.Context) time.Duration {
+	if at := d.offsetAt.Load(); at != 0 && time.Since(time.Unix(0, at)) < 30*time.Second {
+		return time.Duration(d.offset.Load())
+	}
+	best, bestRTT := time.Duration(0), time.Duration(1<<62)
+	for range 3 {
+		var db time.Time
+		t0 := time.Now()
+		if err := d.pool.QueryRow(ctx, `SELECT clock_timestamp()`).Scan(&db); err != nil {
+			return time.Duration(d.offset.Load())
+		}
+		rtt := time.Since(t0)
+		if rtt < bestRTT {
+			best, bestRTT = db.Sub(t0.Add(rtt/2)), rtt
+		}
+	}
+	d.offset.Store(int64(best))
+	d.offsetAt.Store(time.Now().UnixNano())
+	return best
 }
 
 // SpendQuota implements store.Limits: the vendor said the daily quota of key

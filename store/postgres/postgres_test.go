@@ -155,13 +155,20 @@ func TestReserveSharedAcrossReplicas(t *testing.T) {
 		stored = append(stored, s)
 	}
 	rows.Close()
-	if len(stored) != 60 {
-		t.Fatalf("%d slots stored, want 60", len(stored))
+	// A reservation that came back too late to use is given up and taken
+	// again, so there may be a few more slots than calls.
+	if len(stored) < 60 {
+		t.Fatalf("%d slots stored, want at least 60", len(stored))
 	}
 	sort.Slice(stored, func(i, j int) bool { return stored[i].Before(stored[j]) })
 	for i := n; i < len(stored); i++ {
 		if gap := stored[i].Sub(stored[i-n]); gap < window {
 			t.Fatalf("slots %d and %d are %s apart: more than %d in a window", i-n, i, gap, n)
+		}
+	}
+	for i := 1; i < len(stored); i++ {
+		if gap := stored[i].Sub(stored[i-1]); gap < window/n-time.Microsecond {
+			t.Fatalf("slots %d and %d are %s apart: not paced", i-1, i, gap)
 		}
 	}
 	if _, err := replicas[1].Reserve(context.Background(), "aruba|cust", n, window, time.Second); err == nil {
