@@ -33,6 +33,11 @@ type Token = token.Token
 // is renewed ahead of expiry.
 const DefaultRefreshFraction = 0.8
 
+// refreshJitter is the share of the lifetime by which the refresh point is
+// moved earlier, differently for each token, so that tokens obtained
+// together (a replica starting with 10,000 tenants) do not renew together.
+const refreshJitter = 0.15
+
 // Options configure a Broker.
 type Options struct {
 	// Store is where tokens live. Open opens the configured one when nil.
@@ -44,7 +49,7 @@ type Options struct {
 	Now       func() time.Time // clock; time.Now when nil
 	Warn      func(string)     // warnings (stderr in the CLI)
 	// RefreshFraction of the lifetime after which a token is renewed;
-	// DefaultRefreshFraction when zero. Jitter of up to 5% of the lifetime
+	// DefaultRefreshFraction when zero. Jitter of up to 15% of the lifetime
 	// is subtracted so that many tokens do not renew at once.
 	RefreshFraction float64
 	// Observer is told of token requests and rate-limit waits (metrics).
@@ -368,7 +373,7 @@ func (b *Broker) refreshAt(t *Token) time.Time {
 		return t.Expiry
 	}
 	r := rand.New(rand.NewPCG(uint64(t.ObtainedAt.UnixNano()), uint64(len(t.AccessToken))))
-	jitter := time.Duration(r.Float64() * 0.05 * float64(life))
+	jitter := time.Duration(r.Float64() * refreshJitter * float64(life))
 	return t.ObtainedAt.Add(time.Duration(b.opts.RefreshFraction*float64(life)) - jitter)
 }
 

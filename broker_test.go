@@ -137,7 +137,7 @@ func TestRenewsAheadOfExpiryAndHonoursMinTTL(t *testing.T) {
 	b, clk, _ := newTestBroker(t, srv)
 	ctx := context.Background()
 	first, _ := b.Token(ctx, "p", TokenOptions{})
-	clk.Add(700 * time.Second) // 70%: before the refresh point (80% less up to 5% jitter)
+	clk.Add(600 * time.Second) // 60%: before the refresh point (80% less up to 15% jitter)
 	if tok, _ := b.Token(ctx, "p", TokenOptions{}); tok.AccessToken != first.AccessToken {
 		t.Fatal("renewed before the refresh point")
 	}

@@ -2,6 +2,7 @@ package tokenbroker
 
 import (
 	"context"
+	"math/rand/v2"
 	"time"
 
 	"github.com/tokenbroker/tokenbroker/failure"
@@ -170,8 +171,19 @@ func (b *Broker) Maintain(ctx context.Context, name string) (time.Time, error) {
 	if !ok || v.(*cached).refreshAt.IsZero() {
 		return b.opts.Now().Add(maintainIdle), nil
 	}
-	return v.(*cached).refreshAt, nil
+	// Each replica looks a little after the refresh point, by its own draw:
+	// the first renews, the others hear of it (NOTIFY) and find the new
+	// token stored, instead of all queueing for the lease at once.
+	c := v.(*cached)
+	spread := min(c.tok.Lifetime()/20, maintainSpreadMax)
+	if spread > 0 {
+		return c.refreshAt.Add(rand.N(spread)), nil
+	}
+	return c.refreshAt, nil
 }
+
+// maintainSpreadMax bounds the per-replica delay of background renewals.
+const maintainSpreadMax = 2 * time.Minute
 
 // Generation is the stored token's generation (0 when none).
 func (b *Broker) Generation(ctx context.Context, name string) (int64, error) {

@@ -35,8 +35,16 @@ func main() {
 	duration := flag.Duration("duration", 5*time.Second, "how long each load runs")
 	conns := flag.Int("conns", 64, "concurrent connections of the load generator")
 	callers := flag.Int("callers", 1000, "concurrent callers for the token-requests-per-lifetime check")
+	scaleOnly := flag.Bool("scale", false, "run only the PostgreSQL scale benchmark (needs PostgreSQL)")
+	profiles := flag.Int("profiles", 10000, "profiles (tenants) in the scale benchmark")
+	scaleTTL := flag.Duration("scale-ttl", 2*time.Minute, "token lifetime in the scale benchmark")
+	measure := flag.Duration("scale-measure", 2*time.Minute, "how long the scale benchmark measures the steady state")
 	flag.Parse()
 	log.SetFlags(0)
+	if *scaleOnly {
+		scale(*profiles, *scaleTTL, *measure)
+		return
+	}
 
 	dir, err := os.MkdirTemp("", "tokenbroker-bench-")
 	if err != nil {

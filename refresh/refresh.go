@@ -42,7 +42,11 @@ const (
 	backoffMax   = 5 * time.Minute
 	recheckEvery = time.Minute // after a permanent failure, how often the store is looked at
 	startSpread  = 5 * time.Second
-	workers      = 8
+	// spreadPerProfile widens the start spread for large configurations
+	// (10,000 tenants start over 100 s, not in a burst), up to spreadMax.
+	spreadPerProfile = 10 * time.Millisecond
+	spreadMax        = 5 * time.Minute
+	workers          = 8
 )
 
 // State is what the scheduler knows of one profile.
@@ -93,10 +97,11 @@ func (s *Scheduler) Set(names []string) {
 	defer s.mu.Unlock()
 	keep := map[string]bool{}
 	now := s.clock.Now()
+	spread := min(max(startSpread, time.Duration(len(names))*spreadPerProfile), spreadMax)
 	for _, n := range names {
 		keep[n] = true
 		if _, ok := s.items[n]; !ok {
-			it := &item{State: State{Name: n, Next: now.Add(rand.N(startSpread))}}
+			it := &item{State: State{Name: n, Next: now.Add(rand.N(spread))}}
 			s.items[n] = it
 			heap.Push(&s.queue, it)
 		}

@@ -50,6 +50,20 @@ func Start(t testing.TB) *Cluster {
 	return shared
 }
 
+// StartCluster is Start for programs that are not tests (the benchmarks).
+func StartCluster() (*Cluster, error) {
+	sharedOnce.Do(func() { shared, sharedErr = start() })
+	return shared, sharedErr
+}
+
+// NewDatabase makes a fresh database and returns its DSN.
+func (c *Cluster) NewDatabase(name string) (string, error) {
+	if err := c.psql("CREATE DATABASE " + name); err != nil {
+		return "", err
+	}
+	return c.dsnFor(name), nil
+}
+
 // Stop ends a cluster this package started; call it from TestMain.
 func Stop() {
 	if shared != nil && shared.managed {
@@ -61,11 +75,11 @@ func Stop() {
 // Database makes a fresh database for one test and returns its DSN.
 func (c *Cluster) Database(t testing.TB) string {
 	t.Helper()
-	name := fmt.Sprintf("tb_%d_%d", os.Getpid(), time.Now().UnixNano())
-	if err := c.psql("CREATE DATABASE " + name); err != nil {
+	dsn, err := c.NewDatabase(fmt.Sprintf("tb_%d_%d", os.Getpid(), time.Now().UnixNano()))
+	if err != nil {
 		t.Fatalf("create database: %v", err)
 	}
-	return c.dsnFor(name)
+	return dsn
 }
 
 // Restart stops and starts a cluster this package manages (to test
