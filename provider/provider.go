@@ -9,6 +9,7 @@ package provider
 import (
 	"context"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/tokenbroker/tokenbroker/config"
@@ -80,9 +81,14 @@ type Env struct {
 	Warn func(string)     // where warnings go (stderr in the CLI); may be nil
 }
 
+// sharedHTTP is the token-endpoint client of every provider that is given
+// none: one connection pool for all profiles, not one each (10,000 tenants
+// would otherwise hold 10,000 pools of idle connections).
+var sharedHTTP = sync.OnceValue(func() *http.Client { return httpx.New(httpx.Options{RejectHTML: true}) })
+
 func (e Env) withDefaults() Env {
 	if e.HTTP == nil {
-		e.HTTP = httpx.New(httpx.Options{RejectHTML: true})
+		e.HTTP = sharedHTTP()
 	}
 	if e.Now == nil {
 		e.Now = time.Now
