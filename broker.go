@@ -135,6 +135,9 @@ func (b *Broker) store() (store.Store, error) {
 	return b.st, b.stErr
 }
 
+// Store returns the broker's store, opening it on first use.
+func (b *Broker) Store() (store.Store, error) { return b.store() }
+
 // Provider returns the provider of a profile, built once.
 func (b *Broker) Provider(name string) (provider.Provider, error) {
 	if p, ok := b.providers.Load(name); ok {

@@ -43,6 +43,7 @@ const (
 // missing or malformed parameters get Central's 400 {"extra":{},"message":"..."}.
 type Aruba struct {
 	base
+	arubaWebhooks // webhook settings and tokens (webhooks.go)
 
 	// ClientID and ClientSecret are the customer's API gateway application.
 	ClientID, ClientSecret string
@@ -157,6 +158,7 @@ func NewAruba(now Clock) *Aruba {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(a.IssueOfflineToken())
 	}})
+	a.webhookRoutes(mux)
 	a.mux = mux
 	return a
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/tokenbroker/tokenbroker/failure"
+	"github.com/tokenbroker/tokenbroker/webhook"
 )
 
 // metrics are serve's Prometheus metrics, on a registry of their own.
@@ -21,6 +22,8 @@ type metrics struct {
 	waits         *prometheus.CounterVec
 	waitSeconds   *prometheus.HistogramVec
 	refusals      *prometheus.CounterVec
+	hookDelivery  *prometheus.CounterVec
+	hookRefused   *prometheus.CounterVec
 }
 
 func newMetrics(s *Server) *metrics {
@@ -49,6 +52,13 @@ func newMetrics(s *Server) *metrics {
 			Name: "tokenbroker_ratelimit_refusals_total", Help: "Calls answered 429 by tokenbroker (queue full or daily quota spent).",
 		}, []string{"profile"}),
 	}
+	m.hookDelivery = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tokenbroker_webhook_deliveries_total", Help: "Webhook deliveries: accepted (and queued), forwarded to the sink, failed forwarding attempts.",
+	}, []string{"profile", "outcome"})
+	m.hookRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tokenbroker_webhook_refused_total", Help: "Webhook deliveries refused, by reason.",
+	}, []string{"profile", "reason"})
+	m.reg.MustRegister(m.hookDelivery, m.hookRefused)
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.tokenRequests, m.refreshes, m.failures, m.proxied, m.waits, m.waitSeconds, m.refusals,
 		&stateCollector{s: s})
@@ -74,6 +84,18 @@ func (m *metrics) Waited(profile string, d time.Duration) {
 
 // Refused implements tokenbroker.Observer.
 func (m *metrics) Refused(profile string) { m.refusals.WithLabelValues(profile).Inc() }
+
+// hookMetrics counts webhook deliveries (webhook.Observer).
+type hookMetrics struct{ m *metrics }
+
+func (h hookMetrics) Accepted(profile string) { h.m.hookDelivery.WithLabelValues(profile, "accepted").Inc() }
+func (h hookMetrics) Refused(profile string, reason webhook.Reason) {
+	h.m.hookRefused.WithLabelValues(profile, string(reason)).Inc()
+}
+func (h hookMetrics) Forwarded(profile string, n int) {
+	h.m.hookDelivery.WithLabelValues(profile, "forwarded").Add(float64(n))
+}
+func (h hookMetrics) Failed(profile string) { h.m.hookDelivery.WithLabelValues(profile, "failed").Inc() }
 
 func (m *metrics) served(profile string, status int) {
 	m.proxied.WithLabelValues(profile, strconv.Itoa(status)).Inc()

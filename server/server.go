@@ -23,6 +23,7 @@ import (
 	"github.com/tokenbroker/tokenbroker/proxy"
 	"github.com/tokenbroker/tokenbroker/refresh"
 	"github.com/tokenbroker/tokenbroker/store"
+	"github.com/tokenbroker/tokenbroker/webhook"
 )
 
 // Options configure a Server.
@@ -48,6 +49,9 @@ type Server struct {
 	sched   *refresh.Scheduler
 	proxy   *proxy.Handler
 	mux     *http.ServeMux
+
+	hooks    *webhook.Dispatcher // nil when the store keeps no webhook queue
+	receiver *webhook.Receiver
 }
 
 // New builds a server for cfg.
@@ -71,7 +75,43 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	s.mux.HandleFunc("GET /v1/profiles/{name}/token", s.auth(s.token))
 	s.mux.HandleFunc("POST /v1/profiles/{name}/refresh", s.auth(s.refresh))
 	s.mux.Handle("GET /metrics", s.auth(promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}).ServeHTTP))
+	if q, ok := opts.Store.(store.Webhooks); ok {
+		tokens := &webhook.Tokens{Broker: s.Broker, Store: q}
+		s.hooks = &webhook.Dispatcher{Store: opts.Store, Owner: store.NewOwner(), Log: opts.Log, Observe: hookMetrics{s.metrics}}
+		s.receiver = &webhook.Receiver{Broker: s.Broker, Store: q, Tokens: tokens, Observe: hookMetrics{s.metrics}, Queued: s.hooks.Wake}
+		// Authenticated by each delivery's signature, not by the broker key.
+		s.mux.Handle("POST /webhooks/{name}", s.receiver)
+		if err := s.setWebhookRoutes(cfg); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
+}
+
+// setWebhookRoutes opens the sink of every configured webhook.
+func (s *Server) setWebhookRoutes(cfg *config.Config) error {
+	var routes []webhook.Route
+	for _, name := range cfg.Names() {
+		for _, wh := range cfg.Profiles[name].Webhooks {
+			if wh.ID == "" {
+				return failure.New(failure.Config, "profile %q: every webhook needs `id`", name)
+			}
+			spec := wh.Sink
+			if spec == "" {
+				spec = "stdout"
+			}
+			sink, err := webhook.OpenSink(spec)
+			if err != nil {
+				for _, r := range routes {
+					r.Sink.Close()
+				}
+				return &failure.Error{Kind: failure.Config, Profile: name, Msg: "webhook " + wh.ID, Err: err}
+			}
+			routes = append(routes, webhook.Route{Profile: name, Webhook: wh.ID, Sink: sink})
+		}
+	}
+	s.hooks.SetRoutes(routes)
+	return nil
 }
 
 // Broker is the broker of the current configuration.
@@ -88,6 +128,11 @@ func (s *Server) Reload(cfg *config.Config) {
 	if s.sched != nil {
 		s.sched.Set(cfg.Names())
 	}
+	if s.hooks != nil {
+		if err := s.setWebhookRoutes(cfg); err != nil {
+			s.opts.Log.Error("webhook sinks not reloaded", "error", err)
+		}
+	}
 	s.opts.Log.Info("configuration loaded", "profiles", len(cfg.Profiles), "config", cfg.Path)
 }
 
@@ -96,6 +141,11 @@ func (s *Server) Reload(cfg *config.Config) {
 func (s *Server) Run(ctx context.Context) {
 	if w, ok := s.opts.Store.(store.Watcher); ok {
 		w.Watch(ctx, func(profile string) { s.Broker().Invalidate(profile) })
+	}
+	if s.hooks != nil {
+		done := make(chan struct{})
+		go func() { s.hooks.Run(ctx); close(done) }()
+		defer func() { <-done }()
 	}
 	s.sched.Run(ctx)
 }

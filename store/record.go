@@ -110,3 +110,26 @@ func unreadable(profile string, err error) error {
 	return &failure.Error{Kind: failure.Other, Profile: profile, Msg: "the stored token cannot be read", Err: err,
 		Hint: "check the master key (`key:` in the config, $TOKENBROKER_KEY, or the key file beside the state); nothing was overwritten"}
 }
+
+// SealWebhookToken seals a webhook's tokens as one value bound to the
+// profile and the webhook.
+func SealWebhookToken(s *seal.Sealer, profile, webhook string, t *WebhookToken) ([]byte, error) {
+	b, err := json.Marshal(t)
+	if err != nil {
+		return nil, err
+	}
+	return s.Seal(profile, "webhook_token\x00"+webhook, b)
+}
+
+// UnsealWebhookToken opens what SealWebhookToken sealed.
+func UnsealWebhookToken(s *seal.Sealer, profile, webhook string, sealed []byte) (*WebhookToken, error) {
+	b, err := s.Open(profile, "webhook_token\x00"+webhook, sealed)
+	if err != nil {
+		return nil, unreadable(profile, err)
+	}
+	t := &WebhookToken{}
+	if err := json.Unmarshal(b, t); err != nil {
+		return nil, unreadable(profile, err)
+	}
+	return t, nil
+}

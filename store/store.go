@@ -96,3 +96,43 @@ func Kind(location string) (kind, rest string) {
 	}
 	return "sqlite", location
 }
+
+// Delivery is an accepted webhook delivery waiting for (or handed to) its sink.
+type Delivery struct {
+	Seq        int64 // order of acceptance, set by the store
+	Profile    string
+	Webhook    string
+	ID         string // X-Central-Delivery-Id
+	Service    string
+	Timestamp  string // as the sender sent it
+	Body       []byte
+	ReceivedAt time.Time
+}
+
+// WebhookToken is a webhook's signing token and the one it replaced, kept
+// for a grace period so deliveries signed before a rotation still verify.
+type WebhookToken struct {
+	Current   string
+	Previous  string
+	RotatedAt time.Time
+}
+
+// Webhooks is a store with a durable queue of webhook deliveries.
+type Webhooks interface {
+	// Enqueue stores an accepted delivery durably; false when its id was
+	// seen before for the profile (a replay), in which case nothing is stored.
+	Enqueue(ctx context.Context, d *Delivery) (bool, error)
+	// Pending returns up to limit deliveries of a webhook not yet
+	// forwarded, oldest first.
+	Pending(ctx context.Context, profile, webhook string, limit int) ([]Delivery, error)
+	// Forwarded marks deliveries as handed to their sink.
+	Forwarded(ctx context.Context, seqs []int64) error
+	// WebhookToken returns a webhook's stored signing tokens (nil: none).
+	WebhookToken(ctx context.Context, profile, webhook string) (*WebhookToken, error)
+	// PutWebhookToken stores a webhook's signing tokens, sealed.
+	PutWebhookToken(ctx context.Context, profile, webhook string, t *WebhookToken) error
+}
+
+// DeliveryRetention is how long forwarded deliveries are kept to recognise
+// replays; older ones fail the timestamp window anyway.
+const DeliveryRetention = time.Hour

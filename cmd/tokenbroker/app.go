@@ -57,3 +57,8 @@ func (a *app) load() (*tokenbroker.Broker, error) {
 	})
 	return a.broker, nil
 }
+
+// brokerFn returns the loaded broker, for parts that take a getter.
+func (a *app) brokerFn() func() *tokenbroker.Broker {
+	return func() *tokenbroker.Broker { return a.broker }
+}

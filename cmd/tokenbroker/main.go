@@ -75,7 +75,7 @@ func (a *app) rootCommand() *cobra.Command {
 	root.AddCommand(
 		a.tokenCommand(), a.headerCommand(), a.inspectCommand(), a.statusCommand(), a.auditCommand(), a.refreshCommand(),
 		a.loginCommand(), a.importCommand(), a.revokeCommand(),
-		a.serveCommand(), a.curlCommand(), a.execCommand(), a.migrateCommand(),
+		a.serveCommand(), a.curlCommand(), a.execCommand(), a.migrateCommand(), a.webhookCommand(),
 		a.emulateCommand(), a.demoCommand(), a.versionCommand(),
 	)
 	return root

@@ -119,6 +119,25 @@ var migrations = []string{
 		key      text PRIMARY KEY,
 		reset_at timestamptz NOT NULL
 	);`,
+	`CREATE TABLE deliveries (
+		seq         bigserial PRIMARY KEY,
+		profile     text NOT NULL,
+		webhook     text NOT NULL,
+		delivery_id text NOT NULL,
+		service     text NOT NULL,
+		ts          text NOT NULL,
+		body        bytea NOT NULL,
+		received_at timestamptz NOT NULL,
+		forwarded   boolean NOT NULL DEFAULT false,
+		UNIQUE (profile, delivery_id)
+	);
+	CREATE INDEX deliveries_pending ON deliveries (profile, webhook, forwarded, seq);
+	CREATE TABLE webhook_tokens (
+		profile text NOT NULL,
+		webhook text NOT NULL,
+		sealed  bytea NOT NULL,
+		PRIMARY KEY (profile, webhook)
+	);`,
 }
 
 // migrationLock is the advisory lock key of schema changes.

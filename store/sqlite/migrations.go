@@ -27,6 +27,26 @@ var migrations = []migration{
 	)`),
 	// 2: secrets sealed field by field, leases, the audit log.
 	sealTokens,
+	// 3: webhook deliveries (a durable queue and the replay guard) and tokens.
+	execAll(`CREATE TABLE deliveries (
+			seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+			profile     TEXT NOT NULL,
+			webhook     TEXT NOT NULL,
+			delivery_id TEXT NOT NULL,
+			service     TEXT NOT NULL,
+			ts          TEXT NOT NULL,
+			body        BLOB NOT NULL,
+			received_at INTEGER NOT NULL,
+			forwarded   INTEGER NOT NULL DEFAULT 0,
+			UNIQUE (profile, delivery_id)
+		)`,
+		`CREATE INDEX deliveries_pending ON deliveries (profile, webhook, forwarded, seq)`,
+		`CREATE TABLE webhook_tokens (
+			profile TEXT NOT NULL,
+			webhook TEXT NOT NULL,
+			sealed  BLOB NOT NULL,
+			PRIMARY KEY (profile, webhook)
+		)`),
 }
 
 func execAll(stmts ...string) migration {

@@ -111,7 +111,7 @@ func TestMigrateFromSchema1(t *testing.T) {
 			}
 		}
 	}
-	if got, want := userVersion(t, path), 2; got != want {
+	if got, want := userVersion(t, path), len(migrations); got != want {
 		t.Errorf("user_version after migration: got %d, want %d", got, want)
 	}
 

@@ -1,0 +1,74 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tokenbroker/tokenbroker/store"
+)
+
+// Enqueue implements store.Webhooks.
+func (d *DB) Enqueue(ctx context.Context, dl *store.Delivery) (bool, error) {
+	err := d.pool.QueryRow(ctx, `INSERT INTO deliveries (profile, webhook, delivery_id, service, ts, body, received_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (profile, delivery_id) DO NOTHING RETURNING seq`,
+		dl.Profile, dl.Webhook, dl.ID, dl.Service, dl.Timestamp, dl.Body, dl.ReceivedAt).Scan(&dl.Seq)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil // seen before
+	}
+	return err == nil, unavailable(err)
+}
+
+// Pending implements store.Webhooks.
+func (d *DB) Pending(ctx context.Context, profile, webhook string, limit int) ([]store.Delivery, error) {
+	rows, err := d.pool.Query(ctx, `SELECT seq, delivery_id, service, ts, body, received_at FROM deliveries
+		WHERE profile = $1 AND webhook = $2 AND NOT forwarded ORDER BY seq LIMIT $3`, profile, webhook, limit)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Delivery, error) {
+		dl := store.Delivery{Profile: profile, Webhook: webhook}
+		err := r.Scan(&dl.Seq, &dl.ID, &dl.Service, &dl.Timestamp, &dl.Body, &dl.ReceivedAt)
+		return dl, err
+	})
+	return out, unavailable(err)
+}
+
+// Forwarded implements store.Webhooks, and forgets deliveries too old to
+// be replayed.
+func (d *DB) Forwarded(ctx context.Context, seqs []int64) error {
+	if len(seqs) == 0 {
+		return nil
+	}
+	if _, err := d.pool.Exec(ctx, `UPDATE deliveries SET forwarded = true WHERE seq = ANY($1)`, seqs); err != nil {
+		return unavailable(err)
+	}
+	_, err := d.pool.Exec(ctx, `DELETE FROM deliveries WHERE forwarded AND received_at < clock_timestamp() - $1::interval`,
+		store.DeliveryRetention.String())
+	return unavailable(err)
+}
+
+// WebhookToken implements store.Webhooks.
+func (d *DB) WebhookToken(ctx context.Context, profile, webhook string) (*store.WebhookToken, error) {
+	var sealed []byte
+	err := d.pool.QueryRow(ctx, `SELECT sealed FROM webhook_tokens WHERE profile = $1 AND webhook = $2`, profile, webhook).Scan(&sealed)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	return store.UnsealWebhookToken(d.sealer, profile, webhook, sealed)
+}
+
+// PutWebhookToken implements store.Webhooks.
+func (d *DB) PutWebhookToken(ctx context.Context, profile, webhook string, t *store.WebhookToken) error {
+	sealed, err := store.SealWebhookToken(d.sealer, profile, webhook, t)
+	if err != nil {
+		return err
+	}
+	_, err = d.pool.Exec(ctx, `INSERT INTO webhook_tokens (profile, webhook, sealed) VALUES ($1, $2, $3)
+		ON CONFLICT (profile, webhook) DO UPDATE SET sealed = excluded.sealed`, profile, webhook, sealed)
+	return unavailable(err)
+}
