@@ -88,14 +88,18 @@ func (m *metrics) Refused(profile string) { m.refusals.WithLabelValues(profile).
 // hookMetrics counts webhook deliveries (webhook.Observer).
 type hookMetrics struct{ m *metrics }
 
-func (h hookMetrics) Accepted(profile string) { h.m.hookDelivery.WithLabelValues(profile, "accepted").Inc() }
+func (h hookMetrics) Accepted(profile string) {
+	h.m.hookDelivery.WithLabelValues(profile, "accepted").Inc()
+}
 func (h hookMetrics) Refused(profile string, reason webhook.Reason) {
 	h.m.hookRefused.WithLabelValues(profile, string(reason)).Inc()
 }
 func (h hookMetrics) Forwarded(profile string, n int) {
 	h.m.hookDelivery.WithLabelValues(profile, "forwarded").Add(float64(n))
 }
-func (h hookMetrics) Failed(profile string) { h.m.hookDelivery.WithLabelValues(profile, "failed").Inc() }
+func (h hookMetrics) Failed(profile string) {
+	h.m.hookDelivery.WithLabelValues(profile, "failed").Inc()
+}
 
 func (m *metrics) served(profile string, status int) {
 	m.proxied.WithLabelValues(profile, strconv.Itoa(status)).Inc()

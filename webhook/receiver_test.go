@@ -221,4 +221,3 @@ func readLines(t *testing.T, path string) []Line {
 	}
 	return out
 }
-
