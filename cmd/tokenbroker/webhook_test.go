@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -145,4 +146,93 @@ func sinkCounts(t *testing.T, path string) map[string]int {
 		}
 	}
 	return counts
+}
+
+// TestWebhookTokenLifecycle: with no token configured, the webhook's token
+// is fetched from Central and stored; a ping from Central verifies; a
+// rotation keeps the old token verifying during the grace period.
+func TestWebhookTokenLifecycle(t *testing.T) {
+	p := newProc(t, nil)
+	offline := filepath.Join(p.dir, "offline.json")
+	os.WriteFile(offline, p.set.Aruba.IssueOfflineToken(), 0o600)
+	mustOK(t, p.run(t, "import", "aruba", offline))
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	receiver := fmt.Sprintf("http://127.0.0.1:%d/webhooks/aruba", port)
+	wid := p.set.Aruba.CreateWebhook("alerts", receiver)
+	sinkPath := filepath.Join(p.dir, "alerts.jsonl")
+	cfg, _ := os.ReadFile(p.config)
+	cfg = []byte(strings.Replace(string(cfg), "    client_secret: env:TB_ARUBA_SECRET\n",
+		"    client_secret: env:TB_ARUBA_SECRET\n    webhooks:\n      - id: "+wid+"\n        sink: file:"+sinkPath+"\n", 1))
+	os.WriteFile(p.config, cfg, 0o644)
+
+	if r := mustOK(t, p.run(t, "webhook", "list", "aruba")); !strings.Contains(r.stdout, wid) {
+		t.Errorf("list: %s", r.stdout)
+	}
+	first := strings.TrimSpace(mustOK(t, p.run(t, "webhook", "token", "aruba", wid)).stdout)
+	if first != p.set.Aruba.WebhookToken(wid) {
+		t.Fatalf("token %q, want the emulator's", first)
+	}
+	cmd := p.command(t, "serve", "--listen", fmt.Sprintf("127.0.0.1:%d", port))
+	cmd.Env = append(append([]string{}, p.env...), "TOKENBROKER_API_KEY=k")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	waitListening(t, port)
+
+	if r := mustOK(t, p.run(t, "webhook", "ping", "aruba", wid)); !strings.Contains(r.stdout, `"status":200`) {
+		t.Errorf("ping: %s", r.stdout)
+	}
+	mustOK(t, p.run(t, "webhook", "rotate", "aruba", wid))
+	second := p.set.Aruba.WebhookToken(wid)
+	if second == first {
+		t.Fatal("rotate did not change the token")
+	}
+	for _, c := range []struct {
+		token, fault string
+		want         string
+	}{
+		{first, "none", " 200"},  // the previous token, within the grace period
+		{second, "none", " 200"}, // the new one
+		{second, "stale-timestamp", " 400"},
+		{second, "bad-signature", " 401"},
+		{"not-the-token", "none", " 401"},
+	} {
+		r := p.run(t, "webhook", "send", receiver, "--token", c.token, "--fault", c.fault)
+		if !strings.HasSuffix(strings.TrimSpace(r.stdout), strings.TrimSpace(c.want)) {
+			t.Errorf("send %s with %.6s...: %q %q, want status%s", c.fault, c.token, r.stdout, r.stderr, c.want)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(sinkCounts(t, sinkPath)) < 3 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond) // the dispatcher forwards in its own time
+	}
+	if n := len(sinkCounts(t, sinkPath)); n != 3 {
+		t.Errorf("%d deliveries in the sink, want 3 (the ping and two sends)", n)
+	}
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+func waitListening(t *testing.T, port int) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("serve did not start listening")
 }
