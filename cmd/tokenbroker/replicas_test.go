@@ -290,6 +290,23 @@ func TestPostgresOutage(t *testing.T) {
 		return n
 	}
 	baseline := goroutines(reps[0])
+	// Callers keep asking every replica for tokens through the outage.
+	loadCtx, stopLoad := context.WithCancel(context.Background())
+	var calls, failed atomic.Int64
+	var loadDone sync.WaitGroup
+	for i := range 8 {
+		loadDone.Add(1)
+		go func() {
+			defer loadDone.Done()
+			for loadCtx.Err() == nil {
+				code, _, err := reps[i%len(reps)].get("/v1/profiles/ruckus/token")
+				calls.Add(1)
+				if err != nil || code != 200 {
+					failed.Add(1)
+				}
+			}
+		}()
+	}
 	cluster.StopServer(t)
 	for _, r := range reps {
 		if code, body, _ := r.get("/v1/profiles/ruckus/token"); code != 200 {
@@ -321,6 +338,12 @@ func TestPostgresOutage(t *testing.T) {
 			t.Errorf("refresh after recovery: %d %s", code, body)
 		}
 	}
+	stopLoad()
+	loadDone.Wait()
+	if failed.Load() != 0 {
+		t.Errorf("%d of %d token calls failed while PostgreSQL went down and came back", failed.Load(), calls.Load())
+	}
+	t.Logf("%d token calls during the outage and recovery, %d failed", calls.Load(), failed.Load())
 	if n := goroutines(reps[0]); baseline < 0 || n > baseline+20 {
 		t.Errorf("goroutines %d after the outage, %d before", n, baseline)
 	}
