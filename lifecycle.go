@@ -2,6 +2,7 @@ package tokenbroker
 
 import (
 	"context"
+	"errors"
 
 	"github.com/tokenbroker/tokenbroker/failure"
 	"github.com/tokenbroker/tokenbroker/provider"
@@ -102,12 +103,16 @@ func (b *Broker) Revoke(ctx context.Context, name string, in provider.Prompter) 
 		return false, err
 	}
 	if r, ok := p.(provider.Revoker); ok {
-		if err := r.Revoke(ctx, t, in); err != nil {
+		err := r.Revoke(ctx, t, in)
+		switch {
+		case errors.Is(err, provider.ErrNoRevocation):
+		case err != nil:
 			err = failure.WithProfile(err, name)
 			b.audit(st, name, "revoke", t.Grant, err)
 			return false, err
+		default:
+			revokedAtVendor = true
 		}
-		revokedAtVendor = true
 	}
 	b.forget(name)
 	if err := st.Delete(ctx, name); err != nil {

@@ -54,6 +54,9 @@ type Profile struct {
 	Issuer         string   `yaml:"issuer"`
 	RedirectURL    string   `yaml:"redirect_url"`
 	RevocationURL  string   `yaml:"revocation_url"`
+	// IntrospectionURL is an RFC 7662 endpoint that `inspect` asks about
+	// the token (oauth2; optional when discovered).
+	IntrospectionURL string `yaml:"introspection_url"`
 	Assertion      Secret   `yaml:"assertion"`
 	PrivateKey     Secret   `yaml:"private_key"`
 	AuthStyle      string   `yaml:"auth_style"`

@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"sync"
 	"net/http"
 	"net/url"
 	"strings"
@@ -17,12 +18,16 @@ import (
 // (Catalyst Center's {"Token": ...} sent as X-Auth-Token included) needs
 // configuration, not code.
 func newGeneric(p *config.Profile, env Env) (Provider, error) {
-	if p.TokenURL == "" {
-		return nil, configErr(p, "an oauth2 profile needs `token_url`")
+	where := p.TokenURL
+	if where == "" {
+		if p.Issuer == "" {
+			return nil, configErr(p, "an oauth2 profile needs `token_url` or `issuer` (OpenID discovery)")
+		}
+		where = p.Issuer
 	}
-	u, err := httpx.CheckURL(p.TokenURL)
+	u, err := httpx.CheckURL(where)
 	if err != nil {
-		return nil, configErr(p, "token_url: %v", err)
+		return nil, configErr(p, "token_url/issuer: %v", err)
 	}
 	v := &Vendor{
 		ID: "oauth2", Display: "OAuth2 at " + u.Host,
@@ -64,17 +69,44 @@ func newGeneric(p *config.Profile, env Env) (Provider, error) {
 	if p.TokenField != "" {
 		o.tokenField = p.TokenField
 	}
-	if p.ClientSecret.IsSet() || v.PrimaryGrant == "client_credentials" {
-		return o, nil
+	g := &generic{oauthProvider: o, public: !p.ClientSecret.IsSet() && v.PrimaryGrant != "client_credentials",
+		endpoints: endpoints{Token: o.tokenURL, Revocation: p.RevocationURL, Introspection: p.IntrospectionURL}}
+	for _, u := range []string{p.RevocationURL, p.IntrospectionURL} {
+		if u != "" {
+			if _, err := httpx.CheckURL(u); err != nil {
+				return nil, configErr(p, "%v", err)
+			}
+		}
 	}
-	return &publicClient{o}, nil
+	return g, nil
 }
 
-// publicClient is a generic refresh_token profile without a client secret
-// (a public client): client_id travels in the body, per RFC 6749 3.2.1.
-type publicClient struct{ *oauthProvider }
+// generic is the configurable OAuth2 provider: endpoints given or found by
+// OpenID discovery, a public client when there is no secret, RFC 7009
+// revocation and RFC 7662 introspection.
+type generic struct {
+	*oauthProvider
+	public bool
 
-func (pc *publicClient) Obtain(ctx context.Context, prev *token.Token) (*token.Token, error) {
+	once      sync.Once
+	found     error
+	endpoints endpoints
+}
+
+// Obtain implements Provider.
+func (g *generic) Obtain(ctx context.Context, prev *token.Token) (*token.Token, error) {
+	if err := g.discover(ctx); err != nil {
+		return nil, err
+	}
+	if g.public {
+		return g.obtainPublic(ctx, prev)
+	}
+	return g.oauthProvider.Obtain(ctx, prev)
+}
+
+// obtainPublic is the refresh_token grant of a public client (no secret):
+// client_id travels in the body, per RFC 6749 3.2.1.
+func (pc *generic) obtainPublic(ctx context.Context, prev *token.Token) (*token.Token, error) {
 	rt := ""
 	if prev.RefreshUsable(pc.env.Now()) {
 		rt = prev.RefreshToken

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tokenbroker/tokenbroker/failure"
+	"github.com/tokenbroker/tokenbroker/provider"
 	"github.com/tokenbroker/tokenbroker/token"
 )
 
@@ -26,6 +27,7 @@ type inspection struct {
 	RefreshExpires  string         `json:"refresh_token_expires_at,omitempty"`
 	Generation      int64          `json:"generation"`
 	Claims          map[string]any `json:"jwt_claims,omitempty"`
+	Introspection   map[string]any `json:"introspection,omitempty"` // RFC 7662, when the server has the endpoint
 	Extra           map[string]any `json:"extra,omitempty"`
 }
 
@@ -54,6 +56,13 @@ func (a *app) inspectCommand() *cobra.Command {
 					Hint: "run `tokenbroker token " + name + "` (or `login`/`import`) first"}
 			}
 			in := inspect(name, p.Describe().Vendor, t)
+			if ip, ok := p.(provider.Introspector); ok {
+				m, err := ip.Introspect(cmd.Context(), t)
+				if err != nil {
+					a.warn(err.Error())
+				}
+				in.Introspection = m
+			}
 			if asJSON {
 				return writeJSON(a, in)
 			}
@@ -109,7 +118,7 @@ func printInspection(a *app, in inspection) {
 	for _, group := range []struct {
 		title string
 		m     map[string]any
-	}{{"claim", in.Claims}, {"field", in.Extra}} {
+	}{{"claim", in.Claims}, {"field", in.Extra}, {"introspection", in.Introspection}} {
 		keys := make([]string, 0, len(group.m))
 		for k := range group.m {
 			keys = append(keys, k)

@@ -1,0 +1,213 @@
+package provider
+
+// Tests against an authorization server this project did not write: an
+// in-process server built from github.com/ory/fosite (the OAuth2 library
+// behind Ory Hydra) with its in-memory storage. The emulators are written by
+// the same hands as the providers; fosite is not.
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/compose"
+	fstorage "github.com/ory/fosite/storage"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/tokenbroker/tokenbroker/config"
+	"github.com/tokenbroker/tokenbroker/failure"
+)
+
+// authServer is fosite behind token, revocation, introspection and discovery
+// endpoints.
+type authServer struct {
+	*httptest.Server
+	store *fstorage.MemoryStore
+}
+
+const fositeSecret = "fosite-client-secret"
+
+func newAuthServer(t *testing.T) *authServer {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := fstorage.NewMemoryStore()
+	hash, _ := bcrypt.GenerateFromPassword([]byte(fositeSecret), bcrypt.MinCost)
+	store.Clients["tb-client"] = &fosite.DefaultClient{
+		ID: "tb-client", Secret: hash,
+		GrantTypes: []string{"client_credentials", "refresh_token", "authorization_code", "password"},
+		ResponseTypes: []string{"code"}, Scopes: []string{"read", "write", "offline"},
+		RedirectURIs: []string{"http://127.0.0.1/callback"},
+	}
+	store.Users["peter"] = fstorage.MemoryUserRelation{Username: "peter", Password: "secret"}
+	as := &authServer{store: store}
+	mux := http.NewServeMux()
+	as.Server = httptest.NewServer(mux)
+	t.Cleanup(as.Close)
+	cfg := &fosite.Config{
+		AccessTokenLifespan: time.Hour, RefreshTokenLifespan: 24 * time.Hour,
+		GlobalSecret: []byte("tokenbroker-fosite-test-secret32"), TokenURL: as.URL + "/token",
+		SendDebugMessagesToClients: true,
+	}
+	op := compose.ComposeAllEnabled(cfg, store, key)
+	session := func() *fosite.DefaultSession { return &fosite.DefaultSession{Subject: "tb-client"} }
+	mux.HandleFunc("POST /token", func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		ar, err := op.NewAccessRequest(ctx, r, session())
+		if err != nil {
+			op.WriteAccessError(ctx, w, ar, err)
+			return
+		}
+		for _, s := range ar.GetRequestedScopes() {
+			ar.GrantScope(s)
+		}
+		resp, err := op.NewAccessResponse(ctx, ar)
+		if err != nil {
+			op.WriteAccessError(ctx, w, ar, err)
+			return
+		}
+		op.WriteAccessResponse(ctx, w, ar, resp)
+	})
+	mux.HandleFunc("POST /revoke", func(w http.ResponseWriter, r *http.Request) {
+		op.WriteRevocationResponse(r.Context(), w, op.NewRevocationRequest(r.Context(), r))
+	})
+	mux.HandleFunc("POST /introspect", func(w http.ResponseWriter, r *http.Request) {
+		ir, err := op.NewIntrospectionRequest(r.Context(), r, session())
+		if err != nil {
+			op.WriteIntrospectionError(r.Context(), w, err)
+			return
+		}
+		op.WriteIntrospectionResponse(r.Context(), w, ir)
+	})
+	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(map[string]string{
+			"issuer": as.URL, "token_endpoint": as.URL + "/token",
+			"revocation_endpoint": as.URL + "/revoke", "introspection_endpoint": as.URL + "/introspect",
+		})
+	})
+	return as
+}
+
+func fositeProvider(t *testing.T, as *authServer, p config.Profile) Provider {
+	t.Helper()
+	p.Name, p.Provider = "idp", "oauth2"
+	if p.ClientID == "" {
+		p.ClientID = "tb-client"
+	}
+	if p.ClientSecret == "" {
+		p.ClientSecret = fositeSecret
+	}
+	pr, err := New(&p, Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pr
+}
+
+func TestFositeClientCredentialsBasicAndBody(t *testing.T) {
+	as := newAuthServer(t)
+	for _, style := range []string{"basic", "body"} {
+		p := fositeProvider(t, as, config.Profile{TokenURL: as.URL + "/token", AuthStyle: style, Scopes: []string{"read"}})
+		tok, err := p.Obtain(context.Background(), nil)
+		if err != nil {
+			t.Fatalf("%s: %v", style, err)
+		}
+		if tok.AccessToken == "" || tok.Expiry.IsZero() || tok.Scope != "read" {
+			t.Errorf("%s: token %+v", style, tok)
+		}
+	}
+	bad := fositeProvider(t, as, config.Profile{TokenURL: as.URL + "/token", ClientSecret: "wrong"})
+	if _, err := bad.Obtain(context.Background(), nil); failure.KindOf(err) != failure.Rejected {
+		t.Errorf("wrong secret: %v, want Rejected", err)
+	}
+}
+
+// TestFositeRefreshRotation: each refresh returns a new refresh token, and
+// fosite revokes the whole chain when an old one is presented again — which
+// a client that refreshes twice with the same token (two jobs at once)
+// would trigger. tokenbroker presents each refresh token once.
+func TestFositeRefreshRotation(t *testing.T) {
+	as := newAuthServer(t)
+	ctx := context.Background()
+	// A first refresh token, as a person's login would have given (here by
+	// the password grant, which tokenbroker itself does not offer).
+	req, _ := http.NewRequest(http.MethodPost, as.URL+"/token", strings.NewReader("grant_type=password&username=peter&password=secret&scope=offline+read"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("tb-client", fositeSecret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seed struct {
+		RefreshToken string `json:"refresh_token"`
+	}
+	json.NewDecoder(resp.Body).Decode(&seed)
+	resp.Body.Close()
+	if seed.RefreshToken == "" {
+		t.Fatalf("no refresh token from fosite (%d)", resp.StatusCode)
+	}
+	p := fositeProvider(t, as, config.Profile{TokenURL: as.URL + "/token", Grant: "refresh_token", RefreshToken: config.Secret(seed.RefreshToken)})
+	t1, err := p.Obtain(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t2, err := p.Obtain(ctx, t1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if t2.RefreshToken == t1.RefreshToken || t2.PrevRefreshToken != t1.RefreshToken {
+		t.Fatalf("rotation not kept: %+v", t2)
+	}
+	// A double use of an old refresh token is refused...
+	if _, err := p.Obtain(ctx, t1); failure.KindOf(err) != failure.Rejected {
+		t.Fatalf("reusing a rotated refresh token: %v, want Rejected", err)
+	}
+	// ... and fosite then revokes the chain: the newest is dead too.
+	if _, err := p.Obtain(ctx, t2); err == nil {
+		t.Error("fosite did not revoke the chain after the reuse")
+	}
+}
+
+func TestFositeDiscoveryRevocationIntrospection(t *testing.T) {
+	as := newAuthServer(t)
+	ctx := context.Background()
+	p := fositeProvider(t, as, config.Profile{Issuer: as.URL, Scopes: []string{"read"}})
+	tok, err := p.Obtain(ctx, nil)
+	if err != nil {
+		t.Fatalf("with discovery: %v", err)
+	}
+	info, err := p.(Introspector).Introspect(ctx, tok)
+	if err != nil || info["active"] != true || info["client_id"] != "tb-client" {
+		t.Fatalf("introspection: %v %v", info, err)
+	}
+	if err := p.(Revoker).Revoke(ctx, tok, nil); err != nil {
+		t.Fatalf("revoke: %v", err)
+	}
+	info, err = p.(Introspector).Introspect(ctx, tok)
+	if err != nil || info["active"] != false {
+		t.Fatalf("after revocation the token is %v (%v), want inactive", info, err)
+	}
+}
+
+func TestDiscoveryFromAnotherIssuerIsRefused(t *testing.T) {
+	as := newAuthServer(t)
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(map[string]string{"issuer": as.URL, "token_endpoint": as.URL + "/token"})
+	}))
+	defer other.Close()
+	p := fositeProvider(t, as, config.Profile{Issuer: other.URL})
+	_, err := p.Obtain(context.Background(), nil)
+	if failure.KindOf(err) != failure.Config || !strings.Contains(err.Error(), "another issuer") {
+		t.Fatalf("err %v", err)
+	}
+}
+
