@@ -36,33 +36,33 @@ type Config struct {
 type Profile struct {
 	Name string `yaml:"-"`
 
-	Provider       string   `yaml:"provider"`
-	Region         string   `yaml:"region"`
-	BaseURL        string   `yaml:"base_url"`
-	TokenURL       string   `yaml:"token_url"`
-	TenantID       string   `yaml:"tenant_id"`
-	ClientID       Secret   `yaml:"client_id"`
-	ClientSecret   Secret   `yaml:"client_secret"`
-	DelegateTenant string   `yaml:"delegate_tenant"`
-	CustomerID     string   `yaml:"customer_id"`
-	Username       Secret   `yaml:"username"`
-	Password       Secret   `yaml:"password"`
-	JWT            Secret   `yaml:"jwt"`
-	APIKey         Secret   `yaml:"api_key"`
-	Environment    string   `yaml:"environment"`
-	Grant          string   `yaml:"grant"`
-	Issuer         string   `yaml:"issuer"`
-	RedirectURL    string   `yaml:"redirect_url"`
-	RevocationURL  string   `yaml:"revocation_url"`
+	Provider       string `yaml:"provider"`
+	Region         string `yaml:"region"`
+	BaseURL        string `yaml:"base_url"`
+	TokenURL       string `yaml:"token_url"`
+	TenantID       string `yaml:"tenant_id"`
+	ClientID       Secret `yaml:"client_id"`
+	ClientSecret   Secret `yaml:"client_secret"`
+	DelegateTenant string `yaml:"delegate_tenant"`
+	CustomerID     string `yaml:"customer_id"`
+	Username       Secret `yaml:"username"`
+	Password       Secret `yaml:"password"`
+	JWT            Secret `yaml:"jwt"`
+	APIKey         Secret `yaml:"api_key"`
+	Environment    string `yaml:"environment"`
+	Grant          string `yaml:"grant"`
+	Issuer         string `yaml:"issuer"`
+	RedirectURL    string `yaml:"redirect_url"`
+	RevocationURL  string `yaml:"revocation_url"`
 	// IntrospectionURL is an RFC 7662 endpoint that `inspect` asks about
 	// the token (oauth2; optional when discovered).
-	IntrospectionURL string `yaml:"introspection_url"`
-	Assertion      Secret   `yaml:"assertion"`
-	PrivateKey     Secret   `yaml:"private_key"`
-	AuthStyle      string   `yaml:"auth_style"`
-	Scopes         []string `yaml:"scopes"`
-	Header         string   `yaml:"header"`
-	TokenField     string   `yaml:"token_field"`
+	IntrospectionURL string   `yaml:"introspection_url"`
+	Assertion        Secret   `yaml:"assertion"`
+	PrivateKey       Secret   `yaml:"private_key"`
+	AuthStyle        string   `yaml:"auth_style"`
+	Scopes           []string `yaml:"scopes"`
+	Header           string   `yaml:"header"`
+	TokenField       string   `yaml:"token_field"`
 	// RefreshToken seeds the refresh_token grant of a generic oauth2
 	// profile until a stored token replaces it.
 	RefreshToken Secret `yaml:"refresh_token"`

@@ -44,7 +44,7 @@ func newAuthServer(t *testing.T) *authServer {
 	hash, _ := bcrypt.GenerateFromPassword([]byte(fositeSecret), bcrypt.MinCost)
 	store.Clients["tb-client"] = &fosite.DefaultClient{
 		ID: "tb-client", Secret: hash,
-		GrantTypes: []string{"client_credentials", "refresh_token", "authorization_code", "password"},
+		GrantTypes:    []string{"client_credentials", "refresh_token", "authorization_code", "password"},
 		ResponseTypes: []string{"code"}, Scopes: []string{"read", "write", "offline"},
 		RedirectURIs: []string{"http://127.0.0.1/callback"},
 	}
@@ -210,4 +210,3 @@ func TestDiscoveryFromAnotherIssuerIsRefused(t *testing.T) {
 		t.Fatalf("err %v", err)
 	}
 }
-

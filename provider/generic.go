@@ -2,10 +2,10 @@ package provider
 
 import (
 	"context"
-	"sync"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 
 	"golang.org/x/oauth2"
 
