@@ -56,7 +56,10 @@ type Profile struct {
 	RevocationURL  string `yaml:"revocation_url"`
 	// IntrospectionURL is an RFC 7662 endpoint that `inspect` asks about
 	// the token (oauth2; optional when discovered).
-	IntrospectionURL string   `yaml:"introspection_url"`
+	IntrospectionURL string `yaml:"introspection_url"`
+	// AuthorizationURL is the authorization endpoint of the
+	// authorization_code grant (oauth2; optional when discovered).
+	AuthorizationURL string   `yaml:"authorization_url"`
 	Assertion        Secret   `yaml:"assertion"`
 	PrivateKey       Secret   `yaml:"private_key"`
 	AuthStyle        string   `yaml:"auth_style"`

@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"slices"
@@ -249,6 +250,9 @@ func ask(p *config.Profile, s config.Secret, field, label string, secret bool, i
 		return "", configErr(p, "`%s` is not set and there is no terminal to ask: set it to env:NAME or file:PATH", field)
 	}
 	v, err := in.Prompt(label, secret)
+	if errors.Is(err, ErrNoTerminal) {
+		return "", configErr(p, "`%s` is not set and there is no terminal to ask: set it to env:NAME or file:PATH", field)
+	}
 	if err != nil {
 		return "", configErr(p, "reading %s: %v", field, err)
 	}

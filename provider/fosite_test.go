@@ -10,9 +10,12 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,6 +26,7 @@ import (
 
 	"github.com/tokenbroker/tokenbroker/config"
 	"github.com/tokenbroker/tokenbroker/failure"
+	"github.com/tokenbroker/tokenbroker/token"
 )
 
 // authServer is fosite behind token, revocation, introspection and discovery
@@ -30,6 +34,7 @@ import (
 type authServer struct {
 	*httptest.Server
 	store *fstorage.MemoryStore
+	deny  atomic.Bool
 }
 
 const fositeSecret = "fosite-client-secret"
@@ -57,6 +62,7 @@ func newAuthServer(t *testing.T) *authServer {
 		AccessTokenLifespan: time.Hour, RefreshTokenLifespan: 24 * time.Hour,
 		GlobalSecret: []byte("tokenbroker-fosite-test-secret32"), TokenURL: as.URL + "/token",
 		SendDebugMessagesToClients: true,
+		EnforcePKCE:                true, // a login without PKCE (S256) is refused
 	}
 	op := compose.ComposeAllEnabled(cfg, store, key)
 	session := func() *fosite.DefaultSession { return &fosite.DefaultSession{Subject: "tb-client"} }
@@ -77,6 +83,27 @@ func newAuthServer(t *testing.T) *authServer {
 		}
 		op.WriteAccessResponse(ctx, w, ar, resp)
 	})
+	mux.HandleFunc("GET /auth", func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		ar, err := op.NewAuthorizeRequest(ctx, r)
+		if err != nil {
+			op.WriteAuthorizeError(ctx, w, ar, err)
+			return
+		}
+		if as.deny.Load() { // the person said no
+			op.WriteAuthorizeError(ctx, w, ar, fosite.ErrAccessDenied)
+			return
+		}
+		for _, s := range ar.GetRequestedScopes() {
+			ar.GrantScope(s)
+		}
+		resp, err := op.NewAuthorizeResponse(ctx, ar, session())
+		if err != nil {
+			op.WriteAuthorizeError(ctx, w, ar, err)
+			return
+		}
+		op.WriteAuthorizeResponse(ctx, w, ar, resp)
+	})
 	mux.HandleFunc("POST /revoke", func(w http.ResponseWriter, r *http.Request) {
 		op.WriteRevocationResponse(r.Context(), w, op.NewRevocationRequest(r.Context(), r))
 	})
@@ -90,7 +117,7 @@ func newAuthServer(t *testing.T) *authServer {
 	})
 	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
 		json.NewEncoder(w).Encode(map[string]string{
-			"issuer": as.URL, "token_endpoint": as.URL + "/token",
+			"issuer": as.URL, "token_endpoint": as.URL + "/token", "authorization_endpoint": as.URL + "/auth",
 			"revocation_endpoint": as.URL + "/revoke", "introspection_endpoint": as.URL + "/introspect",
 		})
 	})
@@ -208,5 +235,75 @@ func TestDiscoveryFromAnotherIssuerIsRefused(t *testing.T) {
 	_, err := p.Obtain(context.Background(), nil)
 	if failure.KindOf(err) != failure.Config || !strings.Contains(err.Error(), "another issuer") {
 		t.Fatalf("err %v", err)
+	}
+}
+
+// headlessBrowser is the person at the browser: it follows the
+// authorization URL (fosite approves at once) back to the loopback redirect.
+type headlessBrowser struct {
+	tamper func(*url.URL) // changes the URL before it is opened, if set
+	done   chan error
+}
+
+func (h *headlessBrowser) Prompt(string, bool) (string, error) { return "", errors.New("no prompts") }
+
+func (h *headlessBrowser) OpenURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return err
+	}
+	if h.tamper != nil {
+		h.tamper(u)
+	}
+	go func() {
+		resp, err := http.Get(u.String())
+		if err == nil {
+			resp.Body.Close()
+		}
+		h.done <- err
+	}()
+	return nil
+}
+
+func TestFositeAuthorizationCodeWithPKCE(t *testing.T) {
+	as := newAuthServer(t)
+	ctx := context.Background()
+	login := func(b *headlessBrowser) (*token.Token, error) {
+		p := fositeProvider(t, as, config.Profile{Issuer: as.URL, Grant: "authorization_code", Scopes: []string{"offline", "read"}})
+		return p.(Loginer).Login(ctx, b)
+	}
+	b := &headlessBrowser{done: make(chan error, 1)}
+	tok, err := login(b)
+	if err != nil {
+		t.Fatalf("login: %v", err)
+	}
+	if tok.AccessToken == "" || tok.RefreshToken == "" || tok.Grant != "authorization_code" {
+		t.Fatalf("token %+v", tok)
+	}
+	// The refresh token keeps the grant alive without the person.
+	p := fositeProvider(t, as, config.Profile{Issuer: as.URL, Grant: "authorization_code"})
+	next, err := p.Obtain(ctx, tok)
+	if err != nil || next.RefreshToken == tok.RefreshToken {
+		t.Fatalf("refresh after login: %+v %v", next, err)
+	}
+	// Without a stored token, only a person can help.
+	if _, err := p.Obtain(ctx, nil); failure.KindOf(err) != failure.Rejected {
+		t.Errorf("no token: %v, want Rejected", err)
+	}
+
+	// A redirect with another state is refused.
+	b = &headlessBrowser{done: make(chan error, 1), tamper: func(u *url.URL) {
+		q := u.Query()
+		q.Set("state", "forged-state-0123456789")
+		u.RawQuery = q.Encode()
+	}}
+	if _, err := login(b); failure.KindOf(err) != failure.Rejected || !strings.Contains(err.Error(), "wrong state") {
+		t.Errorf("forged state: %v", err)
+	}
+	// A denied consent is a clear rejection.
+	as.deny.Store(true)
+	b = &headlessBrowser{done: make(chan error, 1)}
+	if _, err := login(b); failure.KindOf(err) != failure.Rejected || !strings.Contains(err.Error(), "access_denied") {
+		t.Errorf("denied consent: %v", err)
 	}
 }

@@ -41,8 +41,12 @@ func newGeneric(p *config.Profile, env Env) (Provider, error) {
 	case "refresh_token":
 		v.PrimaryGrant = "refresh_token"
 		v.Required = []string{"client_id"}
+	case "authorization_code":
+		// Only `login` gets the first token; refreshes keep it alive.
+		v.PrimaryGrant = ""
+		v.Required = []string{"client_id"}
 	default:
-		return nil, configErr(p, "grant %q is not supported yet: use client_credentials or refresh_token", p.Grant)
+		return nil, configErr(p, "grant %q is not supported yet: use client_credentials, refresh_token or authorization_code", p.Grant)
 	}
 	switch p.AuthStyle {
 	case "", "basic":
@@ -70,7 +74,10 @@ func newGeneric(p *config.Profile, env Env) (Provider, error) {
 		o.tokenField = p.TokenField
 	}
 	g := &generic{oauthProvider: o, public: !p.ClientSecret.IsSet() && v.PrimaryGrant != "client_credentials",
-		endpoints: endpoints{Token: o.tokenURL, Revocation: p.RevocationURL, Introspection: p.IntrospectionURL}}
+		endpoints: endpoints{Token: o.tokenURL, Revocation: p.RevocationURL, Introspection: p.IntrospectionURL, Authorization: p.AuthorizationURL}}
+	if p.Grant == "authorization_code" {
+		return &authCode{g}, nil
+	}
 	for _, u := range []string{p.RevocationURL, p.IntrospectionURL} {
 		if u != "" {
 			if _, err := httpx.CheckURL(u); err != nil {
@@ -106,31 +113,31 @@ func (g *generic) Obtain(ctx context.Context, prev *token.Token) (*token.Token, 
 
 // obtainPublic is the refresh_token grant of a public client (no secret):
 // client_id travels in the body, per RFC 6749 3.2.1.
-func (pc *generic) obtainPublic(ctx context.Context, prev *token.Token) (*token.Token, error) {
+func (g *generic) obtainPublic(ctx context.Context, prev *token.Token) (*token.Token, error) {
 	rt := ""
-	if prev.RefreshUsable(pc.env.Now()) {
+	if prev.RefreshUsable(g.env.Now()) {
 		rt = prev.RefreshToken
-	} else if seed, err := pc.secret(pc.p.RefreshToken, "refresh_token"); err == nil {
+	} else if seed, err := g.secret(g.p.RefreshToken, "refresh_token"); err == nil {
 		rt = seed
 	} else {
-		return pc.oauthProvider.Obtain(ctx, prev)
+		return g.oauthProvider.Obtain(ctx, prev)
 	}
-	id, err := pc.secret(pc.p.ClientID, "client_id")
+	id, err := g.secret(g.p.ClientID, "client_id")
 	if err != nil {
 		return nil, err
 	}
-	now := pc.env.Now()
-	s := pc.site(pc.tokenURL, "the refresh token")
-	resp, err := call(ctx, pc.env.HTTP, request{Method: http.MethodPost, URL: pc.tokenURL,
+	now := g.env.Now()
+	s := g.site(g.tokenURL, "the refresh token")
+	resp, err := call(ctx, g.env.HTTP, request{Method: http.MethodPost, URL: g.tokenURL,
 		Form: url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "client_id": {id}}})
 	if err != nil {
 		return nil, classify(err, s)
 	}
-	t, err := pc.parse(resp, "refresh_token", now)
+	t, err := g.parse(resp, "refresh_token", now)
 	if err != nil {
 		return nil, classify(err, s)
 	}
-	pc.carryOver(t, prev, rt)
+	g.carryOver(t, prev, rt)
 	return t, nil
 }
 

@@ -8,6 +8,7 @@ package provider
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"sync"
 	"time"
@@ -68,6 +69,9 @@ type Importer interface {
 type Revoker interface {
 	Revoke(ctx context.Context, tok *token.Token, in Prompter) error
 }
+
+// ErrNoTerminal is a Prompter's answer when nobody is at a terminal.
+var ErrNoTerminal = errors.New("no terminal to ask")
 
 // Prompter asks a person for a value, when one is at a terminal.
 type Prompter interface {

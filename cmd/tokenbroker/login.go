@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -18,14 +19,14 @@ func (a *app) loginCommand() *cobra.Command {
 	var noBrowser bool
 	cmd := &cobra.Command{
 		Use:   "login PROFILE",
-		Short: "Run an interactive grant (Aruba Central login, CSRF and auth code) and store the token",
+		Short: "Run an interactive grant (Aruba Central login + CSRF + auth code; oauth2 authorization code with PKCE) and store the token",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			b, err := a.load()
 			if err != nil {
 				return err
 			}
-			t, err := b.Login(cmd.Context(), args[0], a.prompter())
+			t, err := b.Login(cmd.Context(), args[0], &loginUI{Prompter: a.prompter(), noBrowser: noBrowser})
 			if err != nil {
 				return err
 			}
@@ -35,6 +36,35 @@ func (a *app) loginCommand() *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&noBrowser, "no-browser", false, "print the authorization URL instead of opening a browser")
 	return cmd
+}
+
+// loginUI is what `login` offers a flow: prompts at the terminal (when
+// there is one) and a browser (unless --no-browser).
+type loginUI struct {
+	provider.Prompter // nil without a terminal
+	noBrowser         bool
+}
+
+func (u *loginUI) Prompt(label string, secret bool) (string, error) {
+	if u.Prompter == nil {
+		return "", provider.ErrNoTerminal
+	}
+	return u.Prompter.Prompt(label, secret)
+}
+
+// OpenURL opens the system browser where there is a desktop to show it.
+func (u *loginUI) OpenURL(url string) error {
+	if u.noBrowser {
+		return errors.New("--no-browser")
+	}
+	if os.Getenv("DISPLAY") == "" && os.Getenv("WAYLAND_DISPLAY") == "" {
+		return errors.New("no desktop session")
+	}
+	path, err := exec.LookPath("xdg-open")
+	if err != nil {
+		return err
+	}
+	return exec.Command(path, url).Start()
 }
 
 // terminalPrompter asks on the terminal: the label on stderr, the answer
