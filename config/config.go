@@ -59,13 +59,17 @@ type Profile struct {
 	IntrospectionURL string `yaml:"introspection_url"`
 	// AuthorizationURL is the authorization endpoint of the
 	// authorization_code grant (oauth2; optional when discovered).
-	AuthorizationURL string   `yaml:"authorization_url"`
-	Assertion        Secret   `yaml:"assertion"`
-	PrivateKey       Secret   `yaml:"private_key"`
-	AuthStyle        string   `yaml:"auth_style"`
-	Scopes           []string `yaml:"scopes"`
-	Header           string   `yaml:"header"`
-	TokenField       string   `yaml:"token_field"`
+	AuthorizationURL string `yaml:"authorization_url"`
+	Assertion        Secret `yaml:"assertion"`
+	PrivateKey       Secret `yaml:"private_key"`
+	AuthStyle        string `yaml:"auth_style"`
+	// AssertionClaims are the claims of the JWTs tokenbroker signs with
+	// private_key: jwt_bearer assertions (RFC 7523) and private_key_jwt client
+	// authentication (which fills iss, sub and aud itself).
+	AssertionClaims *AssertionClaims `yaml:"assertion_claims"`
+	Scopes          []string         `yaml:"scopes"`
+	Header          string           `yaml:"header"`
+	TokenField      string           `yaml:"token_field"`
 	// RefreshToken seeds the refresh_token grant of a generic oauth2
 	// profile until a stored token replaces it.
 	RefreshToken Secret `yaml:"refresh_token"`
@@ -85,6 +89,15 @@ type RateLimit struct {
 	MaxWait time.Duration `yaml:"max_wait"`
 	// Margin widens the one-second window against network jitter (default 25ms).
 	Margin time.Duration `yaml:"margin"`
+}
+
+// AssertionClaims configure a signed JWT assertion.
+type AssertionClaims struct {
+	Issuer   string        `yaml:"iss"`
+	Subject  string        `yaml:"sub"`
+	Audience string        `yaml:"aud"`      // default: the token endpoint
+	Lifetime time.Duration `yaml:"lifetime"` // default 5m
+	KeyID    string        `yaml:"kid"`
 }
 
 // Webhook is an Aruba Central webhook received by `serve`.

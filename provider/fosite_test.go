@@ -9,7 +9,9 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -19,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v3"
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/compose"
 	fstorage "github.com/ory/fosite/storage"
@@ -39,6 +42,22 @@ type authServer struct {
 
 const fositeSecret = "fosite-client-secret"
 
+// Keys of the private_key_jwt client and of the assertion issuer.
+var clientKey, issuerKey = mustRSA(), mustRSA()
+
+func mustRSA() *rsa.PrivateKey {
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		panic(err)
+	}
+	return k
+}
+
+func pemOf(k *rsa.PrivateKey) config.Secret {
+	b, _ := x509.MarshalPKCS8PrivateKey(k)
+	return config.Secret(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: b}))
+}
+
 func newAuthServer(t *testing.T) *authServer {
 	t.Helper()
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
@@ -54,6 +73,19 @@ func newAuthServer(t *testing.T) *authServer {
 		RedirectURIs: []string{"http://127.0.0.1/callback"},
 	}
 	store.Users["peter"] = fstorage.MemoryUserRelation{Username: "peter", Password: "secret"}
+	// A client that authenticates with a signed JWT (private_key_jwt), and
+	// an issuer whose signed assertions stand for a user (RFC 7523 grant).
+	store.Clients["tb-pkjwt"] = &fosite.DefaultOpenIDConnectClient{
+		DefaultClient:           &fosite.DefaultClient{ID: "tb-pkjwt", GrantTypes: []string{"client_credentials"}, Scopes: []string{"read"}},
+		JSONWebKeys:             &jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &clientKey.PublicKey, KeyID: "client-key", Algorithm: "RS256", Use: "sig"}}},
+		TokenEndpointAuthMethod: "private_key_jwt",
+	}
+	store.Clients["tb-client"].(*fosite.DefaultClient).GrantTypes = append(store.Clients["tb-client"].(*fosite.DefaultClient).GrantTypes, jwtBearerGrant)
+	store.IssuerPublicKeys["tb-issuer"] = fstorage.IssuerPublicKeys{Issuer: "tb-issuer", KeysBySub: map[string]fstorage.SubjectPublicKeys{
+		"user-1": {Subject: "user-1", Keys: map[string]fstorage.PublicKeyScopes{
+			"issuer-key": {Key: &jose.JSONWebKey{Key: &issuerKey.PublicKey, KeyID: "issuer-key", Algorithm: "RS256", Use: "sig"}, Scopes: []string{"read"}},
+		}},
+	}}
 	as := &authServer{store: store}
 	mux := http.NewServeMux()
 	as.Server = httptest.NewServer(mux)
@@ -305,5 +337,43 @@ func TestFositeAuthorizationCodeWithPKCE(t *testing.T) {
 	b = &headlessBrowser{done: make(chan error, 1)}
 	if _, err := login(b); failure.KindOf(err) != failure.Rejected || !strings.Contains(err.Error(), "access_denied") {
 		t.Errorf("denied consent: %v", err)
+	}
+}
+
+func TestFositePrivateKeyJWTClientAuth(t *testing.T) {
+	as := newAuthServer(t)
+	p := fositeProvider(t, as, config.Profile{TokenURL: as.URL + "/token", ClientID: "tb-pkjwt", ClientSecret: "none",
+		AuthStyle: "private_key_jwt", PrivateKey: pemOf(clientKey), Scopes: []string{"read"}})
+	tok, err := p.Obtain(context.Background(), nil)
+	if err != nil || tok.AccessToken == "" {
+		t.Fatalf("private_key_jwt: %+v %v", tok, err)
+	}
+	// A key the server does not know is refused.
+	p = fositeProvider(t, as, config.Profile{TokenURL: as.URL + "/token", ClientID: "tb-pkjwt", ClientSecret: "none",
+		AuthStyle: "private_key_jwt", PrivateKey: pemOf(issuerKey)})
+	if _, err := p.Obtain(context.Background(), nil); failure.KindOf(err) != failure.Rejected {
+		t.Errorf("unknown client key: %v, want Rejected", err)
+	}
+}
+
+func TestFositeJWTBearerGrant(t *testing.T) {
+	as := newAuthServer(t)
+	claims := &config.AssertionClaims{Issuer: "tb-issuer", Subject: "user-1", KeyID: "issuer-key"}
+	p := fositeProvider(t, as, config.Profile{TokenURL: as.URL + "/token", Grant: "jwt_bearer", PrivateKey: pemOf(issuerKey),
+		AssertionClaims: claims, Scopes: []string{"read"}})
+	tok, err := p.Obtain(context.Background(), nil)
+	if err != nil || tok.AccessToken == "" || tok.Grant != "jwt_bearer" {
+		t.Fatalf("jwt_bearer: %+v %v", tok, err)
+	}
+	// A subject the issuer may not speak for is refused.
+	p = fositeProvider(t, as, config.Profile{TokenURL: as.URL + "/token", Grant: "jwt_bearer", PrivateKey: pemOf(issuerKey),
+		AssertionClaims: &config.AssertionClaims{Issuer: "tb-issuer", Subject: "someone-else", KeyID: "issuer-key"}})
+	if _, err := p.Obtain(context.Background(), nil); failure.KindOf(err) != failure.Rejected {
+		t.Errorf("foreign subject: %v, want Rejected", err)
+	}
+	// A key that does not parse is a config error naming the field.
+	p = fositeProvider(t, as, config.Profile{TokenURL: as.URL + "/token", Grant: "jwt_bearer", PrivateKey: "not a key", AssertionClaims: claims})
+	if _, err := p.Obtain(context.Background(), nil); failure.KindOf(err) != failure.Config || !strings.Contains(err.Error(), "private_key") {
+		t.Errorf("bad key: %v", err)
 	}
 }

@@ -45,6 +45,9 @@ func newGeneric(p *config.Profile, env Env) (Provider, error) {
 		// Only `login` gets the first token; refreshes keep it alive.
 		v.PrimaryGrant = ""
 		v.Required = []string{"client_id"}
+	case "jwt_bearer":
+		v.PrimaryGrant = "jwt_bearer"
+		v.Required = []string{"client_id"}
 	default:
 		return nil, configErr(p, "grant %q is not supported yet: use client_credentials, refresh_token or authorization_code", p.Grant)
 	}
@@ -54,8 +57,14 @@ func newGeneric(p *config.Profile, env Env) (Provider, error) {
 		v.ClientAuth = oauth2.AuthStyleInHeader
 	case "body":
 		v.ClientAuth = oauth2.AuthStyleInParams
+	case "private_key_jwt":
+		if !p.PrivateKey.IsSet() {
+			return nil, configErr(p, "auth_style private_key_jwt needs `private_key`")
+		}
+		v.ClientAuth = oauth2.AuthStyleInParams
+		v.Required = []string{"client_id"}
 	default:
-		return nil, configErr(p, "auth_style %q: use basic or body", p.AuthStyle)
+		return nil, configErr(p, "auth_style %q: use basic, body or private_key_jwt", p.AuthStyle)
 	}
 	if p.Header != "" {
 		if err := checkHeader(p.Header); err != nil {
@@ -73,7 +82,7 @@ func newGeneric(p *config.Profile, env Env) (Provider, error) {
 	if p.TokenField != "" {
 		o.tokenField = p.TokenField
 	}
-	g := &generic{oauthProvider: o, public: !p.ClientSecret.IsSet() && v.PrimaryGrant != "client_credentials",
+	g := &generic{oauthProvider: o, public: !p.ClientSecret.IsSet() && p.AuthStyle != "private_key_jwt" && v.PrimaryGrant != "client_credentials" && v.PrimaryGrant != "jwt_bearer",
 		endpoints: endpoints{Token: o.tokenURL, Revocation: p.RevocationURL, Introspection: p.IntrospectionURL, Authorization: p.AuthorizationURL}}
 	if p.Grant == "authorization_code" {
 		return &authCode{g}, nil
@@ -105,7 +114,18 @@ func (g *generic) Obtain(ctx context.Context, prev *token.Token) (*token.Token, 
 	if err := g.discover(ctx); err != nil {
 		return nil, err
 	}
-	if g.public {
+	if prev.RefreshUsable(g.env.Now()) || g.v.PrimaryGrant == "refresh_token" {
+		if g.public {
+			return g.obtainPublic(ctx, prev)
+		}
+		return g.oauthProvider.Obtain(ctx, prev)
+	}
+	switch {
+	case g.v.PrimaryGrant == "jwt_bearer":
+		return g.jwtBearer(ctx)
+	case g.p.AuthStyle == "private_key_jwt" && g.v.PrimaryGrant == "client_credentials":
+		return g.privateKeyJWT(ctx)
+	case g.public:
 		return g.obtainPublic(ctx, prev)
 	}
 	return g.oauthProvider.Obtain(ctx, prev)
