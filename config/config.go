@@ -60,9 +60,12 @@ type Profile struct {
 	// AuthorizationURL is the authorization endpoint of the
 	// authorization_code grant (oauth2; optional when discovered).
 	AuthorizationURL string `yaml:"authorization_url"`
-	Assertion        Secret `yaml:"assertion"`
-	PrivateKey       Secret `yaml:"private_key"`
-	AuthStyle        string `yaml:"auth_style"`
+	// DeviceURL is the device authorization endpoint of the device_code
+	// grant (oauth2; optional when discovered).
+	DeviceURL  string `yaml:"device_url"`
+	Assertion  Secret `yaml:"assertion"`
+	PrivateKey Secret `yaml:"private_key"`
+	AuthStyle  string `yaml:"auth_style"`
 	// AssertionClaims are the claims of the JWTs tokenbroker signs with
 	// private_key: jwt_bearer assertions (RFC 7523) and private_key_jwt client
 	// authentication (which fills iss, sub and aud itself).

@@ -48,8 +48,11 @@ func newGeneric(p *config.Profile, env Env) (Provider, error) {
 	case "jwt_bearer":
 		v.PrimaryGrant = "jwt_bearer"
 		v.Required = []string{"client_id"}
+	case "device_code":
+		v.PrimaryGrant = "" // only `login`; refreshes keep it alive
+		v.Required = []string{"client_id"}
 	default:
-		return nil, configErr(p, "grant %q is not supported yet: use client_credentials, refresh_token or authorization_code", p.Grant)
+		return nil, configErr(p, "grant %q is not supported yet: use client_credentials, refresh_token, authorization_code, device_code or jwt_bearer", p.Grant)
 	}
 	switch p.AuthStyle {
 	case "", "basic":
@@ -83,9 +86,13 @@ func newGeneric(p *config.Profile, env Env) (Provider, error) {
 		o.tokenField = p.TokenField
 	}
 	g := &generic{oauthProvider: o, public: !p.ClientSecret.IsSet() && p.AuthStyle != "private_key_jwt" && v.PrimaryGrant != "client_credentials" && v.PrimaryGrant != "jwt_bearer",
-		endpoints: endpoints{Token: o.tokenURL, Revocation: p.RevocationURL, Introspection: p.IntrospectionURL, Authorization: p.AuthorizationURL}}
-	if p.Grant == "authorization_code" {
+		endpoints: endpoints{Token: o.tokenURL, Revocation: p.RevocationURL, Introspection: p.IntrospectionURL,
+			Authorization: p.AuthorizationURL, Device: p.DeviceURL}}
+	switch p.Grant {
+	case "authorization_code":
 		return &authCode{g}, nil
+	case "device_code":
+		return &deviceCode{g}, nil
 	}
 	for _, u := range []string{p.RevocationURL, p.IntrospectionURL} {
 		if u != "" {

@@ -83,6 +83,10 @@ type Env struct {
 	HTTP *http.Client     // hardened client; default httpx.New with RejectHTML
 	Now  func() time.Time // default time.Now
 	Warn func(string)     // where warnings go (stderr in the CLI); may be nil
+	// Sleep waits between polls (device code); a real timer when nil.
+	Sleep func(ctx context.Context, d time.Duration) error
+	// Token gives another profile's token (token exchange's subject_profile).
+	Token func(ctx context.Context, profile string) (*token.Token, error)
 }
 
 // sharedHTTP is the token-endpoint client of every provider that is given
@@ -99,6 +103,18 @@ func (e Env) withDefaults() Env {
 	}
 	if e.Warn == nil {
 		e.Warn = func(string) {}
+	}
+	if e.Sleep == nil {
+		e.Sleep = func(ctx context.Context, d time.Duration) error {
+			t := time.NewTimer(d)
+			defer t.Stop()
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-t.C:
+				return nil
+			}
+		}
 	}
 	return e
 }
