@@ -152,7 +152,8 @@ func (b *Broker) Provider(name string) (provider.Provider, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := provider.New(prof, provider.Env{HTTP: b.opts.HTTP, Now: b.opts.Now, Warn: b.opts.Warn})
+	p, err := provider.New(prof, provider.Env{HTTP: b.opts.HTTP, Now: b.opts.Now, Warn: b.opts.Warn,
+		Token: func(ctx context.Context, other string) (*token.Token, error) { return b.Token(ctx, other, TokenOptions{}) }})
 	if err != nil {
 		return nil, err
 	}

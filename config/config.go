@@ -62,10 +62,17 @@ type Profile struct {
 	AuthorizationURL string `yaml:"authorization_url"`
 	// DeviceURL is the device authorization endpoint of the device_code
 	// grant (oauth2; optional when discovered).
-	DeviceURL  string `yaml:"device_url"`
-	Assertion  Secret `yaml:"assertion"`
-	PrivateKey Secret `yaml:"private_key"`
-	AuthStyle  string `yaml:"auth_style"`
+	DeviceURL string `yaml:"device_url"`
+	// Token exchange (RFC 8693, oauth2 grant token_exchange): the subject is
+	// SubjectToken, or the access token of the profile SubjectProfile.
+	SubjectToken     Secret `yaml:"subject_token"`
+	SubjectProfile   string `yaml:"subject_profile"`
+	SubjectTokenType string `yaml:"subject_token_type"` // default urn:ietf:params:oauth:token-type:access_token
+	Audience         string `yaml:"audience"`
+	Resource         string `yaml:"resource"`
+	Assertion        Secret `yaml:"assertion"`
+	PrivateKey       Secret `yaml:"private_key"`
+	AuthStyle        string `yaml:"auth_style"`
 	// AssertionClaims are the claims of the JWTs tokenbroker signs with
 	// private_key: jwt_bearer assertions (RFC 7523) and private_key_jwt client
 	// authentication (which fills iss, sub and aud itself).
@@ -183,6 +190,7 @@ func (p *Profile) secrets() map[string]Secret {
 		"client_id": p.ClientID, "client_secret": p.ClientSecret, "username": p.Username,
 		"password": p.Password, "jwt": p.JWT, "api_key": p.APIKey,
 		"assertion": p.Assertion, "private_key": p.PrivateKey, "refresh_token": p.RefreshToken,
+		"subject_token": p.SubjectToken,
 	}
 }
 

@@ -51,6 +51,15 @@ func newGeneric(p *config.Profile, env Env) (Provider, error) {
 	case "device_code":
 		v.PrimaryGrant = "" // only `login`; refreshes keep it alive
 		v.Required = []string{"client_id"}
+	case "token_exchange":
+		if !p.SubjectToken.IsSet() && p.SubjectProfile == "" {
+			return nil, configErr(p, "the token_exchange grant needs `subject_token` or `subject_profile`")
+		}
+		if p.SubjectProfile == p.Name {
+			return nil, configErr(p, "subject_profile cannot be the profile itself")
+		}
+		v.PrimaryGrant = "token_exchange"
+		v.Required = []string{"client_id"}
 	default:
 		return nil, configErr(p, "grant %q is not supported yet: use client_credentials, refresh_token, authorization_code, device_code or jwt_bearer", p.Grant)
 	}
@@ -85,7 +94,7 @@ func newGeneric(p *config.Profile, env Env) (Provider, error) {
 	if p.TokenField != "" {
 		o.tokenField = p.TokenField
 	}
-	g := &generic{oauthProvider: o, public: !p.ClientSecret.IsSet() && p.AuthStyle != "private_key_jwt" && v.PrimaryGrant != "client_credentials" && v.PrimaryGrant != "jwt_bearer",
+	g := &generic{oauthProvider: o, public: !p.ClientSecret.IsSet() && p.AuthStyle != "private_key_jwt" && v.PrimaryGrant != "client_credentials" && v.PrimaryGrant != "jwt_bearer" && v.PrimaryGrant != "token_exchange",
 		endpoints: endpoints{Token: o.tokenURL, Revocation: p.RevocationURL, Introspection: p.IntrospectionURL,
 			Authorization: p.AuthorizationURL, Device: p.DeviceURL}}
 	switch p.Grant {
@@ -130,6 +139,8 @@ func (g *generic) Obtain(ctx context.Context, prev *token.Token) (*token.Token, 
 	switch {
 	case g.v.PrimaryGrant == "jwt_bearer":
 		return g.jwtBearer(ctx)
+	case g.v.PrimaryGrant == "token_exchange":
+		return g.tokenExchange(ctx)
 	case g.p.AuthStyle == "private_key_jwt" && g.v.PrimaryGrant == "client_credentials":
 		return g.privateKeyJWT(ctx)
 	case g.public:

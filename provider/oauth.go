@@ -178,7 +178,7 @@ func (o *oauthProvider) Obtain(ctx context.Context, prev *token.Token) (*token.T
 
 // reobtainable reports whether the primary grant works without a person.
 func (o *oauthProvider) reobtainable() bool {
-	return o.v.PrimaryGrant == "client_credentials" || o.v.PrimaryGrant == "jwt_bearer"
+	return o.v.PrimaryGrant == "client_credentials" || o.v.PrimaryGrant == "jwt_bearer" || o.v.PrimaryGrant == "token_exchange"
 }
 
 func (o *oauthProvider) primary(ctx context.Context, prev *token.Token) (*token.Token, error) {
