@@ -153,7 +153,9 @@ func (b *Broker) Provider(name string) (provider.Provider, error) {
 		return nil, err
 	}
 	p, err := provider.New(prof, provider.Env{HTTP: b.opts.HTTP, Now: b.opts.Now, Warn: b.opts.Warn,
-		Token: func(ctx context.Context, other string) (*token.Token, error) { return b.Token(ctx, other, TokenOptions{}) }})
+		Token: func(ctx context.Context, other string) (*token.Token, error) {
+			return b.Token(ctx, other, TokenOptions{})
+		}})
 	if err != nil {
 		return nil, err
 	}
