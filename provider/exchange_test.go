@@ -47,3 +47,34 @@ func TestTokenExchange(t *testing.T) {
 		}
 	}
 }
+
+func TestGreenLakeClientCredentialsWithBasic(t *testing.T) {
+	rec := &recorder{body: `{"access_token":"gl-token","token_type":"Bearer","expires_in":900}`}
+	base := serve(t, rec)
+	p := newProvider(t, &config.Profile{Provider: "greenlake", BaseURL: base, ClientID: "gl-id", ClientSecret: "gl-secret"})
+	tok, err := p.Obtain(context.Background(), nil)
+	if err != nil || tok.AccessToken != "gl-token" || !tok.Expiry.Equal(fixedNow.Add(15*time.Minute)) {
+		t.Fatalf("%+v %v", tok, err)
+	}
+	r := rec.last(t)
+	if r.Path != "/as/token.oauth2" || r.Authorization != basic("gl-id", "gl-secret") {
+		t.Errorf("request %s auth %q", r.Path, r.Authorization)
+	}
+	wantParams(t, "form", r.Form, map[string]string{"grant_type": "client_credentials"})
+	// The real SSO host by default.
+	gl := newProvider(t, &config.Profile{Provider: "greenlake", ClientID: "a", ClientSecret: "b"})
+	if u := gl.(*oauthProvider).tokenURL; u != "https://sso.common.cloud.hpe.com/as/token.oauth2" {
+		t.Errorf("default token URL %s", u)
+	}
+}
+
+func TestJWTBearerWithAReadyAssertion(t *testing.T) {
+	rec := &recorder{body: `{"access_token":"at","expires_in":60}`}
+	base := serve(t, rec)
+	t.Setenv("TB_ASSERTION", "header.payload.signature")
+	p := newProvider(t, &config.Profile{Provider: "oauth2", Grant: "jwt_bearer", TokenURL: base + "/token", ClientID: "cid", Assertion: "env:TB_ASSERTION"})
+	if _, err := p.Obtain(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	wantParams(t, "form", rec.last(t).Form, map[string]string{"grant_type": jwtBearerGrant, "assertion": "header.payload.signature", "client_id": "cid"})
+}
