@@ -52,6 +52,10 @@ type Server struct {
 
 	hooks    *webhook.Dispatcher // nil when the store keeps no webhook queue
 	receiver *webhook.Receiver
+
+	sessions   sessions
+	traffic    *traffic
+	deliveries *deliveryLog
 }
 
 // New builds a server for cfg.
@@ -62,12 +66,13 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{opts: opts, keyHash: sha256.Sum256([]byte(opts.APIKey))}
+	s := &Server{opts: opts, keyHash: sha256.Sum256([]byte(opts.APIKey)),
+		sessions: sessions{m: map[string]session{}}, traffic: newTraffic(), deliveries: &deliveryLog{}}
 	s.metrics = newMetrics(s)
 	s.Reload(cfg)
 	s.sched = refresh.New(brokerTarget{s}, opts.RefreshClock, opts.Log)
 	s.sched.Set(cfg.Names())
-	s.proxy = &proxy.Handler{Broker: s.Broker, Log: opts.Log, Served: s.metrics.served}
+	s.proxy = &proxy.Handler{Broker: s.Broker, Log: opts.Log, Served: s.served}
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.auth(s.readyz))
@@ -75,10 +80,11 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	s.mux.HandleFunc("GET /v1/profiles/{name}/token", s.auth(s.token))
 	s.mux.HandleFunc("POST /v1/profiles/{name}/refresh", s.auth(s.refresh))
 	s.mux.Handle("GET /metrics", s.auth(promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}).ServeHTTP))
+	s.dashboard()
 	if q, ok := opts.Store.(store.Webhooks); ok {
 		tokens := &webhook.Tokens{Broker: s.Broker, Store: q}
-		s.hooks = &webhook.Dispatcher{Store: opts.Store, Owner: store.NewOwner(), Log: opts.Log, Observe: hookMetrics{s.metrics}}
-		s.receiver = &webhook.Receiver{Broker: s.Broker, Store: q, Tokens: tokens, Observe: hookMetrics{s.metrics}, Queued: s.hooks.Wake}
+		s.hooks = &webhook.Dispatcher{Store: opts.Store, Owner: store.NewOwner(), Log: opts.Log, Observe: webhookLog{hookMetrics{s.metrics}, s.deliveries}}
+		s.receiver = &webhook.Receiver{Broker: s.Broker, Store: q, Tokens: tokens, Observe: webhookLog{hookMetrics{s.metrics}, s.deliveries}, Queued: s.hooks.Wake}
 		// Authenticated by each delivery's signature, not by the broker key.
 		s.mux.Handle("POST /webhooks/{name}", s.receiver)
 		if err := s.setWebhookRoutes(cfg); err != nil {
@@ -112,6 +118,13 @@ func (s *Server) setWebhookRoutes(cfg *config.Config) error {
 	}
 	s.hooks.SetRoutes(routes)
 	return nil
+}
+
+// served records a proxied request for the metrics and the dashboard.
+func (s *Server) served(profile string, status int) {
+	s.metrics.served(profile, status)
+	rem, _, known := s.Broker().Quota(profile)
+	s.traffic.add(profile, time.Now(), rem, known)
 }
 
 // Broker is the broker of the current configuration.

@@ -49,6 +49,7 @@ func newRig(t *testing.T, maxWait time.Duration) *rig {
 	cfg := &config.Config{State: "sqlite:" + filepath.Join(t.TempDir(), "state.db"), Profiles: map[string]*config.Profile{
 		"aruba": {Provider: "aruba-central", BaseURL: r.aruba.URL, ClientID: config.Secret(set.Aruba.ClientID),
 			ClientSecret: config.Secret(set.Aruba.ClientSecret), CustomerID: set.Aruba.CustomerID,
+			Username: config.Secret(set.Aruba.Username), Password: config.Secret(set.Aruba.Password),
 			RateLimit: &config.RateLimit{MaxWait: maxWait}},
 		"ruckus": {Provider: "ruckus-one", BaseURL: set.URLs["ruckus-one"], TenantID: set.Ruckus.TenantID,
 			ClientID: config.Secret(set.Ruckus.ClientID), ClientSecret: config.Secret(set.Ruckus.ClientSecret)},

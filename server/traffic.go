@@ -1,0 +1,85 @@
+package server
+
+import (
+	"sync"
+	"time"
+)
+
+// traffic keeps, per profile, proxied requests per minute over the last
+// hour and the daily quota left as last seen, for the dashboard's charts.
+type traffic struct {
+	mu   sync.Mutex
+	rows map[string]*series
+}
+
+const minutes = 60
+
+type series struct {
+	start  int64 // unix minute of counts[0]
+	counts [minutes]int
+	quota  [minutes]int // -1: unknown
+}
+
+func newTraffic() *traffic { return &traffic{rows: map[string]*series{}} }
+
+// add counts one proxied request of profile at now, with the quota left.
+func (t *traffic) add(profile string, now time.Time, quotaLeft int, quotaKnown bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := t.rows[profile]
+	m := now.Unix() / 60
+	if s == nil {
+		s = &series{start: m - minutes + 1}
+		for i := range s.quota {
+			s.quota[i] = -1
+		}
+		t.rows[profile] = s
+	}
+	s.advance(m)
+	s.counts[minutes-1]++
+	if quotaKnown {
+		s.quota[minutes-1] = quotaLeft
+	}
+}
+
+// advance moves the window so that its last minute is m.
+func (s *series) advance(m int64) {
+	shift := m - (s.start + minutes - 1)
+	if shift <= 0 {
+		return
+	}
+	if shift >= minutes {
+		s.counts = [minutes]int{}
+		for i := range s.quota {
+			s.quota[i] = -1
+		}
+	} else {
+		copy(s.counts[:], s.counts[shift:])
+		copy(s.quota[:], s.quota[shift:])
+		for i := minutes - int(shift); i < minutes; i++ {
+			s.counts[i], s.quota[i] = 0, -1
+		}
+	}
+	s.start += shift
+}
+
+// snapshot returns requests per second per minute and quota left per minute
+// (-1 unknown), oldest first, for the hour ending at now.
+func (t *traffic) snapshot(profile string, now time.Time) (perSecond []float64, quota []int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	perSecond, quota = make([]float64, minutes), make([]int, minutes)
+	for i := range quota {
+		quota[i] = -1
+	}
+	s := t.rows[profile]
+	if s == nil {
+		return
+	}
+	s.advance(now.Unix() / 60)
+	for i := range minutes {
+		perSecond[i] = float64(s.counts[i]) / 60
+		quota[i] = s.quota[i]
+	}
+	return
+}
