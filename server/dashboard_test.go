@@ -138,6 +138,17 @@ func TestDashboardInABrowser(t *testing.T) {
 	must(err)
 	must(os.WriteFile(filepath.Join(artifacts(t), "dashboard.png"), shot, 0o644))
 
+	// On a phone-sized screen the page still lays out (the tables scroll
+	// sideways inside their sections, the page itself does not).
+	must(chromedp.Do(ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile), chromedp.Sleep(300*time.Millisecond)))
+	if wide := eval(`document.documentElement.scrollWidth - document.documentElement.clientWidth`); wide > 2 {
+		t.Errorf("on a phone the page is %d px wider than the screen", wide)
+	}
+	phone, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	must(err)
+	must(os.WriteFile(filepath.Join(artifacts(t), "dashboard-phone.png"), phone, 0o644))
+	must(chromedp.Do(ctx, chromedp.EmulateReset()))
+
 	// An action without the CSRF token is refused, session or not.
 	status, err := chromedp.Run(ctx, chromedp.Evaluate[int](`fetch("/ui/profiles/ruckus/refresh", {method: "POST"}).then(r => r.status)`, chromedp.EvalAwaitPromise))
 	if err != nil || status != 403 {

@@ -90,10 +90,11 @@ function renderProfiles() {
       ...(p.webhooks || []).map((w) => el("button", { type: "button", class: "quiet", "aria-label": `Rotate webhook ${w} token of ${p.profile}`,
         onclick: () => act(`/ui/profiles/${encodeURIComponent(p.profile)}/webhooks/${encodeURIComponent(w)}/rotate`, "rotate " + w) }, "Rotate " + w)));
     return el("tr", { "data-profile": p.profile },
-      el("th", { scope: "row" }, p.profile), el("td", { class: "wrap-short" }, p.vendor || ""), el("td", {}, p.region || "–"), el("td", {}, p.tenant || "–"),
+      el("th", { scope: "row" }, p.profile),
       el("td", {}, el("span", { class: "state " + stateClass(p.state) }, p.state)),
       el("td", { class: "countdown", "data-at": p.expires_at || "" }, until(p.expires_at)),
       el("td", { class: "countdown", "data-at": p.refresh_token_expires_at || "" }, until(p.refresh_token_expires_at)),
+      el("td", { class: "wrap-short" }, p.vendor || ""), el("td", {}, p.region || "–"), el("td", {}, p.tenant || "–"),
       el("td", {}, ago(p.last_refresh)),
       el("td", { class: "wrap" }, p.last_error || "–"),
       el("td", { class: "wrap" }, p.next_action ? richText(p.next_action) : "–"),
