@@ -6,8 +6,11 @@ package store
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"strings"
 	"time"
+
+	"github.com/tokenbroker/tokenbroker/failure"
 
 	"github.com/tokenbroker/tokenbroker/token"
 )
@@ -136,3 +139,22 @@ type Webhooks interface {
 // DeliveryRetention is how long forwarded deliveries are kept to recognise
 // replays; older ones fail the timestamp window anyway.
 const DeliveryRetention = time.Hour
+
+// WaitForLease calls try until it grants a lease or fails, waiting between
+// attempts with jittered back-off (2 ms doubling to 50 ms): the stores share
+// this loop and differ only in how they try.
+func WaitForLease(ctx context.Context, profile string, try func() (*Lease, error)) (*Lease, error) {
+	wait := 2 * time.Millisecond
+	for {
+		l, err := try()
+		if err != nil || l != nil {
+			return l, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, &failure.Error{Kind: failure.Other, Profile: profile, Msg: "gave up waiting for another process or replica renewing this token", Err: ctx.Err()}
+		case <-time.After(wait/2 + rand.N(wait)):
+		}
+		wait = min(wait*2, 50*time.Millisecond)
+	}
+}

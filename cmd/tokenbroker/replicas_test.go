@@ -78,20 +78,11 @@ func startReplicas(t *testing.T, p *proc, n int) []*replica {
 	return out
 }
 
-func (r *replica) get(path string) (int, string, error) {
-	req, _ := http.NewRequest(http.MethodGet, r.base+path, nil)
-	req.Header.Set("Authorization", "Bearer "+replicaKey)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), nil
-}
+func (r *replica) get(path string) (int, string, error)  { return r.call(http.MethodGet, path) }
+func (r *replica) post(path string) (int, string, error) { return r.call(http.MethodPost, path) }
 
-func (r *replica) post(path string) (int, string, error) {
-	req, _ := http.NewRequest(http.MethodPost, r.base+path, nil)
+func (r *replica) call(method, path string) (int, string, error) {
+	req, _ := http.NewRequest(method, r.base+path, nil)
 	req.Header.Set("Authorization", "Bearer "+replicaKey)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -216,19 +216,7 @@ func (d *DB) Delete(ctx context.Context, profile string) error {
 // processes, so a waiter polls, with jitter, until the holder commits and
 // releases or its lease expires.
 func (d *DB) Acquire(ctx context.Context, profile, owner string, ttl time.Duration) (*store.Lease, error) {
-	wait := 2 * time.Millisecond
-	for {
-		l, err := d.tryAcquire(ctx, profile, owner, ttl)
-		if err != nil || l != nil {
-			return l, err
-		}
-		select {
-		case <-ctx.Done():
-			return nil, &failure.Error{Kind: failure.Other, Profile: profile, Msg: "gave up waiting for another process renewing this token", Err: ctx.Err()}
-		case <-time.After(wait/2 + rand.N(wait)):
-		}
-		wait = min(wait*2, 50*time.Millisecond)
-	}
+	return store.WaitForLease(ctx, profile, func() (*store.Lease, error) { return d.tryAcquire(ctx, profile, owner, ttl) })
 }
 
 func (d *DB) tryAcquire(ctx context.Context, profile, owner string, ttl time.Duration) (*store.Lease, error) {
