@@ -664,45 +664,9 @@ func (a *Aruba) aps(w http.ResponseWriter, r *http.Request) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.count("api")
-	now := a.Now()
-	acc, st := a.lookupAccess(bearer(r), now)
-	if st != tokenValid {
-		a.rateHeaders(w, "", now)
-		desc := "Invalid access token"
-		if st == tokenExpired {
-			desc = "Access token expired"
-		}
-		writeJSON(w, http.StatusUnauthorized, map[string]any{"error": "invalid_token", "error_description": desc})
-		return
+	if a.acceptAPI(w, r, a.Now()) {
+		writeJSON(w, http.StatusOK, arubaAPs)
 	}
-	customer := acc.grant.customer
-	if tenant := r.Header.Get("TenantID"); tenant != "" && !a.knownCustomer(tenant) {
-		a.rateHeaders(w, customer, now)
-		writeJSON(w, http.StatusForbidden, map[string]any{"message": "Forbidden: unknown TenantID " + strconv.Quote(tenant)})
-		return
-	}
-	d := a.today(customer, now)
-	if d.used >= a.DailyQuota {
-		a.limited++
-		a.rateHeaders(w, customer, now)
-		arubaTooMany(w)
-		return
-	}
-	if ok, _ := a.perSecond.allow(customer, a.PerSecondLimit, now); !ok {
-		a.limited++
-		a.rateHeaders(w, customer, now)
-		arubaTooMany(w)
-		return
-	}
-	d.used++
-	a.accepted++
-	if g := acc.grant; bearer(r) == g.newest && g.prev != "" {
-		// First successful use of the newest access token proves the pair: the fallback dies.
-		delete(a.refresh, g.prev)
-		g.prev = ""
-	}
-	a.rateHeaders(w, customer, now)
-	writeJSON(w, http.StatusOK, arubaAPs)
 }
 
 // arubaAPs is the example response of GET /monitoring/v1/aps in the API gateway guide.
