@@ -133,7 +133,7 @@ func (wh *arubaWebhook) tokenBody() map[string]any {
 	}
 }
 
-// acceptAPI applies to a webhook API call what GET /monitoring/v1/aps applies: the bearer
+// acceptAPI is what every Aruba API call goes through (the monitoring and webhook APIs): the bearer
 // token, the TenantID header, the daily quota and the per-second limit, with the rate-limit
 // headers. It writes the refusal and returns false, or counts the call and returns true.
 // The caller holds a.mu.
