@@ -19,6 +19,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/tokenbroker/tokenbroker/failure"
+	"github.com/tokenbroker/tokenbroker/internal/h1"
 	"github.com/tokenbroker/tokenbroker/internal/httpx"
 	"github.com/tokenbroker/tokenbroker/ratelimit"
 )
@@ -54,9 +55,26 @@ func defaultAPITransport() http.RoundTripper {
 			MaxIdleConnsPerHost:   256,
 			ForceAttemptHTTP2:     true,
 		}
-		apiTransport = &httpx.Transport{Base: base, MaxBody: maxAPIBody}
+		// Direct connections use the synchronous HTTP/1.1 client (no
+		// goroutine hand-off per exchange); through an HTTP proxy from the
+		// environment, net/http's transport.
+		direct := h1.New(&tls.Config{MinVersion: tls.VersionTLS12}, 256, 60*time.Second)
+		apiTransport = &httpx.Transport{Base: viaProxy{direct: direct, proxied: base}, MaxBody: maxAPIBody}
 	})
 	return apiTransport
+}
+
+// viaProxy sends a request through net/http's transport when the
+// environment names a proxy for it, else through the direct client.
+type viaProxy struct {
+	direct, proxied http.RoundTripper
+}
+
+func (v viaProxy) RoundTrip(req *http.Request) (*http.Response, error) {
+	if p, err := http.ProxyFromEnvironment(req); err == nil && p != nil {
+		return v.proxied.RoundTrip(req)
+	}
+	return v.direct.RoundTrip(req)
 }
 
 // Transport returns an http.RoundTripper that calls the profile's API: it

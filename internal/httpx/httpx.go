@@ -63,6 +63,22 @@ func CheckURL(raw string) (*url.URL, error) {
 	return nil, fmt.Errorf("invalid URL %q: scheme must be https", raw)
 }
 
+// checkRequestURL is CheckURL for a parsed URL, without re-parsing it on
+// every request.
+func checkRequestURL(u *url.URL) error {
+	switch {
+	case u.Host == "":
+		return fmt.Errorf("invalid URL: no host")
+	case u.Scheme == "https":
+		return nil
+	case u.Scheme == "http" && IsLoopback(u.Hostname()):
+		return nil
+	case u.Scheme == "http":
+		return fmt.Errorf("plain http to %s refused: only loopback may use http, use https", u.Host)
+	}
+	return fmt.Errorf("invalid URL scheme %q: use https", u.Scheme)
+}
+
 // Options tune a client.
 type Options struct {
 	Timeout time.Duration // whole request, default DefaultTimeout
@@ -122,7 +138,7 @@ type Transport struct {
 
 // RoundTrip implements http.RoundTripper.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if _, err := CheckURL(req.URL.String()); err != nil {
+	if err := checkRequestURL(req.URL); err != nil {
 		return nil, err
 	}
 	resp, err := t.Base.RoundTrip(req)

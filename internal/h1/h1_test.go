@@ -1,0 +1,155 @@
+package h1
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// counting is an upstream that counts the connections it accepted.
+type counting struct {
+	conns atomic.Int64
+}
+
+func server(t *testing.T, h http.HandlerFunc, tlsOn bool) (*httptest.Server, *counting) {
+	t.Helper()
+	c := &counting{}
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			c.conns.Add(1)
+		}
+	}
+	if tlsOn {
+		srv.StartTLS()
+	} else {
+		srv.Start()
+	}
+	t.Cleanup(srv.Close)
+	return srv, c
+}
+
+func get(t *testing.T, c *Client, url string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	resp, err := c.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, string(b)
+}
+
+func TestKeepAliveReuseAndBodies(t *testing.T) {
+	srv, conns := server(t, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if r.URL.Path == "/chunked" {
+			w.(http.Flusher).Flush() // forces chunked encoding
+		}
+		fmt.Fprintf(w, "%s %s %s", r.Method, r.URL.Path, b)
+	}, false)
+	c := New(&tls.Config{}, 4, 5*time.Second)
+	for i := range 5 {
+		if code, body := get(t, c, srv.URL+"/x"); code != 200 || body != "GET /x " {
+			t.Fatalf("call %d: %d %q", i, code, body)
+		}
+	}
+	if code, body := get(t, c, srv.URL+"/chunked"); code != 200 || body != "GET /chunked " {
+		t.Fatalf("chunked: %d %q", code, body)
+	}
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/post", strings.NewReader("payload"))
+	resp, err := c.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "POST /post payload" {
+		t.Errorf("post: %q", b)
+	}
+	if n := conns.conns.Load(); n != 1 {
+		t.Errorf("%d connections for 7 sequential calls, want 1 kept alive", n)
+	}
+}
+
+func TestUnreadBodyClosesTheConnection(t *testing.T) {
+	srv, conns := server(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(strings.Repeat("x", 100<<10)))
+	}, false)
+	c := New(&tls.Config{}, 4, 5*time.Second)
+	req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+	resp, err := c.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close() // unread: the rest of the body is still on the wire
+	get(t, c, srv.URL)
+	if n := conns.conns.Load(); n != 2 {
+		t.Errorf("%d connections, want 2: a half-read connection must not be reused", n)
+	}
+}
+
+func TestServerClosedIdleConnectionIsRetried(t *testing.T) {
+	srv, conns := server(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }, false)
+	c := New(&tls.Config{}, 4, 5*time.Second)
+	get(t, c, srv.URL)
+	srv.CloseClientConnections() // the server drops the kept-alive connection
+	if code, body := get(t, c, srv.URL); code != 200 || body != "ok" {
+		t.Errorf("after the server closed the idle connection: %d %q", code, body)
+	}
+	if n := conns.conns.Load(); n != 2 {
+		t.Errorf("%d connections, want 2", n)
+	}
+}
+
+func TestTLSAndVerification(t *testing.T) {
+	srv, _ := server(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "secure") }, true)
+	trusted := New(srv.Client().Transport.(*http.Transport).TLSClientConfig, 4, 5*time.Second)
+	if code, body := get(t, trusted, srv.URL); code != 200 || body != "secure" {
+		t.Errorf("https: %d %q", code, body)
+	}
+	untrusted := New(&tls.Config{}, 4, 5*time.Second)
+	req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+	if _, err := untrusted.RoundTrip(req); err == nil {
+		t.Error("a certificate nobody trusts was accepted")
+	}
+}
+
+func TestContextCancelAndHeaderTimeout(t *testing.T) {
+	release := make(chan struct{})
+	srv, _ := server(t, func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}, false)
+	defer close(release)
+	c := New(&tls.Config{}, 4, 100*time.Millisecond)
+	req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+	if _, err := c.RoundTrip(req); err == nil {
+		t.Error("no error after the header timeout")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c = New(&tls.Config{}, 4, time.Minute)
+	req, _ = http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
+	done := make(chan error, 1)
+	go func() { _, err := c.RoundTrip(req); done <- err }()
+	cancel()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("no error after cancel")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a cancelled request did not return")
+	}
+}
