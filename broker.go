@@ -84,11 +84,12 @@ type Broker struct {
 	owner  string       // this broker's name on leases
 	leases atomic.Int64 // numbers each acquisition, see leaseOwner
 
-	mu        sync.Mutex // guards building providers and limits
-	mem       sync.Map   // profile -> *cached; read without locks on the hot path
-	providers sync.Map   // profile -> provider.Provider
-	limits    sync.Map   // account key -> *limits
-	flights   singleflight.Group
+	mu            sync.Mutex // guards building providers and limits
+	mem           sync.Map   // profile -> *cached; read without locks on the hot path
+	providers     sync.Map   // profile -> provider.Provider
+	limits        sync.Map   // account key -> *limits
+	profileLimits sync.Map   // profile -> *limits, the same ones, found without building the key
+	flights       singleflight.Group
 }
 
 // New returns a Broker for cfg.

@@ -127,6 +127,18 @@ func accountKey(p *config.Profile, d provider.Description) string {
 
 // limitsFor returns the shared limits of a profile's account.
 func (b *Broker) limitsFor(name string) (*limits, error) {
+	if l, ok := b.profileLimits.Load(name); ok {
+		return l.(*limits), nil
+	}
+	l, err := b.accountLimits(name)
+	if err == nil {
+		b.profileLimits.Store(name, l)
+	}
+	return l, err
+}
+
+// accountLimits finds or makes the limits of the profile's vendor account.
+func (b *Broker) accountLimits(name string) (*limits, error) {
 	p, err := b.Provider(name)
 	if err != nil {
 		return nil, err

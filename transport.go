@@ -232,7 +232,14 @@ func (t *transport) send(req *http.Request, replay []byte) (*http.Response, stri
 	if err != nil {
 		return nil, "", err
 	}
-	out := req.Clone(ctx)
+	// A shallow copy with its own header map: the caller's request is not
+	// changed, and header values (never modified) are shared, not copied.
+	out := new(http.Request)
+	*out = *req
+	out.Header = make(http.Header, len(req.Header)+2)
+	for k, v := range req.Header {
+		out.Header[k] = v
+	}
 	if replay != nil {
 		out.Body = io.NopCloser(bytes.NewReader(replay))
 		out.ContentLength = int64(len(replay))
