@@ -19,7 +19,7 @@ func (a *app) loginCommand() *cobra.Command {
 	var noBrowser bool
 	cmd := &cobra.Command{
 		Use:   "login PROFILE",
-		Short: "Run an interactive grant (Aruba Central login + CSRF + auth code; oauth2 authorization code with PKCE) and store the token",
+		Short: "Run an interactive grant (Aruba Central login + CSRF + auth code; oauth2 authorization code with PKCE, or device code) and store the token",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			b, err := a.load()

@@ -33,7 +33,7 @@ func (a *app) serveCommand() *cobra.Command {
 	var listen, logFormat string
 	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Run the daemon: local token API, proxy, background refresher, metrics",
+		Short: "Run the daemon: local token API, proxy, background refresher, metrics, webhooks, dashboard",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := a.newLogger(logFormat)
