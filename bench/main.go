@@ -101,6 +101,17 @@ func main() {
 		fmt.Printf("  nginx not installed (apt-get install -y nginx): no nginx comparison\n\n")
 	}
 
+	// The same three loads with wrk, when installed.
+	if d, ok := loadWrk("upstream, direct", up.url+"/api/item", map[string]string{"Authorization": "Bearer " + h.AccessToken}, *duration, *conns); ok {
+		p, _ := loadWrk("tokenbroker proxy", "http://"+tb.Addr+"/proxy/bench/api/item", auth, *duration, *conns)
+		fmt.Printf("  proxy / direct: %.2f of the requests/s (wrk)\n", p.rps/d.rps)
+		if ng, ok := startNginx(dir, up.addr, h.AccessToken); ok {
+			n, _ := loadWrk("nginx proxy_pass with a fixed Authorization", "http://"+ng.addr+"/api/item", nil, *duration, *conns)
+			ng.stop()
+			fmt.Printf("  nginx / direct: %.2f; tokenbroker proxy / nginx: %.2f of the requests/s (wrk)\n\n", n.rps/d.rps, p.rps/n.rps)
+		}
+	}
+
 	perLifetime(*callers, dir)
 }
 
