@@ -101,7 +101,11 @@ func main() {
 		fmt.Printf("  nginx not installed (apt-get install -y nginx): no nginx comparison\n\n")
 	}
 
-	// The same three loads with wrk, when installed.
+	// The same loads with wrk, when installed.
+	if b, ok := loadWrk("bare net/http handler (same JSON)", "http://"+bare.Addr+"/", nil, *duration, *conns); ok {
+		a, _ := loadWrk("tokenbroker token API", "http://"+tb.Addr+"/v1/profiles/bench/token", auth, *duration, *conns)
+		fmt.Printf("  token API / bare handler: %.2f of the requests/s (wrk)\n\n", a.rps/b.rps)
+	}
 	if d, ok := loadWrk("upstream, direct", up.url+"/api/item", map[string]string{"Authorization": "Bearer " + h.AccessToken}, *duration, *conns); ok {
 		p, _ := loadWrk("tokenbroker proxy", "http://"+tb.Addr+"/proxy/bench/api/item", auth, *duration, *conns)
 		fmt.Printf("  proxy / direct: %.2f of the requests/s (wrk)\n", p.rps/d.rps)
