@@ -15,9 +15,9 @@ const (
 	// DefaultMargin widens the window so that network jitter between
 	// departure here and arrival at the vendor cannot squeeze N+1 calls into
 	// the vendor's second.
-	// 40 ms keeps 7/s within 4% of the limit and absorbs the scheduling
+	// 30 ms keeps 7/s within 3% of the limit and absorbs the scheduling
 	// delays of a loaded two-core machine running several replicas.
-	DefaultMargin = 40 * time.Millisecond
+	DefaultMargin = 30 * time.Millisecond
 	// DefaultMaxWait is how long a call may queue before it is refused.
 	DefaultMaxWait = 10 * time.Second
 )
