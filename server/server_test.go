@@ -50,13 +50,13 @@ func (a *arrivals) count() int { a.mu.Lock(); defer a.mu.Unlock(); return len(a.
 
 type rig struct {
 	arrivals *arrivals
-	set     *emulator.Set
-	aruba   *httptest.Server
-	srv     *Server
-	api     *httptest.Server
-	st      interface{ Close() error }
-	cancel  context.CancelFunc
-	runDone chan struct{}
+	set      *emulator.Set
+	aruba    *httptest.Server
+	srv      *Server
+	api      *httptest.Server
+	st       interface{ Close() error }
+	cancel   context.CancelFunc
+	runDone  chan struct{}
 }
 
 func newRig(t *testing.T, maxWait time.Duration) *rig {
