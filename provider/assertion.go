@@ -7,7 +7,6 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
-	"net/http"
 	"net/url"
 	"time"
 
@@ -109,7 +108,7 @@ func (g *generic) jwtBearer(ctx context.Context) (*token.Token, error) {
 	if len(g.p.Scopes) > 0 {
 		form.Set("scope", joinScopes(g.p.Scopes))
 	}
-	return g.tokenCall(ctx, form, "jwt_bearer", "the assertion")
+	return g.tokenCall(ctx, form, "jwt_bearer", "the assertion", nil, "")
 }
 
 // privateKeyJWT is client_credentials with the client authenticated by a
@@ -119,39 +118,16 @@ func (g *generic) privateKeyJWT(ctx context.Context) (*token.Token, error) {
 	if len(g.p.Scopes) > 0 {
 		form.Set("scope", joinScopes(g.p.Scopes))
 	}
-	return g.tokenCall(ctx, form, "client_credentials", "the client assertion")
+	return g.tokenCall(ctx, form, "client_credentials", "the client assertion", nil, "")
 }
 
-// tokenCall posts a grant to the token endpoint, authenticating the client
-// as configured: a signed client assertion, Basic, body, or (a public
-// client) just its id.
-func (g *generic) tokenCall(ctx context.Context, form url.Values, grant, what string) (*token.Token, error) {
-	req := request{Method: http.MethodPost, URL: g.tokenURL, Form: form}
-	id, err := g.secret(g.p.ClientID, "client_id")
-	if err != nil {
-		return nil, err
-	}
-	switch {
-	case g.p.AuthStyle == "private_key_jwt":
-		a, err := g.signAssertion(jwt.MapClaims{"iss": id, "sub": id, "aud": g.tokenURL})
-		if err != nil {
-			return nil, err
-		}
-		form.Set("client_id", id)
-		form.Set("client_assertion_type", clientAssertionType)
-		form.Set("client_assertion", a)
-	case g.p.ClientSecret.IsSet():
-		c, err := g.client(nil)
-		if err != nil {
-			return nil, err
-		}
-		g.placeClient(&req, c)
-	default:
-		form.Set("client_id", id)
-	}
+// tokenCall posts a grant to the token endpoint and reads the token,
+// carrying over from prev what the answer leaves out (used is the refresh
+// token presented, if any).
+func (g *generic) tokenCall(ctx context.Context, form url.Values, grant, what string, prev *token.Token, used string) (*token.Token, error) {
 	now := g.env.Now()
 	s := g.site(g.tokenURL, what)
-	resp, err := call(ctx, g.env.HTTP, req)
+	resp, err := g.clientCall(ctx, g.tokenURL, form)
 	if err != nil {
 		return nil, classify(err, s)
 	}
@@ -159,8 +135,37 @@ func (g *generic) tokenCall(ctx context.Context, form url.Values, grant, what st
 	if err != nil {
 		return nil, classify(err, s)
 	}
-	g.carryOver(t, nil, "")
+	g.carryOver(t, prev, used)
 	return t, nil
+}
+
+// authenticate puts the client's authentication on a request as the
+// profile says: a signed client assertion, the secret (Basic or body), or
+// for a public client just its id.
+func (g *generic) authenticate(req *request) error {
+	id, err := g.secret(g.p.ClientID, "client_id")
+	if err != nil {
+		return err
+	}
+	switch {
+	case g.p.AuthStyle == "private_key_jwt":
+		a, err := g.signAssertion(jwt.MapClaims{"iss": id, "sub": id, "aud": g.tokenURL})
+		if err != nil {
+			return err
+		}
+		req.Form.Set("client_id", id)
+		req.Form.Set("client_assertion_type", clientAssertionType)
+		req.Form.Set("client_assertion", a)
+	case g.p.ClientSecret.IsSet():
+		c, err := g.client(nil)
+		if err != nil {
+			return err
+		}
+		g.placeClient(req, c)
+	default:
+		req.Form.Set("client_id", id)
+	}
+	return nil
 }
 
 func joinScopes(s []string) string {

@@ -3,7 +3,6 @@ package provider
 import (
 	"context"
 	"errors"
-	"net/http"
 	"net/url"
 	"time"
 
@@ -65,16 +64,8 @@ func (d *deviceCode) Login(ctx context.Context, in Prompter) (*token.Token, erro
 		if err := d.env.Sleep(ctx, interval); err != nil {
 			return nil, err
 		}
-		form := url.Values{"grant_type": {deviceCodeGrant}, "device_code": {da.DeviceCode}}
-		req := request{Method: http.MethodPost, URL: d.tokenURL, Form: form}
-		if d.public {
-			form.Set("client_id", id)
-		} else {
-			c, _ := d.client(nil)
-			d.placeClient(&req, c)
-		}
 		now := d.env.Now()
-		resp, err := call(ctx, d.env.HTTP, req)
+		resp, err := d.clientCall(ctx, d.tokenURL, url.Values{"grant_type": {deviceCodeGrant}, "device_code": {da.DeviceCode}})
 		var re *oauth2.RetrieveError
 		if errors.As(err, &re) {
 			switch re.ErrorCode {

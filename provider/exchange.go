@@ -46,5 +46,5 @@ func (g *generic) tokenExchange(ctx context.Context) (*token.Token, error) {
 	if len(g.p.Scopes) > 0 {
 		form.Set("scope", joinScopes(g.p.Scopes))
 	}
-	return g.tokenCall(ctx, form, "token_exchange", "the subject token")
+	return g.tokenCall(ctx, form, "token_exchange", "the subject token", nil, "")
 }

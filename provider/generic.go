@@ -2,7 +2,6 @@ package provider
 
 import (
 	"context"
-	"net/http"
 	"net/url"
 	"strings"
 	"sync"
@@ -160,23 +159,7 @@ func (g *generic) obtainPublic(ctx context.Context, prev *token.Token) (*token.T
 	} else {
 		return g.oauthProvider.Obtain(ctx, prev)
 	}
-	id, err := g.secret(g.p.ClientID, "client_id")
-	if err != nil {
-		return nil, err
-	}
-	now := g.env.Now()
-	s := g.site(g.tokenURL, "the refresh token")
-	resp, err := call(ctx, g.env.HTTP, request{Method: http.MethodPost, URL: g.tokenURL,
-		Form: url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "client_id": {id}}})
-	if err != nil {
-		return nil, classify(err, s)
-	}
-	t, err := g.parse(resp, "refresh_token", now)
-	if err != nil {
-		return nil, classify(err, s)
-	}
-	g.carryOver(t, prev, rt)
-	return t, nil
+	return g.tokenCall(ctx, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}, "refresh_token", "the refresh token", prev, rt)
 }
 
 // checkHeader validates a header template such as "X-Auth-Token: {token}".

@@ -57,21 +57,11 @@ func (g *generic) Introspect(ctx context.Context, tok *token.Token) (map[string]
 	return m, nil
 }
 
-// clientCall posts a form with the client authenticated as the profile says.
+// clientCall posts a form to an endpoint with the client authenticated.
 func (g *generic) clientCall(ctx context.Context, endpoint string, form url.Values) (*response, error) {
 	req := request{Method: http.MethodPost, URL: endpoint, Form: form}
-	if g.public {
-		id, err := g.secret(g.p.ClientID, "client_id")
-		if err != nil {
-			return nil, err
-		}
-		form.Set("client_id", id)
-	} else {
-		c, err := g.client(nil)
-		if err != nil {
-			return nil, err
-		}
-		g.placeClient(&req, c)
+	if err := g.authenticate(&req); err != nil {
+		return nil, err
 	}
 	return call(ctx, g.env.HTTP, req)
 }
