@@ -25,6 +25,7 @@ type ProfileStatus struct {
 	Profile          string     `json:"profile"`
 	Vendor           string     `json:"vendor"`
 	State            string     `json:"state"`
+	ObtainedAt       *time.Time `json:"obtained_at,omitempty"`
 	ExpiresAt        *time.Time `json:"expires_at,omitempty"`
 	RefreshExpiresAt *time.Time `json:"refresh_token_expires_at,omitempty"`
 	LastRefresh      *time.Time `json:"last_refresh,omitempty"`
@@ -101,6 +102,10 @@ func (b *Broker) Status(ctx context.Context) ([]ProfileStatus, error) {
 			s.State = StateNone
 		}
 		if t != nil {
+			if !t.ObtainedAt.IsZero() {
+				at := t.ObtainedAt
+				s.ObtainedAt = &at
+			}
 			if !t.Expiry.IsZero() {
 				at := t.Expiry
 				s.ExpiresAt = &at

@@ -217,7 +217,6 @@ type uiProfile struct {
 	Rate           []float64 `json:"rate"`  // requests/s per minute over the last hour
 	Quota          []int     `json:"quota"` // daily quota left per minute (-1 unknown)
 	Webhooks       []string  `json:"webhooks,omitempty"`
-	Lifetime       float64   `json:"lifetime_seconds,omitempty"`
 }
 
 // uiTimeline is one profile's past and next 24 h.
@@ -246,8 +245,15 @@ func (s *Server) uiState(ctx context.Context, sess session) (*uiStateDoc, error)
 	}
 	now := time.Now()
 	doc := &uiStateDoc{Now: now.UTC().Format(time.RFC3339Nano), CSRF: sess.csrf, Deliveries: s.deliveries.latest()}
-	if doc.Audit, err = b.Events(ctx, "", 200); err != nil {
+	// One read of the audit log serves the audit table and every timeline.
+	events, err := b.Events(ctx, "", timelineEvents)
+	if err != nil {
 		return nil, err
+	}
+	doc.Audit = events[:min(len(events), auditRows)]
+	byProfile := map[string][]store.Event{}
+	for _, e := range events {
+		byProfile[e.Profile] = append(byProfile[e.Profile], e)
 	}
 	for _, row := range rows {
 		p := uiProfile{ProfileStatus: row}
@@ -266,26 +272,27 @@ func (s *Server) uiState(ctx context.Context, sess session) (*uiStateDoc, error)
 			p.QuotaRemaining, p.QuotaLimit = &rem, &limit
 		}
 		p.Rate, p.Quota = s.traffic.snapshot(row.Profile, now)
-		var tok *tokenbroker.Token
-		if t, err := b.Stored(ctx, row.Profile); err == nil && t != nil {
-			tok = t
-			p.Lifetime = t.Lifetime().Seconds()
-		}
 		doc.Profiles = append(doc.Profiles, p)
-		events, _ := b.Events(ctx, row.Profile, 500)
-		doc.Timeline = append(doc.Timeline, timeline(row.Profile, tok, events, now))
+		doc.Timeline = append(doc.Timeline, timeline(row, byProfile[row.Profile], now))
 	}
 	return doc, nil
 }
 
+// Audit rows the dashboard reads: the latest auditRows for the table, and
+// up to timelineEvents for the timelines.
+const (
+	auditRows      = 200
+	timelineEvents = 5000
+)
+
 // timeline lays out a profile's renewals over the past 24 h and the
 // expected ones over the next 24 h.
-func timeline(name string, tok *tokenbroker.Token, events []store.Event, now time.Time) uiTimeline {
-	tl := uiTimeline{Profile: name, Bars: [][2]string{}, Ticks: []string{}, Failures: []string{}, Planned: []string{}}
+func timeline(row tokenbroker.ProfileStatus, events []store.Event, now time.Time) uiTimeline {
+	tl := uiTimeline{Profile: row.Profile, Bars: [][2]string{}, Ticks: []string{}, Failures: []string{}, Planned: []string{}}
 	from := now.Add(-24 * time.Hour)
 	var life time.Duration
-	if tok != nil {
-		life = tok.Lifetime()
+	if row.ObtainedAt != nil && row.ExpiresAt != nil {
+		life = row.ExpiresAt.Sub(*row.ObtainedAt)
 	}
 	var oks []time.Time
 	for _, e := range events {
@@ -306,17 +313,17 @@ func timeline(name string, tok *tokenbroker.Token, events []store.Event, now tim
 		if i+1 < len(oks) && (life == 0 || oks[i+1].Before(end)) {
 			end = oks[i+1]
 		}
-		if i == len(oks)-1 && tok != nil && !tok.Expiry.IsZero() {
-			end = tok.Expiry
+		if i == len(oks)-1 && row.ExpiresAt != nil {
+			end = *row.ExpiresAt
 		}
 		if !end.After(start) {
 			continue
 		}
 		tl.Bars = append(tl.Bars, [2]string{ts(start), ts(end)})
 	}
-	if tok != nil && life > 0 && !tok.Expiry.IsZero() {
+	if life > 0 {
 		step := time.Duration(float64(life) * tokenbroker.DefaultRefreshFraction)
-		for at := tok.ObtainedAt.Add(step); at.Before(now.Add(24*time.Hour)) && len(tl.Planned) < 100; at = at.Add(step) {
+		for at := row.ObtainedAt.Add(step); at.Before(now.Add(24*time.Hour)) && len(tl.Planned) < 100; at = at.Add(step) {
 			if at.After(now) {
 				tl.Planned = append(tl.Planned, ts(at))
 			}
