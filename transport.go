@@ -31,6 +31,9 @@ const MaxReplayBody = 1 << 20
 // maxAPIBody caps a vendor API response read through HTTPClient or the proxy.
 const maxAPIBody = 256 << 20
 
+// apiHeaderTimeout bounds the wait for a vendor API's response headers.
+const apiHeaderTimeout = 60 * time.Second
+
 // RefusedHeader marks a 429 that tokenbroker answered itself (rate limit
 // queue full, or daily quota spent) rather than the vendor.
 const RefusedHeader = "X-Tokenbroker-Refused"
@@ -38,6 +41,7 @@ const RefusedHeader = "X-Tokenbroker-Refused"
 var (
 	apiTransportOnce sync.Once
 	apiTransport     http.RoundTripper
+	apiDirect        *h1.Client // apiTransport's client for direct connections
 )
 
 // defaultAPITransport is shared by every profile: connections to a vendor
@@ -49,7 +53,7 @@ func defaultAPITransport() http.RoundTripper {
 			DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 			TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
 			TLSHandshakeTimeout:   10 * time.Second,
-			ResponseHeaderTimeout: 60 * time.Second,
+			ResponseHeaderTimeout: apiHeaderTimeout,
 			IdleConnTimeout:       90 * time.Second,
 			MaxIdleConns:          1024,
 			MaxIdleConnsPerHost:   256,
@@ -58,8 +62,8 @@ func defaultAPITransport() http.RoundTripper {
 		// Direct connections use the synchronous HTTP/1.1 client (no
 		// goroutine hand-off per exchange); through an HTTP proxy from the
 		// environment, net/http's transport.
-		direct := h1.New(&tls.Config{MinVersion: tls.VersionTLS12}, 256, 60*time.Second)
-		apiTransport = &httpx.Transport{Base: viaProxy{direct: direct, proxied: base}, MaxBody: maxAPIBody}
+		apiDirect = h1.New(&tls.Config{MinVersion: tls.VersionTLS12}, 256, apiHeaderTimeout)
+		apiTransport = &httpx.Transport{Base: viaProxy{direct: apiDirect, proxied: base}, MaxBody: maxAPIBody}
 	})
 	return apiTransport
 }
@@ -151,16 +155,37 @@ type transport struct {
 type attachment struct {
 	token  string
 	header http.Header
+	wire   []byte   // the same lines as written on the wire, for Forwarder
+	names  []string // the header's names
 }
 
-func (t *transport) headers(tok *Token) http.Header {
+func (t *transport) headers(tok *Token) http.Header { return t.attachment(tok).header }
+
+func (t *transport) attachment(tok *Token) *attachment {
 	if a := t.attach.Load(); a != nil && a.token == tok.AccessToken {
-		return a.header
+		return a
 	}
 	p, _ := t.b.Provider(t.name)
 	a := &attachment{token: tok.AccessToken, header: p.Headers(tok)}
+	for k, vs := range a.header {
+		a.names = append(a.names, k)
+		for _, v := range vs {
+			a.wire = append(append(append(append(a.wire, k...), ": "...), v...), "\r\n"...)
+		}
+	}
 	t.attach.Store(a)
-	return a.header
+	return a
+}
+
+// sets reports whether the attachment sets the named field (which then
+// replaces the caller's).
+func (a *attachment) sets(name []byte) bool {
+	for _, k := range a.names {
+		if h1.EqualFold(name, k) {
+			return true
+		}
+	}
+	return false
 }
 
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -174,63 +199,55 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	resp, used, err := t.send(req, replay)
-	if err != nil || replay == nil {
-		return resp, err // a streamed body cannot be sent twice
-	}
-	if resp.StatusCode == http.StatusUnauthorized && !t.stateless {
-		if _, rerr := t.b.Rejected(ctx, t.name, used); rerr != nil {
-			return resp, nil // the vendor's 401 stands; the renewal error is in the log and status
+	var tried retries
+	for {
+		resp, used, err := t.send(req, replay)
+		if err != nil || replay == nil {
+			return resp, err // a streamed body cannot be sent twice
+		}
+		wait, again := t.again(ctx, &tried, resp.StatusCode, resp.Header.Get, used)
+		if !again {
+			return resp, nil
 		}
 		drain(resp)
-		if resp, _, err = t.send(req, replay); err != nil {
+		if err := sleep(ctx, wait); err != nil {
 			return nil, err
 		}
 	}
-	if resp.StatusCode == http.StatusTooManyRequests && resp.Header.Get(RefusedHeader) == "" {
-		wait := retryAfter(resp.Header)
-		if wait <= t.lim.cfg.MaxWait {
-			drain(resp)
-			if err := sleep(ctx, wait); err != nil {
-				return nil, err
-			}
-			resp, _, err = t.send(req, replay)
-			return resp, err
-		}
-	}
-	return resp, nil
 }
 
-// send makes one attempt: quota, rate limit, then the token as it is at the
-// moment of sending (a call that queued must not carry a token that was
-// replaced meanwhile), headers, the call. It returns the token it used.
+// retries records which second attempts a call has had.
+type retries struct{ renewed, waited bool }
+
+// again decides whether an answer is worth one more attempt, and after how
+// long: a vendor 401 once the token was renewed (shared by every caller
+// that saw it), a vendor 429 whose Retry-After fits the queue's wait. Each
+// happens at most once per call; otherwise the answer stands.
+func (t *transport) again(ctx context.Context, tried *retries, status int, header func(string) string, used string) (time.Duration, bool) {
+	switch {
+	case status == http.StatusUnauthorized && !t.stateless && !tried.renewed:
+		tried.renewed = true
+		if _, err := t.b.Rejected(ctx, t.name, used); err != nil {
+			return 0, false // the vendor's 401 stands; the renewal error is in the log and status
+		}
+		return 0, true
+	case status == http.StatusTooManyRequests && !tried.waited && header(RefusedHeader) == "":
+		tried.waited = true
+		wait := retryAfter(header("Retry-After"))
+		return wait, wait <= t.lim.cfg.MaxWait
+	}
+	return 0, false
+}
+
+// send makes one attempt: admission, headers, the call. It returns the
+// token it used.
 func (t *transport) send(req *http.Request, replay []byte) (*http.Response, string, error) {
-	ctx := req.Context()
-	if err := t.lim.checkQuota(ctx, time.Now()); err != nil {
-		t.b.observe().Refused(t.name)
-		return refusal(req, err.(*ratelimit.Refused)), "", nil
-	}
-	if t.lim.window != nil {
-		// Have a token in hand before taking a slot, so that fetching one
-		// (a store read, maybe a renewal) does not make the call late for it.
-		if _, err := t.b.token(ctx, t.name); err != nil {
-			return nil, "", err
-		}
-		waited, err := t.lim.window.Wait(ctx)
-		if r, ok := err.(*ratelimit.Refused); ok {
-			t.b.observe().Refused(t.name)
-			return refusal(req, r), "", nil
-		}
-		if err != nil {
-			return nil, "", err
-		}
-		if waited > 0 {
-			t.b.observe().Waited(t.name, waited)
-		}
-	}
-	tok, err := t.b.token(ctx, t.name)
+	tok, refused, err := t.admit(req.Context())
 	if err != nil {
 		return nil, "", err
+	}
+	if refused != nil {
+		return refusal(req, refused), "", nil
 	}
 	// A shallow copy with its own header map: the caller's request is not
 	// changed, and header values (never modified) are shared, not copied.
@@ -252,8 +269,39 @@ func (t *transport) send(req *http.Request, replay []byte) (*http.Response, stri
 	if err != nil {
 		return nil, "", err
 	}
-	t.lim.observeQuota(ctx, resp.Header, time.Now())
+	t.lim.observeQuota(req.Context(), resp.Header, time.Now())
 	return resp, tok.AccessToken, nil
+}
+
+// admit waits for a call's turn: the daily quota, the rate limit, then the
+// token as it is at the moment of sending (a call that queued must not
+// carry a token that was replaced meanwhile). refused is tokenbroker's own
+// 429, to be answered instead of calling.
+func (t *transport) admit(ctx context.Context) (tok *Token, refused *ratelimit.Refused, err error) {
+	if err := t.lim.checkQuota(ctx, time.Now()); err != nil {
+		t.b.observe().Refused(t.name)
+		return nil, err.(*ratelimit.Refused), nil
+	}
+	if t.lim.window != nil {
+		// Have a token in hand before taking a slot, so that fetching one
+		// (a store read, maybe a renewal) does not make the call late for it.
+		if _, err := t.b.token(ctx, t.name); err != nil {
+			return nil, nil, err
+		}
+		waited, err := t.lim.window.Wait(ctx)
+		if r, ok := err.(*ratelimit.Refused); ok {
+			t.b.observe().Refused(t.name)
+			return nil, r, nil
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		if waited > 0 {
+			t.b.observe().Waited(t.name, waited)
+		}
+	}
+	tok, err = t.b.token(ctx, t.name)
+	return tok, nil, err
 }
 
 // refusal is the 429 tokenbroker answers itself, shaped like a vendor's.
@@ -293,8 +341,7 @@ func bufferBody(req *http.Request) ([]byte, error) {
 	return nil, nil
 }
 
-func retryAfter(h http.Header) time.Duration {
-	v := h.Get("Retry-After")
+func retryAfter(v string) time.Duration {
 	if s, err := strconv.Atoi(v); err == nil && s >= 0 {
 		return time.Duration(s) * time.Second
 	}

@@ -26,6 +26,7 @@ import (
 
 	"github.com/tokenbroker/tokenbroker"
 	"github.com/tokenbroker/tokenbroker/config"
+	"github.com/tokenbroker/tokenbroker/internal/front"
 	"github.com/tokenbroker/tokenbroker/server"
 )
 
@@ -67,8 +68,8 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	tb := serveOn(srv.Handler())
-	defer tb.Close()
+	tb := serveFront(srv)
+	defer tb.close()
 
 	// The same JSON the token API gives, served by a bare handler.
 	h, err := srv.Broker().Handout(context.Background(), "bench", tokenbroker.TokenOptions{})
@@ -219,6 +220,29 @@ func (u *upstream) close() { u.srv.Close() }
 type served struct {
 	*http.Server
 	Addr string
+}
+
+// frontServed is the local API as `serve` runs it: the front with the
+// proxy's lane, net/http for the rest.
+type frontServed struct {
+	Addr string
+	fs   *front.Server
+}
+
+func serveFront(srv *server.Server) frontServed {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fs := front.New(ln, srv.Lane(), &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second})
+	go fs.Serve()
+	return frontServed{ln.Addr().String(), fs}
+}
+
+func (f frontServed) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	f.fs.Shutdown(ctx)
 }
 
 func serveOn(h http.Handler) served {

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/tokenbroker/tokenbroker"
 	"github.com/tokenbroker/tokenbroker/failure"
@@ -28,7 +29,9 @@ type Handler struct {
 	// Served is told each proxied request's profile and status, for metrics.
 	Served func(profile string, status int)
 
-	proxies sync.Map // *tokenbroker.Broker + profile -> *httputil.ReverseProxy
+	proxies sync.Map // *tokenbroker.Broker + profile -> *entry
+	lanes   atomic.Pointer[laneSet]
+	laneMu  sync.Mutex // serialises additions to lanes
 }
 
 type proxyKey struct {
@@ -176,7 +179,11 @@ func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 // could reach beyond the profile's API: dot segments, empty segments,
 // encoded slashes, dots or backslashes, and absolute URLs.
 func Split(u *url.URL) (name, rest string, err error) {
-	raw := u.EscapedPath()
+	return SplitPath(u.EscapedPath())
+}
+
+// SplitPath is Split for an escaped path.
+func SplitPath(raw string) (name, rest string, err error) {
 	if !strings.HasPrefix(raw, Prefix) {
 		return "", "", errors.New("not a proxy path")
 	}
@@ -185,18 +192,22 @@ func Split(u *url.URL) (name, rest string, err error) {
 	if name, err = url.PathUnescape(name); err != nil || name == "" {
 		return "", "", errors.New("the path must be /proxy/{profile}/{path}")
 	}
-	lower := strings.ToLower(rest)
-	for _, bad := range []string{"%2f", "%5c", "%2e", "%00", "%25"} {
-		if strings.Contains(lower, bad) {
-			return "", "", errors.New("encoded slashes, dots, backslashes and percent signs are refused in proxied paths")
+	if strings.Contains(rest, "%") {
+		lower := strings.ToLower(rest)
+		for _, bad := range []string{"%2f", "%5c", "%2e", "%00", "%25"} {
+			if strings.Contains(lower, bad) {
+				return "", "", errors.New("encoded slashes, dots, backslashes and percent signs are refused in proxied paths")
+			}
 		}
 	}
 	if strings.HasPrefix(rest, "/") || strings.Contains(rest, "//") {
 		return "", "", errors.New("absolute URLs and empty path segments are refused: give a path on the profile's API")
 	}
-	for _, seg := range strings.Split(rest, "/") {
+	for seg, more := rest, true; more; {
+		var s string
+		s, seg, more = strings.Cut(seg, "/")
 		// Some servers (Tomcat) read "..;x" as "..": parameters do not hide a dot segment.
-		if seg, _, _ = strings.Cut(seg, ";"); seg == "." || seg == ".." {
+		if s, _, _ = strings.Cut(s, ";"); s == "." || s == ".." {
 			return "", "", errors.New("dot segments are refused in proxied paths")
 		}
 	}

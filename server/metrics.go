@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,6 +21,8 @@ type metrics struct {
 	refreshes     *prometheus.CounterVec
 	failures      *prometheus.CounterVec
 	proxied       *prometheus.CounterVec
+	proxiedBy     sync.Map // servedKey -> *servedCounter, to skip the label lookup per call
+	lastServed    sync.Map // profile -> *atomic.Pointer[servedCounter]
 	waits         *prometheus.CounterVec
 	waitSeconds   *prometheus.HistogramVec
 	refusals      *prometheus.CounterVec
@@ -101,8 +105,36 @@ func (h hookMetrics) Failed(profile string) {
 	h.m.hookDelivery.WithLabelValues(profile, "failed").Inc()
 }
 
+type servedKey struct {
+	profile string
+	status  int
+}
+
+// servedCounter is one profile's counter for one status.
+type servedCounter struct {
+	status int
+	c      prometheus.Counter
+}
+
+// served counts a proxied call. The profile's last status is kept at
+// hand: nearly every call answers as the one before.
 func (m *metrics) served(profile string, status int) {
-	m.proxied.WithLabelValues(profile, strconv.Itoa(status)).Inc()
+	v, ok := m.lastServed.Load(profile)
+	if !ok {
+		v, _ = m.lastServed.LoadOrStore(profile, new(atomic.Pointer[servedCounter]))
+	}
+	last := v.(*atomic.Pointer[servedCounter])
+	if sc := last.Load(); sc != nil && sc.status == status {
+		sc.c.Inc()
+		return
+	}
+	k := servedKey{profile, status}
+	c, ok := m.proxiedBy.Load(k)
+	if !ok {
+		c, _ = m.proxiedBy.LoadOrStore(k, &servedCounter{status, m.proxied.WithLabelValues(profile, strconv.Itoa(status))})
+	}
+	last.Store(c.(*servedCounter))
+	c.(*servedCounter).c.Inc()
 }
 
 // stateCollector reads token states and quotas at scrape time.

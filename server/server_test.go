@@ -20,6 +20,7 @@ import (
 	"github.com/tokenbroker/tokenbroker"
 	"github.com/tokenbroker/tokenbroker/config"
 	"github.com/tokenbroker/tokenbroker/emulator"
+	"github.com/tokenbroker/tokenbroker/internal/front"
 )
 
 const testKey = "test-broker-key-0123456789"
@@ -53,7 +54,7 @@ type rig struct {
 	set      *emulator.Set
 	aruba    *httptest.Server
 	srv      *Server
-	api      *httptest.Server
+	api      *served
 	st       interface{ Close() error }
 	cancel   context.CancelFunc
 	runDone  chan struct{}
@@ -99,13 +100,37 @@ func newRig(t *testing.T, maxWait time.Duration) *rig {
 	if _, err := r.srv.Broker().Import(context.Background(), "aruba", set.Aruba.IssueOfflineToken()); err != nil {
 		t.Fatal(err)
 	}
-	r.api = httptest.NewServer(r.srv.Handler())
-	t.Cleanup(r.api.Close)
+	r.api = serveFront(t, r.srv)
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel, r.runDone = cancel, make(chan struct{})
 	go func() { r.srv.Run(ctx); close(r.runDone) }()
 	t.Cleanup(func() { cancel(); <-r.runDone })
 	return r
+}
+
+// served is the local API as `serve` runs it: the front, its lane, and
+// net/http for the rest.
+type served struct {
+	URL string
+	fs  *front.Server
+}
+
+func serveFront(t *testing.T, srv *Server) *served {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := front.New(ln, srv.Lane(), &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second})
+	done := make(chan struct{})
+	go func() { fs.Serve(); close(done) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		fs.Shutdown(ctx)
+		<-done
+	})
+	return &served{URL: "http://" + ln.Addr().String(), fs: fs}
 }
 
 func (r *rig) get(t *testing.T, path, key string) (int, []byte) {
@@ -326,7 +351,6 @@ loop:
 		t.Errorf("%d refreshes after the revoke, want exactly 1", c)
 	}
 	hc.CloseIdleConnections()
-	r.api.CloseClientConnections()
 	r.cancel()
 	<-r.runDone
 	deadline := time.Now().Add(5 * time.Second)

@@ -21,6 +21,7 @@ import (
 	"github.com/tokenbroker/tokenbroker"
 	"github.com/tokenbroker/tokenbroker/config"
 	"github.com/tokenbroker/tokenbroker/failure"
+	"github.com/tokenbroker/tokenbroker/internal/front"
 	"github.com/tokenbroker/tokenbroker/internal/secretfile"
 	"github.com/tokenbroker/tokenbroker/server"
 	"github.com/tokenbroker/tokenbroker/store"
@@ -90,8 +91,9 @@ func serve(ctx context.Context, srv *server.Server, ln net.Listener, log *slog.L
 			srv.Reload(cfg)
 		}
 	}()
+	fs := front.New(ln, srv.Lane(), hs)
 	served := make(chan error, 1)
-	go func() { served <- hs.Serve(ln) }()
+	go func() { served <- fs.Serve() }()
 	log.Info("serving", "listen", ln.Addr().String())
 	select {
 	case err := <-served:
@@ -103,7 +105,7 @@ func serve(ctx context.Context, srv *server.Server, ln net.Listener, log *slog.L
 	log.Info("draining requests in flight", "timeout", drainTimeout)
 	dctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
 	defer cancel()
-	err := hs.Shutdown(dctx)
+	err := fs.Shutdown(dctx)
 	stopRefresher()
 	<-refresherDone
 	log.Info("stopped")

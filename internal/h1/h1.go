@@ -13,6 +13,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 )
@@ -25,22 +26,23 @@ type Client struct {
 	headerTimeout time.Duration
 	idleFor       time.Duration
 	mu            sync.Mutex
-	idle          map[string][]*conn
+	origins       map[string]*Origin
 }
 
 // New returns a client keeping up to maxIdle idle connections per host,
 // waiting at most headerTimeout for a response's headers.
 func New(tlsConfig *tls.Config, maxIdle int, headerTimeout time.Duration) *Client {
 	return &Client{dialer: net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}, tls: tlsConfig,
-		maxIdle: maxIdle, headerTimeout: headerTimeout, idleFor: 90 * time.Second, idle: map[string][]*conn{}}
+		maxIdle: maxIdle, headerTimeout: headerTimeout, idleFor: 90 * time.Second, origins: map[string]*Origin{}}
 }
 
 type conn struct {
 	net.Conn
-	br   *bufio.Reader
-	bw   *bufio.Writer
-	key  string
-	used time.Time
+	br       *bufio.Reader
+	bw       *bufio.Writer
+	o        *Origin
+	used     time.Time
+	deadline time.Time // as last set; zero: none
 }
 
 // RoundTrip implements http.RoundTripper.
@@ -49,10 +51,9 @@ func (c *Client) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, errors.New("h1: unsupported scheme " + req.URL.Scheme)
 	}
 	ctx := req.Context()
-	key := req.URL.Scheme + "://" + req.URL.Host
 	replayable := req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
 	for attempt := 0; ; attempt++ {
-		pc, reused, err := c.get(ctx, key, req)
+		pc, reused, err := c.get(ctx, c.Origin(req.URL.Scheme, req.URL.Host))
 		if err != nil {
 			return nil, err
 		}
@@ -74,6 +75,14 @@ func (c *Client) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 func (c *Client) exchange(ctx context.Context, pc *conn, req *http.Request) (*http.Response, error) {
+	// A connection comes from the pool with whatever deadline its last
+	// exchange left: this one's bounds writing and the response's head.
+	if c.headerTimeout > 0 {
+		pc.deadline = time.Now().Add(c.headerTimeout)
+		pc.SetDeadline(pc.deadline)
+	} else {
+		pc.unbound()
+	}
 	stop := context.AfterFunc(ctx, func() { pc.SetDeadline(time.Unix(1, 0)) })
 	if err := req.Write(pc.bw); err != nil {
 		stop()
@@ -83,47 +92,71 @@ func (c *Client) exchange(ctx context.Context, pc *conn, req *http.Request) (*ht
 		stop()
 		return nil, err
 	}
-	if c.headerTimeout > 0 {
-		pc.SetReadDeadline(time.Now().Add(c.headerTimeout))
-	}
 	resp, err := http.ReadResponse(pc.br, req)
 	if err != nil {
 		stop()
 		return nil, err
 	}
-	pc.SetReadDeadline(time.Time{})
+	pc.unbound()
 	resp.Body = &body{ReadCloser: resp.Body, c: c, pc: pc, stop: stop, keep: !resp.Close && !req.Close}
 	return resp, nil
 }
 
-// get returns an idle connection to key, or dials one.
-func (c *Client) get(ctx context.Context, key string, req *http.Request) (*conn, bool, error) {
+// Origin is where connections go, scheme://host[:port], with its pool of
+// idle connections.
+type Origin struct {
+	c            *Client
+	scheme, host string
+	mu           sync.Mutex
+	idle         []*conn
+}
+
+// Origin returns the client's origin for scheme://host.
+func (c *Client) Origin(scheme, host string) *Origin {
+	key := scheme + "://" + host
 	c.mu.Lock()
-	for list := c.idle[key]; len(list) > 0; list = c.idle[key] {
-		pc := list[len(list)-1]
-		c.idle[key] = list[:len(list)-1]
+	defer c.mu.Unlock()
+	o := c.origins[key]
+	if o == nil {
+		o = &Origin{c: c, scheme: scheme, host: host}
+		c.origins[key] = o
+	}
+	return o
+}
+
+// get returns an idle connection to the origin, or dials one.
+func (c *Client) get(ctx context.Context, o *Origin) (*conn, bool, error) {
+	scheme, host := o.scheme, o.host
+	o.mu.Lock()
+	for len(o.idle) > 0 {
+		pc := o.idle[len(o.idle)-1]
+		o.idle = o.idle[:len(o.idle)-1]
 		if time.Since(pc.used) < c.idleFor {
-			c.mu.Unlock()
+			o.mu.Unlock()
 			return pc, true, nil
 		}
 		pc.Close()
 	}
-	c.mu.Unlock()
-	addr := req.URL.Host
-	if req.URL.Port() == "" {
-		if req.URL.Scheme == "https" {
-			addr += ":443"
+	o.mu.Unlock()
+	addr := host
+	if _, _, err := net.SplitHostPort(host); err != nil {
+		if scheme == "https" {
+			addr = net.JoinHostPort(strings.Trim(host, "[]"), "443")
 		} else {
-			addr += ":80"
+			addr = net.JoinHostPort(strings.Trim(host, "[]"), "80")
 		}
 	}
 	nc, err := c.dialer.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, false, err
 	}
-	if req.URL.Scheme == "https" {
+	if scheme == "https" {
 		cfg := c.tls.Clone()
-		cfg.ServerName = req.URL.Hostname()
+		name := host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			name = h
+		}
+		cfg.ServerName = strings.Trim(name, "[]")
 		cfg.NextProtos = []string{"http/1.1"}
 		tc := tls.Client(nc, cfg)
 		if err := tc.HandshakeContext(ctx); err != nil {
@@ -132,30 +165,83 @@ func (c *Client) get(ctx context.Context, key string, req *http.Request) (*conn,
 		}
 		nc = tc
 	}
-	return &conn{Conn: nc, br: bufio.NewReaderSize(nc, 16<<10), bw: bufio.NewWriterSize(nc, 8<<10), key: key}, false, nil
+	return &conn{Conn: nc, br: bufio.NewReaderSize(nc, 16<<10), bw: bufio.NewWriterSize(nc, 8<<10), o: o}, false, nil
+}
+
+// Conn is a pooled connection for callers that write and read messages
+// themselves: write a request to W, read the response from R.
+type Conn struct {
+	pc *conn
+	R  *bufio.Reader
+	W  *bufio.Writer
+}
+
+// Acquire returns an idle connection to the origin, or dials one; reused
+// reports an idle one (which the server may have closed meanwhile).
+func (c *Client) Acquire(ctx context.Context, o *Origin) (cn Conn, reused bool, err error) {
+	pc, reused, err := c.get(ctx, o)
+	if err != nil {
+		return Conn{}, false, err
+	}
+	return Conn{pc: pc, R: pc.br, W: pc.bw}, reused, nil
+}
+
+// Release returns a connection to the pool when its last exchange was
+// read whole and may be followed by another, and closes it otherwise.
+func (c *Client) Release(cn Conn, reusable bool) {
+	if reusable {
+		c.put(cn.pc)
+	} else {
+		cn.pc.Close()
+	}
+}
+
+// Bound bounds the connection's reads and writes to between d/2 and d
+// from now: the deadline is moved only once half of it is used, as moving
+// it costs more than the rest of a small exchange.
+func (cn Conn) Bound(now time.Time, d time.Duration) { cn.pc.bound(now, d) }
+
+// Unbound lifts the deadline, for a body that may take its time.
+func (cn Conn) Unbound() { cn.pc.unbound() }
+
+func (pc *conn) bound(now time.Time, d time.Duration) {
+	if pc.deadline.IsZero() || pc.deadline.Sub(now) < d/2 {
+		pc.deadline = now.Add(d)
+		pc.SetDeadline(pc.deadline)
+	}
+}
+
+func (pc *conn) unbound() {
+	if !pc.deadline.IsZero() {
+		pc.deadline = time.Time{}
+		pc.SetDeadline(pc.deadline)
+	}
 }
 
 // put keeps a connection whose last response was read to the end.
 func (c *Client) put(pc *conn) {
 	pc.used = time.Now()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.idle[pc.key]) >= c.maxIdle {
+	o := pc.o
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.idle) >= c.maxIdle {
 		pc.Close()
 		return
 	}
-	c.idle[pc.key] = append(c.idle[pc.key], pc)
+	o.idle = append(o.idle, pc)
 }
 
 // CloseIdleConnections closes every idle connection.
 func (c *Client) CloseIdleConnections() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for k, list := range c.idle {
-		for _, pc := range list {
+	for _, o := range c.origins {
+		o.mu.Lock()
+		for _, pc := range o.idle {
 			pc.Close()
 		}
-		delete(c.idle, k)
+		o.idle = nil
+		o.mu.Unlock()
 	}
 }
 
