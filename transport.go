@@ -257,9 +257,12 @@ func (t *transport) send(req *http.Request, replay []byte) (*http.Response, stri
 	for k, v := range req.Header {
 		out.Header[k] = v
 	}
-	if replay != nil {
+	switch {
+	case len(replay) > 0:
 		out.Body = io.NopCloser(bytes.NewReader(replay))
 		out.ContentLength = int64(len(replay))
+	case replay != nil:
+		out.Body, out.ContentLength = http.NoBody, 0 // a known empty body, announced where the method expects one
 	}
 	out.Header.Del("Authorization")
 	for k, v := range t.headers(tok) {

@@ -129,6 +129,7 @@ func (r *connReader) Read(p []byte) (int, error) {
 // context) or sends the next request early (keeping that byte).
 type watchCtx struct {
 	c        *conn
+	r        *Request
 	mu       sync.Mutex
 	done     chan struct{}
 	err      error
@@ -166,7 +167,14 @@ func (w *watchCtx) Done() <-chan struct{} {
 		return w.done
 	}
 	w.stop = context.AfterFunc(w.c.s.ctx, func() { w.cancel(w.c.s.ctx.Err()) })
-	if w.c.br.Buffered() > 0 {
+	pending := w.c.br.Buffered() // what the caller sent beyond this request's head and body
+	if !w.r.consumed {
+		pending -= w.c.headLen
+	}
+	if w.r.Head.ContentLength > 0 {
+		return w.done // the body is still to be read: the connection is not ours to watch
+	}
+	if pending > 0 {
 		return w.done // the caller already sent more: it is there
 	}
 	w.watching = make(chan struct{})
@@ -329,7 +337,7 @@ func (c *conn) serve() {
 		if err == nil {
 			c.headLen = len(head)
 			c.scratch = append(c.scratch[:0], head...)
-			r.consumed, r.Close, r.ctx = false, false, &watchCtx{c: c}
+			r.consumed, r.Close, r.ctx = false, false, &watchCtx{c: c, r: r}
 			err = h1.ParseRequest(c.scratch, &r.Head)
 		}
 		if err != nil || s.lane == nil || !s.lane(r) {

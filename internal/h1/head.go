@@ -96,14 +96,17 @@ var errUnsupported = errors.New("h1: message head needs the full HTTP implementa
 // codings, Upgrade, Expect, folded or malformed lines, HTTP/1.0) is an
 // error, and the caller leaves the request to net/http.
 func ParseRequest(b []byte, h *Head) error {
-	line, rest := cutLine(b)
+	line, rest, bare := cutLine(b)
+	if bare {
+		return errUnsupported
+	}
 	sp1 := bytes.IndexByte(line, ' ')
 	sp2 := bytes.LastIndexByte(line, ' ')
 	if sp1 <= 0 || sp2 <= sp1+1 || !bytes.Equal(line[sp2+1:], []byte("HTTP/1.1")) {
 		return errUnsupported
 	}
 	h.Method, h.Target, h.Status = line[:sp1], line[sp1+1:sp2], 0
-	if !isToken(h.Method) || h.Target[0] != '/' || bytes.IndexByte(h.Target, ' ') >= 0 {
+	if !isToken(h.Method) || h.Target[0] != '/' || !validTarget(h.Target) {
 		return errUnsupported
 	}
 	if err := parseFields(rest, h, true); err != nil {
@@ -117,8 +120,8 @@ func ParseRequest(b []byte, h *Head) error {
 
 // ParseResponse parses a response head (b is exactly the head) into h.
 func ParseResponse(b []byte, h *Head) error {
-	line, rest := cutLine(b)
-	if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.")) || line[8] != ' ' {
+	line, rest, _ := cutLine(b)
+	if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.")) || (line[7] != '0' && line[7] != '1') || line[8] != ' ' {
 		return errors.New("h1: malformed status line")
 	}
 	code, err := strconv.Atoi(string(line[9:12]))
@@ -145,10 +148,24 @@ func ParseResponse(b []byte, h *Head) error {
 // blank line). strict refuses a Connection field that names other fields.
 func parseFields(b []byte, h *Head, strict bool) error {
 	h.Fields, h.ContentLength, h.Chunked, h.Close = h.Fields[:0], -1, false, false
+	var length []byte // the first Content-Length as written
+	codings, hosts := 0, 0
 	for {
-		var line []byte
-		line, b = cutLine(b)
+		line, rest, bare := cutLine(b)
+		b = rest
+		if bare && strict {
+			return errUnsupported // a bare LF ends lines for some parsers and not others
+		}
 		if len(line) == 0 {
+			if len(b) != 0 {
+				return errors.New("h1: the head ends before its end") // a blank line ends it early
+			}
+			if codings > 1 || (codings == 1 && !h.Chunked) {
+				h.Chunked = false // a coding other than chunked alone: the caller refuses it
+			}
+			if strict && hosts != 1 {
+				return errUnsupported // RFC 9112 §3.2: exactly one Host
+			}
 			return nil
 		}
 		colon := bytes.IndexByte(line, ':')
@@ -162,19 +179,22 @@ func parseFields(b []byte, h *Head, strict bool) error {
 		switch {
 		case equalFold(f.Name, "Content-Length"):
 			n, err := strconv.ParseInt(string(f.Value), 10, 64)
-			if err != nil || n < 0 || (h.ContentLength >= 0 && h.ContentLength != n) || f.Value[0] == '+' {
+			if err != nil || n < 0 || f.Value[0] == '+' || (length != nil && !bytes.Equal(length, f.Value)) {
 				return errors.New("h1: invalid Content-Length")
 			}
-			h.ContentLength = n
+			h.ContentLength, length = n, f.Value
 		case equalFold(f.Name, "Transfer-Encoding"):
-			if !equalFold(f.Value, "chunked") || h.Chunked {
-				f.Name = []byte("Transfer-Encoding") // kept so that the caller sees a coding it cannot handle
-				h.Chunked = false
-				h.Fields = append(h.Fields, f)
+			// Kept among the fields, so that a caller sees any coding; only
+			// "chunked" alone frames a body this package reads.
+			codings++
+			h.Chunked = codings == 1 && equalFold(f.Value, "chunked")
+			if h.Chunked {
 				continue
 			}
-			h.Chunked = true
-			continue
+		case equalFold(f.Name, "Host"):
+			if hosts++; strict && !validHost(f.Value) {
+				return errUnsupported
+			}
 		case equalFold(f.Name, "Connection"):
 			for _, tok := range bytes.Split(f.Value, []byte(",")) {
 				tok = trimSpace(tok)
@@ -191,17 +211,17 @@ func parseFields(b []byte, h *Head, strict bool) error {
 	}
 }
 
-// cutLine cuts b after its first CRLF (a bare LF ends a line too, and
-// leaves a CR that makes the line invalid).
-func cutLine(b []byte) (line, rest []byte) {
+// cutLine cuts b after its first line end; bare reports an LF without its
+// CR.
+func cutLine(b []byte) (line, rest []byte, bare bool) {
 	i := bytes.IndexByte(b, '\n')
 	if i < 0 {
-		return b, nil
+		return b, nil, false
 	}
 	if i > 0 && b[i-1] == '\r' {
-		return b[:i-1], b[i+1:]
+		return b[:i-1], b[i+1:], false
 	}
-	return b[:i], b[i+1:]
+	return b[:i], b[i+1:], true
 }
 
 // trimSpace trims spaces and tabs, the only whitespace around a value.
@@ -263,6 +283,37 @@ func isToken(b []byte) bool {
 	return len(b) > 0
 }
 
+// validTarget accepts an origin-form target of visible ASCII whose
+// percent signs each start an escape, as net/http's parser does.
+func validTarget(b []byte) bool {
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; {
+		case c <= ' ' || c >= 0x7f || c == '#':
+			return false
+		case c == '%':
+			if i+2 >= len(b) || !isHex(b[i+1]) || !isHex(b[i+2]) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+// validHost accepts the characters a Host value may hold (a name or an IP
+// literal and a port).
+func validHost(b []byte) bool {
+	for _, c := range b {
+		if !(tokenChars[c] || c == '[' || c == ']' || c == ':') {
+			return false
+		}
+	}
+	return true
+}
+
 func validValue(b []byte) bool {
 	for _, c := range b {
 		if (c < ' ' && c != '\t') || c == 0x7f {
@@ -306,7 +357,11 @@ func (b *Body) Delimited() bool { return b.delimited }
 func (b *Body) Read(p []byte) (int, error) {
 	switch b.kind {
 	case 1:
-		return b.length.Read(p)
+		n, err := b.length.Read(p)
+		if err == io.EOF && b.length.N > 0 {
+			err = io.ErrUnexpectedEOF // the server closed before the announced end
+		}
+		return n, err
 	case 2:
 		return b.chunked.Read(p)
 	case 3:
@@ -318,11 +373,15 @@ func (b *Body) Read(p []byte) (int, error) {
 // chunked decodes a chunked body and consumes its trailer, so the
 // connection is positioned at the next message when it returns io.EOF.
 type chunked struct {
-	r  io.Reader
-	br *bufio.Reader
+	r    io.Reader
+	br   *bufio.Reader
+	done bool // the trailer is read: what follows is the next message
 }
 
 func (c *chunked) Read(p []byte) (int, error) {
+	if c.done {
+		return 0, io.EOF
+	}
 	n, err := c.r.Read(p)
 	if err != io.EOF {
 		return n, err
@@ -333,6 +392,7 @@ func (c *chunked) Read(p []byte) (int, error) {
 			return n, errors.New("h1: bad chunked trailer")
 		}
 		if len(bytes.TrimRight(line, "\r\n")) == 0 {
+			c.done = true
 			return n, io.EOF
 		}
 	}
