@@ -135,11 +135,7 @@ func (l *lane) serve(h *Handler, r *front.Request, name, rest string, query []by
 // streams).
 func writeAnswer(r *front.Request, a *tokenbroker.Answer) error {
 	w := r.W
-	w.WriteString("HTTP/1.1 ")
-	w.WriteString(strconv.Itoa(a.Head.Status))
-	w.WriteByte(' ')
-	w.WriteString(http.StatusText(a.Head.Status))
-	w.WriteString("\r\n")
+	w.WriteString(statusLine(a.Head.Status))
 	for _, f := range a.Head.Fields {
 		if !h1.Framing(f.Name) && !a.Head.Nominated(f.Name) {
 			w.Write(f.Name)
@@ -174,6 +170,23 @@ func writeAnswer(r *front.Request, a *tokenbroker.Answer) error {
 		return err
 	}
 	return copyChunked(w, a.Body)
+}
+
+// statusLines are the status lines of the known codes, made once.
+var statusLines = func() (l [600]string) {
+	for code := range l {
+		if text := http.StatusText(code); text != "" {
+			l[code] = "HTTP/1.1 " + strconv.Itoa(code) + " " + text + "\r\n"
+		}
+	}
+	return l
+}()
+
+func statusLine(code int) string {
+	if code >= 0 && code < len(statusLines) && statusLines[code] != "" {
+		return statusLines[code]
+	}
+	return "HTTP/1.1 " + strconv.Itoa(code) + " \r\n"
 }
 
 var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
@@ -219,7 +232,7 @@ func (h *Handler) failBytes(r *front.Request, name string, status int, class, ms
 	body, _ := json.Marshal(map[string]string{"error": class, "message": msg})
 	body = append(body, '\n')
 	w := r.W
-	w.WriteString("HTTP/1.1 " + strconv.Itoa(status) + " " + http.StatusText(status) + "\r\n")
+	w.WriteString(statusLine(status))
 	w.WriteString("Content-Type: application/json\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n")
 	if r.Close || r.Head.Close {
 		w.WriteString("Connection: close\r\n")

@@ -327,10 +327,14 @@ func (c *conn) serve() {
 			return
 		}
 		c.idle.Store(false)
-		if b, _ := c.br.Peek(c.br.Buffered()); h1.HeadLen(b) < 0 {
+		var head []byte
+		var err error
+		if b, _ := c.br.Peek(c.br.Buffered()); h1.HeadLen(b) >= 0 {
+			head = b[:h1.HeadLen(b)] // the usual case: it came whole
+		} else {
 			c.setDeadline(time.Now().Add(s.ReadTimeout)) // the head is still arriving
+			head, err = h1.PeekHead(c.br)
 		}
-		head, err := h1.PeekHead(c.br)
 		if err != nil && !errors.Is(err, bufio.ErrBufferFull) && !errors.Is(err, h1.ErrLoneLF) {
 			return
 		}
