@@ -113,7 +113,11 @@ func main() {
 		if ng, ok := startNginx(dir, up.addr, h.AccessToken); ok {
 			n, _ := loadWrk("nginx proxy_pass with a fixed Authorization", "http://"+ng.addr+"/api/item", nil, *duration, *conns)
 			ng.stop()
-			fmt.Printf("  nginx / direct: %.2f; tokenbroker proxy / nginx: %.2f of the requests/s (wrk)\n\n", n.rps/d.rps, p.rps/n.rps)
+			fmt.Printf("  nginx / direct: %.2f; tokenbroker proxy / nginx: %.2f of the requests/s (wrk)\n", n.rps/d.rps, p.rps/n.rps)
+			addr, stop := startRawLoop(up.addr, h.AccessToken)
+			l, _ := loadWrk("minimal Go proxy loop (no checks)", "http://"+addr+"/api/item", nil, *duration, *conns)
+			stop()
+			fmt.Printf("  minimal Go loop / nginx: %.2f; tokenbroker proxy / minimal Go loop: %.2f of the requests/s (wrk)\n\n", l.rps/n.rps, p.rps/l.rps)
 		}
 	}
 
