@@ -491,24 +491,8 @@ type Handout struct {
 // HandoutJSON is Handout encoded as JSON, encoded once per token: the local
 // token API's hot path.
 func (b *Broker) HandoutJSON(ctx context.Context, name string) ([]byte, error) {
-	if v, ok := b.mem.Load(name); ok {
-		c := v.(*cached)
-		if b.hot(name, 0) == c.tok {
-			if j := c.handout.Load(); j != nil {
-				return *j, nil
-			}
-			h, err := b.handout(name, c.tok)
-			if err != nil {
-				return nil, err
-			}
-			j, err := json.Marshal(h)
-			if err != nil {
-				return nil, err
-			}
-			j = append(j, '\n')
-			c.handout.Store(&j)
-			return j, nil
-		}
+	if j, ok, err := b.handoutJSONInMemory(name); ok || err != nil {
+		return j, err
 	}
 	h, err := b.Handout(ctx, name, TokenOptions{})
 	if err != nil {
@@ -516,6 +500,39 @@ func (b *Broker) HandoutJSON(ctx context.Context, name string) ([]byte, error) {
 	}
 	j, err := json.Marshal(h)
 	return append(j, '\n'), err
+}
+
+// CachedHandoutJSON is HandoutJSON when the token in memory is good to hand
+// out as it is; ok is false when answering would take more (a store read, a
+// renewal), or when the profile is unknown.
+func (b *Broker) CachedHandoutJSON(name string) ([]byte, bool) {
+	j, ok, err := b.handoutJSONInMemory(name)
+	return j, ok && err == nil
+}
+
+func (b *Broker) handoutJSONInMemory(name string) ([]byte, bool, error) {
+	v, ok := b.mem.Load(name)
+	if !ok {
+		return nil, false, nil
+	}
+	c := v.(*cached)
+	if b.hot(name, 0) != c.tok {
+		return nil, false, nil
+	}
+	if j := c.handout.Load(); j != nil {
+		return *j, true, nil
+	}
+	h, err := b.handout(name, c.tok)
+	if err != nil {
+		return nil, false, err
+	}
+	j, err := json.Marshal(h)
+	if err != nil {
+		return nil, false, err
+	}
+	j = append(j, '\n')
+	c.handout.Store(&j)
+	return j, true, nil
 }
 
 // Handout returns a valid token for the profile in the shape callers get.

@@ -284,3 +284,55 @@ func TestLaneLeavesTheRestToNetHTTP(t *testing.T) {
 		t.Errorf("wrong key: %v %v, want 401", resp, err)
 	}
 }
+
+// A token request the token in memory answers takes the lane, with the
+// same answer as net/http's; any other (first request, options, unknown
+// profile, wrong key) is net/http's.
+func TestTokenLane(t *testing.T) {
+	r := newLaneRig(t)
+	// A connection stays with net/http once handed to it: each request here
+	// opens its own.
+	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	get := func(base, path, key string) (int, http.Header, string) {
+		req, _ := http.NewRequest("GET", base+path, nil)
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header, string(b)
+	}
+	code, _, first := get(r.front, "/v1/profiles/rec/token", testKey)
+	if code != 200 || r.laneServed.Load() != 0 {
+		t.Fatalf("first token request: %d %s, lane served %d; want net/http to obtain it", code, first, r.laneServed.Load())
+	}
+	code, laneHeader, viaLane := get(r.front, "/v1/profiles/rec/token", testKey)
+	if code != 200 || r.laneServed.Load() != 1 {
+		t.Fatalf("second token request: %d, lane served %d; want the lane", code, r.laneServed.Load())
+	}
+	_, httpHeader, viaHTTP := get(r.plain, "/v1/profiles/rec/token", testKey)
+	if viaLane != viaHTTP || viaLane != first {
+		t.Errorf("lane answered %q, net/http %q", viaLane, viaHTTP)
+	}
+	for _, h := range []string{"Content-Type", "Cache-Control", "Content-Length"} {
+		if laneHeader.Get(h) != httpHeader.Get(h) {
+			t.Errorf("%s: lane %q, net/http %q", h, laneHeader.Get(h), httpHeader.Get(h))
+		}
+	}
+	if _, err := http.ParseTime(laneHeader.Get("Date")); err != nil {
+		t.Errorf("Date %q: %v", laneHeader.Get("Date"), err)
+	}
+	for path, want := range map[string]int{"/v1/profiles/rec/token?min_ttl=1m": 200, "/v1/profiles/nobody/token": 404} {
+		if code, _, body := get(r.front, path, testKey); code != want {
+			t.Errorf("%s: %d %s, want %d", path, code, body, want)
+		}
+	}
+	if code, _, _ := get(r.front, "/v1/profiles/rec/token", "wrong-key-of-the-same-len"); code != http.StatusUnauthorized {
+		t.Errorf("wrong key: %d, want 401", code)
+	}
+	if r.laneServed.Load() != 1 {
+		t.Errorf("the lane served %d requests, want only the one", r.laneServed.Load())
+	}
+}

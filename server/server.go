@@ -4,6 +4,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -11,6 +12,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -200,9 +202,58 @@ func (s *Server) authorized(value []byte) bool {
 	return subtle.ConstantTimeCompare(value, s.bearer) == 1
 }
 
-// Lane is the proxy's fast lane for front.Server: plain proxied calls are
-// served without net/http's server; everything else goes to Handler.
-func (s *Server) Lane() front.Lane { return s.proxy.Lane(s.authorized) }
+// Lane is the fast lane for front.Server: plain proxied calls, and token
+// requests that the token in memory answers, are served without net/http's
+// server; everything else goes to Handler, which answers the same routes
+// in full (errors, renewals, options).
+func (s *Server) Lane() front.Lane {
+	proxied := s.proxy.Lane(s.authorized)
+	return func(r *front.Request) bool {
+		if bytes.HasPrefix(r.Head.Target, []byte(proxy.Prefix)) {
+			return proxied(r)
+		}
+		return s.tokenLane(r)
+	}
+}
+
+// tokenLane answers GET /v1/profiles/{name}/token from memory.
+func (s *Server) tokenLane(r *front.Request) bool {
+	name, ok := bytes.CutPrefix(r.Head.Target, []byte("/v1/profiles/"))
+	if name, ok = bytes.CutSuffix(name, []byte("/token")); !ok || len(name) == 0 || bytes.ContainsAny(name, "/%?") ||
+		string(r.Head.Method) != http.MethodGet || r.Head.ContentLength > 0 || !s.authorized(r.Head.Get("Authorization")) {
+		return false
+	}
+	j, ok := s.Broker().CachedHandoutJSON(string(name))
+	if !ok {
+		return false
+	}
+	w := r.W
+	w.WriteString("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nCache-Control: no-store\r\n")
+	w.Write(dateLine())
+	w.WriteString("Content-Length: ")
+	w.WriteString(strconv.Itoa(len(j)))
+	w.WriteString("\r\n\r\n")
+	w.Write(j)
+	return true
+}
+
+// dateLines holds the Date field of the current second, made once a second.
+var dateLines atomic.Pointer[dated]
+
+type dated struct {
+	sec  int64
+	line []byte
+}
+
+func dateLine() []byte {
+	now := time.Now()
+	if d := dateLines.Load(); d != nil && d.sec == now.Unix() {
+		return d.line
+	}
+	d := &dated{now.Unix(), []byte("Date: " + now.UTC().Format(http.TimeFormat) + "\r\n")}
+	dateLines.Store(d)
+	return d.line
+}
 
 func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
