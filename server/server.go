@@ -218,8 +218,9 @@ func (s *Server) Lane() front.Lane {
 
 // tokenLane answers GET /v1/profiles/{name}/token from memory.
 func (s *Server) tokenLane(r *front.Request) bool {
-	name, ok := bytes.CutPrefix(r.Head.Target, []byte("/v1/profiles/"))
-	if name, ok = bytes.CutSuffix(name, []byte("/token")); !ok || len(name) == 0 || bytes.ContainsAny(name, "/%?") ||
+	rest, isProfile := bytes.CutPrefix(r.Head.Target, []byte("/v1/profiles/"))
+	name, isToken := bytes.CutSuffix(rest, []byte("/token"))
+	if !isProfile || !isToken || len(name) == 0 || bytes.ContainsAny(name, "/%?") ||
 		string(r.Head.Method) != http.MethodGet || r.Head.ContentLength > 0 || !s.authorized(r.Head.Get("Authorization")) {
 		return false
 	}
