@@ -246,11 +246,19 @@ func (s *Server) Serve() error {
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- s.http.Serve(s.handoff) }()
 	var err error
-	for {
+	for pause := time.Duration(0); ; {
 		var nc net.Conn
 		if nc, err = ln.Accept(); err != nil {
-			break
+			if errors.Is(err, net.ErrClosed) || s.draining.Load() {
+				break
+			}
+			// Out of file descriptors and the like: wait and try again, as
+			// net/http does, rather than stop serving.
+			pause = min(max(2*pause, 5*time.Millisecond), time.Second)
+			time.Sleep(pause)
+			continue
 		}
+		pause = 0
 		c := &conn{s: s, nc: nc}
 		s.mu.Lock()
 		s.conns[c] = struct{}{}

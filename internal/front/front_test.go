@@ -273,3 +273,44 @@ func TestConnectionClose(t *testing.T) {
 		t.Errorf("after the answer: %v, want the connection closed", err)
 	}
 }
+
+// flakyListener fails its first Accept, as a listener out of file
+// descriptors does.
+type flakyListener struct {
+	net.Listener
+	failed bool
+}
+
+func (l *flakyListener) Accept() (net.Conn, error) {
+	if !l.failed {
+		l.failed = true
+		return nil, errors.New("accept: too many open files")
+	}
+	return l.Listener.Accept()
+}
+
+// A failing Accept does not stop the server: it tries again.
+func TestAcceptErrorIsNotTheEnd(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(&flakyListener{Listener: ln}, echoLane, &http.Server{})
+	done := make(chan error, 1)
+	go func() { done <- s.Serve() }()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET /lane/x HTTP/1.1\r\nHost: x\r\n\r\n")
+	if got := readResponses(t, bufio.NewReader(c), 1); got[0] != "lane /lane/x " {
+		t.Errorf("answered %q", got)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s.Shutdown(ctx)
+	if err := <-done; err != http.ErrServerClosed {
+		t.Errorf("Serve returned %v, want http.ErrServerClosed", err)
+	}
+}
