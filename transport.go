@@ -159,8 +159,6 @@ type attachment struct {
 	names  []string // the header's names
 }
 
-func (t *transport) headers(tok *Token) http.Header { return t.attachment(tok).header }
-
 func (t *transport) attachment(tok *Token) *attachment {
 	if a := t.attach.Load(); a != nil && a.token == tok.AccessToken {
 		return a
@@ -265,7 +263,7 @@ func (t *transport) send(req *http.Request, replay []byte) (*http.Response, stri
 		out.Body, out.ContentLength = http.NoBody, 0 // a known empty body, announced where the method expects one
 	}
 	out.Header.Del("Authorization")
-	for k, v := range t.headers(tok) {
+	for k, v := range t.attachment(tok).header {
 		out.Header[k] = v
 	}
 	resp, err := t.rt.RoundTrip(out)

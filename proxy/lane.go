@@ -3,7 +3,6 @@ package proxy
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -46,8 +45,9 @@ func (h *Handler) Lane(authorized func(value []byte) bool) front.Lane {
 
 // lane is one profile's forwarder, built once per broker.
 type lane struct {
-	fw   *tokenbroker.Forwarder // nil: the profile's calls go through ServeHTTP
-	base string                 // the API base path, without its trailing slash
+	fw     *tokenbroker.Forwarder // nil: the profile's calls go through ServeHTTP
+	base   string                 // the API base path, without its trailing slash
+	vendor string                 // for error messages
 }
 
 // laneSet is the lanes of one broker. It is replaced, never changed, so
@@ -71,7 +71,11 @@ func (h *Handler) lane(b *tokenbroker.Broker, name string) (*lane, bool) {
 	if err != nil {
 		return nil, false
 	}
-	l := &lane{fw: fw, base: strings.TrimRight(base.EscapedPath(), "/")}
+	p, err := b.Provider(name)
+	if err != nil {
+		return nil, false
+	}
+	l := &lane{fw: fw, base: strings.TrimRight(base.EscapedPath(), "/"), vendor: p.Describe().Vendor}
 	h.laneMu.Lock()
 	defer h.laneMu.Unlock()
 	next := &laneSet{b: b, byName: map[string]*lane{name: l}}
@@ -110,12 +114,7 @@ func (l *lane) serve(h *Handler, r *front.Request, name, rest string, query []by
 	}
 	a, err := l.fw.Forward(r.Context(), &tokenbroker.Call{Method: r.Head.Method, Target: t, Fields: fields, Body: body})
 	if err != nil {
-		p, _ := h.Broker().Provider(name)
-		vendor := ""
-		if p != nil {
-			vendor = p.Describe().Vendor
-		}
-		h.failBytes(r, name, status(err), errorClass(err), upstreamMessage(name, vendor, err))
+		h.failBytes(r, name, status(err), errorClass(err), upstreamMessage(name, l.vendor, err))
 		return
 	}
 	defer a.Close()
@@ -223,14 +222,7 @@ func copyChunked(w *bufio.Writer, body io.Reader) error {
 
 // failBytes is fail for the lane: the same JSON error, written as bytes.
 func (h *Handler) failBytes(r *front.Request, name string, status int, class, msg string) {
-	if h.Log != nil {
-		h.Log.Warn("proxy request failed", "profile", name, "status", status, "error", msg)
-	}
-	if h.Served != nil {
-		h.Served(name, status)
-	}
-	body, _ := json.Marshal(map[string]string{"error": class, "message": msg})
-	body = append(body, '\n')
+	body := h.reported(name, status, class, msg)
 	w := r.W
 	w.WriteString(statusLine(status))
 	w.WriteString("Content-Type: application/json\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n")

@@ -152,15 +152,23 @@ func upstreamMessage(name, vendor string, err error) string {
 
 // fail answers with a JSON error body that says what happened.
 func (h *Handler) fail(w http.ResponseWriter, name string, status int, class, msg string) {
+	body := h.reported(name, status, class, msg)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(body)
+}
+
+// reported logs and counts a failed proxied call, and returns the JSON
+// body that says what happened.
+func (h *Handler) reported(name string, status int, class, msg string) []byte {
 	if h.Log != nil {
 		h.Log.Warn("proxy request failed", "profile", name, "status", status, "error", msg)
 	}
 	if h.Served != nil && name != "" {
 		h.Served(name, status)
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(map[string]string{"error": class, "message": msg})
+	body, _ := json.Marshal(map[string]string{"error": class, "message": msg})
+	return append(body, '\n')
 }
 
 type statusWriter struct {

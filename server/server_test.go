@@ -112,7 +112,6 @@ func newRig(t *testing.T, maxWait time.Duration) *rig {
 // net/http for the rest.
 type served struct {
 	URL string
-	fs  *front.Server
 }
 
 func serveFront(t *testing.T, srv *Server) *served {
@@ -130,7 +129,7 @@ func serveFront(t *testing.T, srv *Server) *served {
 		fs.Shutdown(ctx)
 		<-done
 	})
-	return &served{URL: "http://" + ln.Addr().String(), fs: fs}
+	return &served{URL: "http://" + ln.Addr().String()}
 }
 
 func (r *rig) get(t *testing.T, path, key string) (int, []byte) {
