@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tokenbroker/tokenbroker/failure"
+	"github.com/tokenbroker/tokenbroker/internal/coarse"
 	"github.com/tokenbroker/tokenbroker/internal/h1"
 	"github.com/tokenbroker/tokenbroker/internal/httpx"
 	"github.com/tokenbroker/tokenbroker/ratelimit"
@@ -135,7 +136,7 @@ func (f *Forwarder) exchange(ctx context.Context, c *Call, att *attachment) (*An
 		if err != nil {
 			return nil, err
 		}
-		cn.Bound(time.Now(), apiHeaderTimeout)
+		cn.Bound(coarse.Now(), apiHeaderTimeout)
 		a, err := f.roundTrip(&cn, c, att)
 		if err == nil {
 			if a.Head.ContentLength < 0 || int64(cn.R.Buffered()-a.headLen) < a.Head.ContentLength {

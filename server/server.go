@@ -22,6 +22,7 @@ import (
 	"github.com/tokenbroker/tokenbroker"
 	"github.com/tokenbroker/tokenbroker/config"
 	"github.com/tokenbroker/tokenbroker/failure"
+	"github.com/tokenbroker/tokenbroker/internal/coarse"
 	"github.com/tokenbroker/tokenbroker/internal/front"
 	"github.com/tokenbroker/tokenbroker/proxy"
 	"github.com/tokenbroker/tokenbroker/refresh"
@@ -128,7 +129,7 @@ func (s *Server) setWebhookRoutes(cfg *config.Config) error {
 func (s *Server) served(profile string, status int) {
 	s.metrics.served(profile, status)
 	rem, _, known := s.Broker().Quota(profile)
-	s.traffic.add(profile, time.Now(), rem, known)
+	s.traffic.add(profile, coarse.Now(), rem, known)
 }
 
 // Broker is the broker of the current configuration.

@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tokenbroker/tokenbroker/internal/coarse"
 	"github.com/tokenbroker/tokenbroker/internal/h1"
 )
 
@@ -57,7 +58,7 @@ func (r *Request) Body() ([]byte, error) {
 	}
 	r.body = r.body[:n]
 	if n > r.c.br.Buffered() {
-		r.c.setDeadline(time.Now().Add(r.c.s.ReadTimeout))
+		r.c.setDeadline(coarse.Now().Add(r.c.s.ReadTimeout))
 	}
 	_, err := io.ReadFull(r.c.br, r.body)
 	r.Head.ContentLength = 0 // read
@@ -243,6 +244,7 @@ func New(ln net.Listener, lane Lane, hs *http.Server) *Server {
 // called; it returns http.ErrServerClosed after Shutdown.
 func (s *Server) Serve() error {
 	ln := s.ln
+	defer coarse.Start()()
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- s.http.Serve(s.handoff) }()
 	var err error
@@ -324,7 +326,7 @@ func (c *conn) serve() {
 	for {
 		// The idle timeout holds to within half of it: moving a deadline
 		// costs more than the rest of serving a small call.
-		if now := time.Now(); c.deadline.Sub(now) < s.IdleTimeout/2 {
+		if now := coarse.Now(); c.deadline.Sub(now) < s.IdleTimeout/2 {
 			c.setDeadline(now.Add(s.IdleTimeout))
 		}
 		c.idle.Store(true)
@@ -340,7 +342,7 @@ func (c *conn) serve() {
 		if b, _ := c.br.Peek(c.br.Buffered()); h1.HeadLen(b) >= 0 {
 			head = b[:h1.HeadLen(b)] // the usual case: it came whole
 		} else {
-			c.setDeadline(time.Now().Add(s.ReadTimeout)) // the head is still arriving
+			c.setDeadline(coarse.Now().Add(s.ReadTimeout)) // the head is still arriving
 			head, err = h1.PeekHead(c.br)
 		}
 		if err != nil && !errors.Is(err, bufio.ErrBufferFull) && !errors.Is(err, h1.ErrLoneLF) {

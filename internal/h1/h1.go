@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/tokenbroker/tokenbroker/internal/coarse"
 )
 
 // Client is an http.RoundTripper. Its zero value is not usable: use New.
@@ -78,7 +80,7 @@ func (c *Client) exchange(ctx context.Context, pc *conn, req *http.Request) (*ht
 	// A connection comes from the pool with whatever deadline its last
 	// exchange left: this one's bounds writing and the response's head.
 	if c.headerTimeout > 0 {
-		pc.deadline = time.Now().Add(c.headerTimeout)
+		pc.deadline = coarse.Now().Add(c.headerTimeout)
 		pc.SetDeadline(pc.deadline)
 	} else {
 		pc.unbound()
@@ -131,7 +133,7 @@ func (c *Client) get(ctx context.Context, o *Origin) (*conn, bool, error) {
 	for len(o.idle) > 0 {
 		pc := o.idle[len(o.idle)-1]
 		o.idle = o.idle[:len(o.idle)-1]
-		if time.Since(pc.used) < c.idleFor {
+		if coarse.Now().Sub(pc.used) < c.idleFor {
 			o.mu.Unlock()
 			return pc, true, nil
 		}
@@ -220,7 +222,7 @@ func (pc *conn) unbound() {
 
 // put keeps a connection whose last response was read to the end.
 func (c *Client) put(pc *conn) {
-	pc.used = time.Now()
+	pc.used = coarse.Now()
 	o := pc.o
 	o.mu.Lock()
 	defer o.mu.Unlock()
