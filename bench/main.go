@@ -36,6 +36,7 @@ const brokerKey = "bench-broker-key"
 func main() {
 	duration := flag.Duration("duration", 5*time.Second, "how long each load runs")
 	conns := flag.Int("conns", 64, "concurrent connections of the load generator")
+	rounds := flag.Int("rounds", 3, "interleaved rounds of the proxy, nginx and the minimal loop under wrk")
 	callers := flag.Int("callers", 1000, "concurrent callers for the token-requests-per-lifetime check")
 	scaleOnly := flag.Bool("scale", false, "run only the PostgreSQL scale benchmark (needs PostgreSQL)")
 	profiles := flag.Int("profiles", 10000, "profiles (tenants) in the scale benchmark")
@@ -109,17 +110,7 @@ func main() {
 		fmt.Printf("  token API / bare handler: %.2f of the requests/s (wrk)\n\n", a.rps/b.rps)
 	}
 	if d, ok := loadWrk("upstream, direct", up.url+"/api/item", map[string]string{"Authorization": "Bearer " + h.AccessToken}, *duration, *conns); ok {
-		p, _ := loadWrk("tokenbroker proxy", "http://"+tb.Addr+"/proxy/bench/api/item", auth, *duration, *conns)
-		fmt.Printf("  proxy / direct: %.2f of the requests/s (wrk)\n", p.rps/d.rps)
-		if ng, ok := startNginx(dir, up.addr, h.AccessToken); ok {
-			n, _ := loadWrk("nginx proxy_pass with a fixed Authorization", "http://"+ng.addr+"/api/item", nil, *duration, *conns)
-			ng.stop()
-			fmt.Printf("  nginx / direct: %.2f; tokenbroker proxy / nginx: %.2f of the requests/s (wrk)\n", n.rps/d.rps, p.rps/n.rps)
-			addr, stop := startRawLoop(up.addr, h.AccessToken)
-			l, _ := loadWrk("minimal Go proxy loop (no checks)", "http://"+addr+"/api/item", nil, *duration, *conns)
-			stop()
-			fmt.Printf("  minimal Go loop / nginx: %.2f; tokenbroker proxy / minimal Go loop: %.2f of the requests/s (wrk)\n\n", l.rps/n.rps, p.rps/l.rps)
-		}
+		proxyWrk(d, "http://"+tb.Addr+"/proxy/bench/api/item", auth, dir, up.addr, h.AccessToken, *rounds, *duration, *conns)
 	}
 
 	perLifetime(*callers, dir)
@@ -258,4 +249,53 @@ func serveOn(h http.Handler) served {
 	s := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go s.Serve(ln)
 	return served{s, ln.Addr().String()}
+}
+
+// proxyWrk compares the proxy with nginx and with the minimal Go loop under
+// wrk in interleaved rounds, so that drift on a shared machine (other
+// tenants, frequency changes) falls on all three alike, and reports the
+// median ratio of the rounds with their range.
+func proxyWrk(direct result, proxyURL string, auth map[string]string, dir, upstream, token string, rounds int, d time.Duration, conns int) {
+	ng, haveNginx := startNginx(dir, upstream, token)
+	if haveNginx {
+		defer ng.stop()
+	}
+	loopAddr, stopLoop := startRawLoop(upstream, token)
+	defer stopLoop()
+	var vsNginx, vsLoop, loopVsNginx []float64
+	var first, firstNginx result
+	for i := range rounds {
+		p, _ := loadWrk(fmt.Sprintf("tokenbroker proxy (round %d)", i+1), proxyURL, auth, d, conns)
+		if i == 0 {
+			first = p
+		}
+		l, _ := loadWrk("minimal Go proxy loop (no checks)", "http://"+loopAddr+"/api/item", nil, d, conns)
+		vsLoop = append(vsLoop, p.rps/l.rps)
+		if haveNginx {
+			n, _ := loadWrk("nginx proxy_pass with a fixed Authorization", "http://"+ng.addr+"/api/item", nil, d, conns)
+			vsNginx, loopVsNginx = append(vsNginx, p.rps/n.rps), append(loopVsNginx, l.rps/n.rps)
+			if i == 0 {
+				firstNginx = n
+			}
+		}
+	}
+	fmt.Printf("  proxy / direct: %.2f of the requests/s (wrk, round 1); added latency p50 %s, p99 %s\n",
+		first.rps/direct.rps, (first.p50 - direct.p50).Round(time.Microsecond), (first.p99 - direct.p99).Round(time.Microsecond))
+	fmt.Printf("  tokenbroker proxy / minimal Go loop: %s of the requests/s (wrk)\n", spread(vsLoop))
+	if haveNginx {
+		fmt.Printf("  nginx / direct: %.2f (round 1); tokenbroker proxy / nginx: %s of the requests/s (wrk)\n", firstNginx.rps/direct.rps, spread(vsNginx))
+		fmt.Printf("  minimal Go loop / nginx: %s of the requests/s (wrk)\n\n", spread(loopVsNginx))
+	} else {
+		fmt.Printf("  nginx not installed (apt-get install -y nginx): no nginx comparison\n\n")
+	}
+}
+
+// spread formats ratios as their median and range over the rounds.
+func spread(r []float64) string {
+	if len(r) == 0 {
+		return "-"
+	}
+	s := append([]float64(nil), r...)
+	sort.Float64s(s)
+	return fmt.Sprintf("%.2f (median of %d rounds; %.2f-%.2f)", s[len(s)/2], len(s), s[0], s[len(s)-1])
 }
