@@ -145,7 +145,7 @@ func (f *Forwarder) exchange(ctx context.Context, c *Call, att *attachment) (*An
 			return a, nil
 		}
 		f.client.Release(cn, false)
-		if !reused || attempt > 0 || ctx.Err() != nil {
+		if !reused || attempt > 0 || ctx.Err() != nil || !h1.Stale(err) {
 			return nil, err
 		}
 	}
@@ -182,8 +182,9 @@ func (f *Forwarder) roundTrip(cn *h1.Conn, c *Call, att *attachment) (*Answer, e
 	a.conn, a.hasConn = *cn, true
 	for {
 		head, err := h1.PeekHead(cn.R)
-		if errors.Is(err, bufio.ErrBufferFull) {
-			return nil, fmt.Errorf("the response head is larger than %d bytes", cn.R.Size())
+		peeked := err == nil
+		if errors.Is(err, bufio.ErrBufferFull) || errors.Is(err, h1.ErrLoneLF) {
+			head, err = cn.ReadHead() // larger than the buffer, or lines ending in a bare LF
 		}
 		if err != nil {
 			return nil, err
@@ -192,10 +193,14 @@ func (f *Forwarder) roundTrip(cn *h1.Conn, c *Call, att *attachment) (*Answer, e
 			return nil, err
 		}
 		if a.Head.Status/100 != 1 || a.Head.Status == http.StatusSwitchingProtocols {
-			a.headLen = len(head)
+			if peeked {
+				a.headLen = len(head)
+			}
 			break
 		}
-		cn.R.Discard(len(head)) // an interim answer (103 Early Hints): not passed on
+		if peeked {
+			cn.R.Discard(len(head)) // an interim answer (103 Early Hints): not passed on
+		}
 	}
 	if a.Head.ContentLength > maxAPIBody {
 		return nil, fmt.Errorf("%w: %d bytes announced, limit %d", httpx.ErrTooLarge, a.Head.ContentLength, maxAPIBody)

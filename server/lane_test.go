@@ -76,6 +76,12 @@ func newRecordingAPI(t *testing.T) *recordingAPI {
 		case "/api/empty":
 			w.WriteHeader(http.StatusNoContent)
 			return
+		case "/api/bighead": // a head larger than the lane's buffer
+			w.Header().Set("X-Big", strings.Repeat("b", 64<<10))
+		case "/api/hugehead": // a head over the cap of either path
+			for i := range 20 {
+				w.Header().Set(fmt.Sprintf("X-Huge-%d", i), strings.Repeat("h", 60<<10))
+			}
 		case "/api/hop":
 			w.Header().Set("Connection", "X-Hop")
 			w.Header().Set("X-Hop", "connection only")
@@ -193,6 +199,7 @@ func TestLaneMatchesNetHTTP(t *testing.T) {
 		{"GET", "/proxy/rec/stream", nil},
 		{"GET", "/proxy/rec/empty", nil},
 		{"GET", "/proxy/rec/hop", nil},
+		{"GET", "/proxy/rec/bighead", nil},
 	} {
 		before := r.laneServed.Load()
 		viaLane := r.call(t, r.front, c.method, c.path, c.body, header)
@@ -204,7 +211,7 @@ func TestLaneMatchesNetHTTP(t *testing.T) {
 		if viaLane.status != viaHTTP.status || viaLane.body != viaHTTP.body {
 			t.Errorf("%s: lane %d %q, net/http %d %q", name, viaLane.status, viaLane.body, viaHTTP.status, viaHTTP.body)
 		}
-		for _, h := range []string{"Content-Type", "X-Vendor", "X-Hop", "Connection"} {
+		for _, h := range []string{"Content-Type", "X-Vendor", "X-Hop", "Connection", "X-Big"} {
 			if viaLane.header.Get(h) != viaHTTP.header.Get(h) {
 				t.Errorf("%s: answer field %s: lane %q, net/http %q", name, h, viaLane.header.Get(h), viaHTTP.header.Get(h))
 			}
@@ -228,6 +235,28 @@ func TestLaneMatchesNetHTTP(t *testing.T) {
 	}
 	if got := r.call(t, r.front, "GET", "/proxy/rec/stream", nil, nil).body; got != "data: 0\n\ndata: 1\n\ndata: 2\n\n" {
 		t.Errorf("streamed answer %q", got)
+	}
+}
+
+// A vendor answer whose head is over h1.MaxHeadBytes is a 502 on both
+// paths, and the call is not sent again.
+func TestHugeVendorHeadIsRefusedOnBothPaths(t *testing.T) {
+	r := newLaneRig(t)
+	for _, base := range []string{r.front, r.plain} {
+		r.call(t, base, "GET", "/proxy/rec/items", nil, nil) // the next call goes on a reused connection
+		r.api.mu.Lock()
+		calls := len(r.api.seen)
+		r.api.mu.Unlock()
+		a := r.call(t, base, "GET", "/proxy/rec/hugehead", nil, nil)
+		if a.status != http.StatusBadGateway || !strings.Contains(a.body, "larger than 1048576 bytes") {
+			t.Errorf("%s: %d %q, want 502 naming the limit", base, a.status, a.body)
+		}
+		r.api.mu.Lock()
+		calls = len(r.api.seen) - calls
+		r.api.mu.Unlock()
+		if calls != 1 {
+			t.Errorf("%s: the vendor saw the call %d times, want once", base, calls)
+		}
 	}
 }
 

@@ -10,11 +10,14 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/tokenbroker/tokenbroker/internal/coarse"
@@ -38,8 +41,17 @@ func New(tlsConfig *tls.Config, maxIdle int, headerTimeout time.Duration) *Clien
 		maxIdle: maxIdle, headerTimeout: headerTimeout, idleFor: 90 * time.Second, origins: map[string]*Origin{}}
 }
 
+// MaxHeadBytes is the largest response head either upstream path reads, as
+// net/http's server caps a request's head: a vendor cannot make a call
+// hold unbounded memory with endless header lines.
+const MaxHeadBytes = 1 << 20
+
+// ErrHeadTooLarge is the answer to a response head over MaxHeadBytes.
+var ErrHeadTooLarge = fmt.Errorf("h1: the response head is larger than %d bytes", MaxHeadBytes)
+
 type conn struct {
 	net.Conn
+	capped   capReader // what br reads: the connection, capped while a head is read
 	br       *bufio.Reader
 	bw       *bufio.Writer
 	o        *Origin
@@ -65,7 +77,7 @@ func (c *Client) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		pc.Close()
 		// A kept-alive connection the server closed meanwhile: try a new one.
-		if !reused || attempt > 0 || !replayable || ctx.Err() != nil {
+		if !reused || attempt > 0 || !replayable || ctx.Err() != nil || !Stale(err) {
 			return nil, err
 		}
 		if req.GetBody != nil {
@@ -94,7 +106,15 @@ func (c *Client) exchange(ctx context.Context, pc *conn, req *http.Request) (*ht
 		stop()
 		return nil, err
 	}
+	// The server's closing of an idle connection shows as nothing at all
+	// (io.EOF, not the unexpected EOF that ReadResponse makes of it).
+	if _, err := pc.br.Peek(1); err != nil {
+		stop()
+		return nil, err
+	}
+	pc.capped.left = MaxHeadBytes - int64(pc.br.Buffered())
 	resp, err := http.ReadResponse(pc.br, req)
+	pc.capped.left = uncapped
 	if err != nil {
 		stop()
 		return nil, err
@@ -167,7 +187,66 @@ func (c *Client) get(ctx context.Context, o *Origin) (*conn, bool, error) {
 		}
 		nc = tc
 	}
-	return &conn{Conn: nc, br: bufio.NewReaderSize(nc, 16<<10), bw: bufio.NewWriterSize(nc, 8<<10), o: o}, false, nil
+	pc := &conn{Conn: nc, capped: capReader{r: nc, left: uncapped}, bw: bufio.NewWriterSize(nc, 8<<10), o: o}
+	pc.br = bufio.NewReaderSize(&pc.capped, 16<<10)
+	return pc, false, nil
+}
+
+// capReader reads from r until left runs out, then fails with
+// ErrHeadTooLarge; left is uncapped but while a head is read.
+type capReader struct {
+	r    io.Reader
+	left int64
+}
+
+const uncapped = math.MaxInt64
+
+func (c *capReader) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		return 0, ErrHeadTooLarge
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.r.Read(p)
+	if c.left != uncapped {
+		c.left -= int64(n)
+	}
+	return n, err
+}
+
+// Stale reports whether an exchange on a reused connection failed because
+// the server had closed it meanwhile (nothing of a response came back), so
+// that the call may be sent again on a new one. A timeout, a partial or
+// oversized response are not stale: the server may have acted on the call.
+func Stale(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// ReadHead consumes a response head too large for R's buffer (PeekHead's
+// bufio.ErrBufferFull), up to MaxHeadBytes, and returns it in a new slice.
+func (cn Conn) ReadHead() ([]byte, error) {
+	pc := cn.pc
+	pc.capped.left = MaxHeadBytes - int64(pc.br.Buffered())
+	defer func() { pc.capped.left = uncapped }()
+	var head []byte
+	for start := 0; ; {
+		piece, err := pc.br.ReadSlice('\n')
+		if len(head)+len(piece) > MaxHeadBytes {
+			return nil, ErrHeadTooLarge
+		}
+		head = append(head, piece...)
+		if errors.Is(err, bufio.ErrBufferFull) {
+			continue // a line longer than the buffer
+		}
+		if err != nil {
+			return nil, err
+		}
+		if line := head[start:]; len(line) <= 2 && (string(line) == "\r\n" || string(line) == "\n") {
+			return head, nil
+		}
+		start = len(head)
+	}
 }
 
 // Conn is a pooled connection for callers that write and read messages

@@ -3,11 +3,13 @@ package h1
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -151,5 +153,57 @@ func TestContextCancelAndHeaderTimeout(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("a cancelled request did not return")
+	}
+}
+
+// Only a connection the server closed is tried again: a call that timed
+// out on a reused connection may have been acted on, and is not resent.
+func TestTimeoutOnReusedConnectionIsNotRetried(t *testing.T) {
+	var calls atomic.Int64
+	release := make(chan struct{})
+	srv, _ := server(t, func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) > 1 {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		}
+		io.WriteString(w, "ok")
+	}, false)
+	defer close(release)
+	c := New(&tls.Config{}, 4, 200*time.Millisecond)
+	get(t, c, srv.URL)
+	req, _ := http.NewRequest(http.MethodPost, srv.URL, strings.NewReader("once"))
+	if _, err := c.RoundTrip(req); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("got %v, want the header timeout", err)
+	}
+	if n := calls.Load(); n != 2 {
+		t.Errorf("the server saw %d calls, want 2: the timed-out call was sent again", n)
+	}
+}
+
+// A response head over MaxHeadBytes is an error, not unbounded memory; one
+// larger than the buffer but under the cap is read.
+func TestResponseHeadCap(t *testing.T) {
+	srv, conns := server(t, func(w http.ResponseWriter, r *http.Request) {
+		n := 2
+		if r.URL.Path == "/huge" {
+			n = 20
+		}
+		for i := range n {
+			w.Header().Set(fmt.Sprintf("X-Big-%d", i), strings.Repeat("b", 60<<10))
+		}
+		io.WriteString(w, "ok")
+	}, false)
+	c := New(&tls.Config{}, 4, 5*time.Second)
+	if code, body := get(t, c, srv.URL+"/big"); code != 200 || body != "ok" {
+		t.Errorf("a 120 KiB head: %d %q", code, body)
+	}
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/huge", nil)
+	if _, err := c.RoundTrip(req); !errors.Is(err, ErrHeadTooLarge) {
+		t.Errorf("a 1.2 MiB head: got %v, want ErrHeadTooLarge", err)
+	}
+	if n := conns.conns.Load(); n != 1 {
+		t.Errorf("%d connections, want 1: an oversized answer is not a stale connection", n)
 	}
 }

@@ -480,3 +480,41 @@ func FuzzParseRequest(f *testing.F) {
 		}
 	})
 }
+
+// ReadHead takes what PeekHead cannot: a head longer than the buffer, lines
+// longer than it, bare LF line ends; it stops at MaxHeadBytes; what follows
+// the head stays to be read.
+func TestReadHead(t *testing.T) {
+	long := "X-Long: " + strings.Repeat("l", 100) + "\r\n"
+	for _, c := range []struct{ name, head string }{
+		{"longer than the buffer", "HTTP/1.1 200 OK\r\n" + long + long + "Content-Length: 4\r\n\r\n"},
+		{"bare LF", "HTTP/1.1 200 OK\nContent-Length: 4\n\n"},
+	} {
+		pc := &conn{capped: capReader{r: strings.NewReader(c.head + "body"), left: uncapped}}
+		pc.br = bufio.NewReaderSize(&pc.capped, 32)
+		cn := Conn{pc: pc, R: pc.br}
+		if _, err := PeekHead(cn.R); err == nil {
+			t.Fatalf("%s: PeekHead took it; the case does not test ReadHead", c.name)
+		}
+		head, err := cn.ReadHead()
+		if err != nil || string(head) != c.head {
+			t.Errorf("%s: ReadHead = %q, %v", c.name, head, err)
+		}
+		var h Head
+		if err := ParseResponse(head, &h); err != nil || h.ContentLength != 4 {
+			t.Errorf("%s: parsed %+v, %v", c.name, h, err)
+		}
+		if rest, _ := io.ReadAll(cn.R); string(rest) != "body" {
+			t.Errorf("%s: after the head: %q", c.name, rest)
+		}
+		if pc.capped.left != uncapped {
+			t.Errorf("%s: the cap outlived the head", c.name)
+		}
+	}
+	huge := "HTTP/1.1 200 OK\r\n" + strings.Repeat(long, MaxHeadBytes/len(long)+1) + "\r\n"
+	pc := &conn{capped: capReader{r: strings.NewReader(huge), left: uncapped}}
+	pc.br = bufio.NewReaderSize(&pc.capped, 16<<10)
+	if _, err := (Conn{pc: pc, R: pc.br}).ReadHead(); !errors.Is(err, ErrHeadTooLarge) {
+		t.Errorf("a head over MaxHeadBytes: %v, want ErrHeadTooLarge", err)
+	}
+}
