@@ -279,8 +279,8 @@ func proxyWrk(direct result, proxyURL string, auth map[string]string, dir, upstr
 			}
 		}
 	}
-	fmt.Printf("  proxy / direct: %.2f of the requests/s (wrk, round 1); added latency p50 %s, p99 %s\n",
-		first.rps/direct.rps, (first.p50 - direct.p50).Round(time.Microsecond), (first.p99 - direct.p99).Round(time.Microsecond))
+	fmt.Printf("  proxy / direct: %.2f of the requests/s (wrk, round 1); latency p50 %s (direct %s), p99 %s (direct %s)\n",
+		first.rps/direct.rps, first.p50, direct.p50, first.p99, direct.p99)
 	fmt.Printf("  tokenbroker proxy / minimal Go loop: %s of the requests/s (wrk)\n", spread(vsLoop))
 	if haveNginx {
 		fmt.Printf("  nginx / direct: %.2f (round 1); tokenbroker proxy / nginx: %s of the requests/s (wrk)\n", firstNginx.rps/direct.rps, spread(vsNginx))
