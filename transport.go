@@ -19,6 +19,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/tokenbroker/tokenbroker/failure"
+	"github.com/tokenbroker/tokenbroker/internal/coarse"
 	"github.com/tokenbroker/tokenbroker/internal/h1"
 	"github.com/tokenbroker/tokenbroker/internal/httpx"
 	"github.com/tokenbroker/tokenbroker/ratelimit"
@@ -279,7 +280,7 @@ func (t *transport) send(req *http.Request, replay []byte) (*http.Response, stri
 // carry a token that was replaced meanwhile). refused is tokenbroker's own
 // 429, to be answered instead of calling.
 func (t *transport) admit(ctx context.Context) (tok *Token, refused *ratelimit.Refused, err error) {
-	if err := t.lim.checkQuota(ctx, time.Now()); err != nil {
+	if err := t.lim.checkQuota(ctx, coarse.Now()); err != nil {
 		t.b.observe().Refused(t.name)
 		return nil, err.(*ratelimit.Refused), nil
 	}

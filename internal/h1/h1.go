@@ -32,13 +32,26 @@ type Client struct {
 	idleFor       time.Duration
 	mu            sync.Mutex
 	origins       map[string]*Origin
+	dial          func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// SetDial replaces how the client dials, for tests and benchmarks that
+// serve the upstream in memory; nil puts the real dialer back. Set it
+// while no exchange is under way.
+func (c *Client) SetDial(dial func(ctx context.Context, network, addr string) (net.Conn, error)) {
+	if dial == nil {
+		dial = c.dialer.DialContext
+	}
+	c.dial = dial
 }
 
 // New returns a client keeping up to maxIdle idle connections per host,
 // waiting at most headerTimeout for a response's headers.
 func New(tlsConfig *tls.Config, maxIdle int, headerTimeout time.Duration) *Client {
-	return &Client{dialer: net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}, tls: tlsConfig,
+	c := &Client{dialer: net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}, tls: tlsConfig,
 		maxIdle: maxIdle, headerTimeout: headerTimeout, idleFor: 90 * time.Second, origins: map[string]*Origin{}}
+	c.dial = c.dialer.DialContext
+	return c
 }
 
 // MaxHeadBytes is the largest response head either upstream path reads, as
@@ -168,7 +181,7 @@ func (c *Client) get(ctx context.Context, o *Origin) (*conn, bool, error) {
 			addr = net.JoinHostPort(strings.Trim(host, "[]"), "80")
 		}
 	}
-	nc, err := c.dialer.DialContext(ctx, "tcp", addr)
+	nc, err := c.dial(ctx, "tcp", addr)
 	if err != nil {
 		return nil, false, err
 	}
