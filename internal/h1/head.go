@@ -138,6 +138,11 @@ func ParseResponse(b []byte, h *Head) error {
 	if te := h.Get("Transfer-Encoding"); te != nil && !h.Chunked {
 		return errors.New("h1: unsupported transfer coding " + strconv.Quote(string(te)))
 	}
+	if h.Chunked && line[7] == '0' {
+		// RFC 9112 §6.1: HTTP/1.0 with a transfer coding is faulty framing
+		// (net/http would ignore the coding and read until the close).
+		return errors.New("h1: an HTTP/1.0 answer with a transfer coding")
+	}
 	if h.Chunked {
 		h.ContentLength = -1 // chunked framing wins over a length (RFC 9112 §6.3)
 	}

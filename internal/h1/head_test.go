@@ -194,6 +194,7 @@ func TestParseResponse(t *testing.T) {
 		{name: "lower-case version", in: msg("http/1.1 200 OK"), err: true},
 		{name: "not a status line", in: msg("GET / HTTP/1.1"), err: true},
 		{name: "bad minor version", in: msg("HTTP/1.x 200 OK"), err: true},
+		{name: "HTTP/1.0 with chunked", in: msg("HTTP/1.0 200 OK", "Transfer-Encoding: chunked"), err: true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			h := Head{Method: []byte("GET"), Target: []byte("/"), Close: true, Chunked: true, ContentLength: 99}
@@ -517,4 +518,56 @@ func TestReadHead(t *testing.T) {
 	if _, err := (Conn{pc: pc, R: pc.br}).ReadHead(); !errors.Is(err, ErrHeadTooLarge) {
 		t.Errorf("a head over MaxHeadBytes: %v, want ErrHeadTooLarge", err)
 	}
+}
+
+// A vendor answer the lane's parser accepts is framed as net/http frames
+// it: the same status, length or chunking, and connection close, and the
+// head ends where net/http's ends.
+func FuzzParseResponse(f *testing.F) {
+	for _, s := range []string{
+		msg("HTTP/1.1 200 OK", "Content-Type: application/json", "Content-Length: 12"),
+		msg("HTTP/1.1 204 No Content", "X-A: a"),
+		msg("HTTP/1.1 200 OK", "Transfer-Encoding: chunked"),
+		msg("HTTP/1.1 200 OK", "Transfer-Encoding: chunked", "Content-Length: 5"),
+		msg("HTTP/1.0 200 OK", "Connection: keep-alive", "Content-Length: 2"),
+		msg("HTTP/1.0 200 OK", "Transfer-Encoding: chunked"),
+		msg("HTTP/1.1 304 Not Modified", "Content-Length: 7"),
+		msg("HTTP/1.1 200 OK", "Content-Length: 5", "Content-Length: 5", "Connection: close, x"),
+		msg("HTTP/1.1 999"),
+		"HTTP/1.1 200 OK\nContent-Length: 3\n\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var h Head
+		if err := ParseResponse(b, &h); err != nil || HeadLen(b) != len(b) {
+			return
+		}
+		fail := func(format string, args ...any) {
+			t.Helper()
+			t.Fatalf("%q: "+format, append([]any{b}, args...)...)
+		}
+		br := bufio.NewReader(bytes.NewReader(b))
+		resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodGet})
+		if err != nil {
+			fail("ParseResponse accepts it, net/http refuses it: %v", err)
+		}
+		if br.Buffered() > 0 {
+			fail("net/http's head ends %d bytes before ours", br.Buffered())
+		}
+		nhChunked := slices.Equal(resp.TransferEncoding, []string{"chunked"})
+		bodyless := h.Status/100 == 1 || h.Status == http.StatusNoContent || h.Status == http.StatusNotModified
+		// A body that runs until the close ends the connection too (Body.Delimited).
+		closes := h.Close || !bodyless && !h.Chunked && h.ContentLength < 0
+		if resp.StatusCode != h.Status || resp.Close != closes {
+			fail("net/http reads status %d close %v; we read %d %v", resp.StatusCode, resp.Close, h.Status, closes)
+		}
+		switch {
+		case bodyless:
+		case h.Chunked != nhChunked:
+			fail("chunked: net/http %v, we %v", nhChunked, h.Chunked)
+		case !h.Chunked && h.ContentLength != resp.ContentLength:
+			fail("length: net/http %d, we %d", resp.ContentLength, h.ContentLength)
+		}
+	})
 }
