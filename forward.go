@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"sync"
 	"time"
 
@@ -170,7 +169,7 @@ func (f *Forwarder) roundTrip(cn *h1.Conn, c *Call, att *attachment) (*Answer, e
 	w.Write(att.wire)
 	if len(c.Body) > 0 || bodyExpected(c.Method) {
 		w.WriteString("Content-Length: ")
-		w.WriteString(strconv.Itoa(len(c.Body)))
+		h1.WriteInt(w, int64(len(c.Body)))
 		w.WriteString("\r\n")
 	}
 	w.WriteString("\r\n")

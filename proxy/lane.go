@@ -30,7 +30,7 @@ func (h *Handler) Lane(authorized func(value []byte) bool) front.Lane {
 			return false
 		}
 		path, query, _ := bytes.Cut(target, []byte("?"))
-		name, rest, err := SplitPath(string(path))
+		name, rest, err := splitPath(path)
 		if err != nil {
 			return false
 		}
@@ -38,13 +38,14 @@ func (h *Handler) Lane(authorized func(value []byte) bool) front.Lane {
 		if !ok {
 			return false
 		}
-		l.serve(h, r, name, rest, query)
+		l.serve(h, r, rest, query)
 		return true
 	}
 }
 
 // lane is one profile's forwarder, built once per broker.
 type lane struct {
+	name   string
 	fw     *tokenbroker.Forwarder // nil: the profile's calls go through ServeHTTP
 	base   string                 // the API base path, without its trailing slash
 	vendor string                 // for error messages
@@ -57,12 +58,13 @@ type laneSet struct {
 	byName map[string]*lane
 }
 
-func (h *Handler) lane(b *tokenbroker.Broker, name string) (*lane, bool) {
+func (h *Handler) lane(b *tokenbroker.Broker, nameBytes []byte) (*lane, bool) {
 	if set := h.lanes.Load(); set != nil && set.b == b {
-		if l, ok := set.byName[name]; ok {
+		if l, ok := set.byName[string(nameBytes)]; ok {
 			return l, l.fw != nil
 		}
 	}
+	name := string(nameBytes)
 	fw, err := b.Forwarder(name)
 	if err != nil && !errors.Is(err, tokenbroker.ErrNoForwarder) {
 		return nil, false // ServeHTTP says what is wrong
@@ -75,7 +77,7 @@ func (h *Handler) lane(b *tokenbroker.Broker, name string) (*lane, bool) {
 	if err != nil {
 		return nil, false
 	}
-	l := &lane{fw: fw, base: strings.TrimRight(base.EscapedPath(), "/"), vendor: p.Describe().Vendor}
+	l := &lane{name: name, fw: fw, base: strings.TrimRight(base.EscapedPath(), "/"), vendor: p.Describe().Vendor}
 	h.laneMu.Lock()
 	defer h.laneMu.Unlock()
 	next := &laneSet{b: b, byName: map[string]*lane{name: l}}
@@ -90,7 +92,8 @@ func (h *Handler) lane(b *tokenbroker.Broker, name string) (*lane, bool) {
 
 var targets = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
 
-func (l *lane) serve(h *Handler, r *front.Request, name, rest string, query []byte) {
+func (l *lane) serve(h *Handler, r *front.Request, rest, query []byte) {
+	name := l.name
 	body, err := r.Body()
 	if err != nil {
 		r.Close = true // the caller sent less than it announced: nothing to answer
@@ -148,7 +151,7 @@ func writeAnswer(r *front.Request, a *tokenbroker.Answer) error {
 	switch {
 	case a.Head.ContentLength >= 0 && (!noBody || string(r.Head.Method) == http.MethodHead):
 		w.WriteString("Content-Length: ")
-		w.WriteString(strconv.FormatInt(a.Head.ContentLength, 10))
+		h1.WriteInt(w, a.Head.ContentLength)
 		w.WriteString("\r\n")
 	case chunked:
 		w.WriteString("Transfer-Encoding: chunked\r\n")

@@ -191,33 +191,79 @@ func Split(u *url.URL) (name, rest string, err error) {
 }
 
 // SplitPath is Split for an escaped path.
-func SplitPath(raw string) (name, rest string, err error) {
-	if !strings.HasPrefix(raw, Prefix) {
-		return "", "", errors.New("not a proxy path")
+func SplitPath(raw string) (name, rest string, err error) { return splitPath(raw) }
+
+// splitPath is SplitPath for a path held as a string or as bytes (the
+// lane's, which it splits without copying).
+func splitPath[T string | []byte](raw T) (name, rest T, err error) {
+	if len(raw) < len(Prefix) || string(raw[:len(Prefix)]) != Prefix {
+		return name, rest, errors.New("not a proxy path")
 	}
-	raw = strings.TrimPrefix(raw, Prefix)
-	name, rest, _ = strings.Cut(raw, "/")
-	if name, err = url.PathUnescape(name); err != nil || name == "" {
-		return "", "", errors.New("the path must be /proxy/{profile}/{path}")
+	raw = raw[len(Prefix):]
+	name, rest = raw, raw[len(raw):]
+	if i := indexByte(raw, '/'); i >= 0 {
+		name, rest = raw[:i], raw[i+1:]
 	}
-	if strings.Contains(rest, "%") {
-		lower := strings.ToLower(rest)
-		for _, bad := range []string{"%2f", "%5c", "%2e", "%00", "%25"} {
-			if strings.Contains(lower, bad) {
-				return "", "", errors.New("encoded slashes, dots, backslashes and percent signs are refused in proxied paths")
-			}
+	if indexByte(name, '%') >= 0 {
+		n, err := url.PathUnescape(string(name))
+		if err != nil {
+			n = ""
+		}
+		name = T(n)
+	}
+	if len(name) == 0 {
+		return name[:0], rest[:0], errors.New("the path must be /proxy/{profile}/{path}")
+	}
+	for i := 0; i < len(rest); i++ {
+		if rest[i] == '%' && i+2 < len(rest) && refusedEscape(lower(rest[i+1]), lower(rest[i+2])) {
+			return name[:0], rest[:0], errors.New("encoded slashes, dots, backslashes and percent signs are refused in proxied paths")
 		}
 	}
-	if strings.HasPrefix(rest, "/") || strings.Contains(rest, "//") {
-		return "", "", errors.New("absolute URLs and empty path segments are refused: give a path on the profile's API")
+	for i := 0; i < len(rest); i++ {
+		if rest[i] == '/' && (i == 0 || rest[i-1] == '/') {
+			return name[:0], rest[:0], errors.New("absolute URLs and empty path segments are refused: give a path on the profile's API")
+		}
 	}
-	for seg, more := rest, true; more; {
-		var s string
-		s, seg, more = strings.Cut(seg, "/")
+	for seg := rest; ; {
+		s, more := seg, false
+		if i := indexByte(seg, '/'); i >= 0 {
+			s, seg, more = seg[:i], seg[i+1:], true
+		}
 		// Some servers (Tomcat) read "..;x" as "..": parameters do not hide a dot segment.
-		if s, _, _ = strings.Cut(s, ";"); s == "." || s == ".." {
-			return "", "", errors.New("dot segments are refused in proxied paths")
+		if i := indexByte(s, ';'); i >= 0 {
+			s = s[:i]
+		}
+		if string(s) == "." || string(s) == ".." {
+			return name[:0], rest[:0], errors.New("dot segments are refused in proxied paths")
+		}
+		if !more {
+			return name, rest, nil
 		}
 	}
-	return name, rest, nil
+}
+
+// refusedEscape reports the escapes (lower-cased) of a slash, a backslash,
+// a dot, NUL and a percent sign.
+func refusedEscape(a, b byte) bool {
+	switch string([]byte{a, b}) {
+	case "2f", "5c", "2e", "00", "25":
+		return true
+	}
+	return false
+}
+
+func lower(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
+func indexByte[T string | []byte](b T, c byte) int {
+	for i := 0; i < len(b); i++ {
+		if b[i] == c {
+			return i
+		}
+	}
+	return -1
 }

@@ -157,3 +157,15 @@ func TestSplitUnescapesTheProfileName(t *testing.T) {
 		t.Errorf("Split = %q, %v; want the profile name unescaped", name, err)
 	}
 }
+
+// The lane splits the path as bytes: the same answers as SplitPath.
+func TestSplitPathBytes(t *testing.T) {
+	for _, in := range append(append([]string{}, refused...), "/proxy/aruba/monitoring/v1/aps", "/proxy/aruba", "/proxy/ar%75ba/x",
+		"/proxy/aruba/sites/my%20site/devices", "/proxy/aruba/a.b/..c/.d/e..", "/proxy/aruba/v1/aps;x=1:y@z", "/proxy/aruba/a%2Fb", "/other") {
+		name, rest, err := SplitPath(in)
+		bname, brest, berr := splitPath([]byte(in))
+		if name != string(bname) || rest != string(brest) || (err == nil) != (berr == nil) {
+			t.Errorf("%q: as a string %q %q %v, as bytes %q %q %v", in, name, rest, err, bname, brest, berr)
+		}
+	}
+}

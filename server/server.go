@@ -12,7 +12,6 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -24,6 +23,7 @@ import (
 	"github.com/tokenbroker/tokenbroker/failure"
 	"github.com/tokenbroker/tokenbroker/internal/coarse"
 	"github.com/tokenbroker/tokenbroker/internal/front"
+	"github.com/tokenbroker/tokenbroker/internal/h1"
 	"github.com/tokenbroker/tokenbroker/proxy"
 	"github.com/tokenbroker/tokenbroker/refresh"
 	"github.com/tokenbroker/tokenbroker/store"
@@ -233,7 +233,7 @@ func (s *Server) tokenLane(r *front.Request) bool {
 	w.WriteString("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nCache-Control: no-store\r\n")
 	w.Write(dateLine())
 	w.WriteString("Content-Length: ")
-	w.WriteString(strconv.Itoa(len(j)))
+	h1.WriteInt(w, int64(len(j)))
 	w.WriteString("\r\n\r\n")
 	w.Write(j)
 	return true

@@ -402,3 +402,9 @@ func (c *chunked) Read(p []byte) (int, error) {
 		}
 	}
 }
+
+// WriteInt writes n in decimal, without the allocation strconv.Itoa makes
+// for numbers over 99: a length field on every call.
+func WriteInt(w *bufio.Writer, n int64) {
+	w.Write(strconv.AppendInt(w.AvailableBuffer(), n, 10))
+}
