@@ -262,7 +262,11 @@ func proxyWrk(direct result, proxyURL string, auth map[string]string, dir, upstr
 	}
 	loopAddr, stopLoop := startRawLoop(upstream, token)
 	defer stopLoop()
-	var vsNginx, vsLoop, loopVsNginx []float64
+	evAddr, stopEv, haveEv := startEvLoop(upstream, token)
+	if haveEv {
+		defer stopEv()
+	}
+	var vsNginx, vsLoop, loopVsNginx, evVsNginx []float64
 	var first, firstNginx result
 	for i := range rounds {
 		p, _ := loadWrk(fmt.Sprintf("tokenbroker proxy (round %d)", i+1), proxyURL, auth, d, conns)
@@ -274,6 +278,10 @@ func proxyWrk(direct result, proxyURL string, auth map[string]string, dir, upstr
 		if haveNginx {
 			n, _ := loadWrk("nginx proxy_pass with a fixed Authorization", "http://"+ng.addr+"/api/item", nil, d, conns)
 			vsNginx, loopVsNginx = append(vsNginx, p.rps/n.rps), append(loopVsNginx, l.rps/n.rps)
+			if haveEv {
+				e, _ := loadWrk("minimal Go event loop (epoll, no checks)", "http://"+evAddr+"/api/item", nil, d, conns)
+				evVsNginx = append(evVsNginx, e.rps/n.rps)
+			}
 			if i == 0 {
 				firstNginx = n
 			}
@@ -284,7 +292,11 @@ func proxyWrk(direct result, proxyURL string, auth map[string]string, dir, upstr
 	fmt.Printf("  tokenbroker proxy / minimal Go loop: %s of the requests/s (wrk)\n", spread(vsLoop))
 	if haveNginx {
 		fmt.Printf("  nginx / direct: %.2f (round 1); tokenbroker proxy / nginx: %s of the requests/s (wrk)\n", firstNginx.rps/direct.rps, spread(vsNginx))
-		fmt.Printf("  minimal Go loop / nginx: %s of the requests/s (wrk)\n\n", spread(loopVsNginx))
+		fmt.Printf("  minimal Go loop / nginx: %s of the requests/s (wrk)\n", spread(loopVsNginx))
+		if haveEv {
+			fmt.Printf("  minimal Go event loop / nginx: %s of the requests/s (wrk)\n", spread(evVsNginx))
+		}
+		fmt.Println()
 	} else {
 		fmt.Printf("  nginx not installed (apt-get install -y nginx): no nginx comparison\n\n")
 	}

@@ -45,5 +45,5 @@ func wrkPercentile(out []byte, pct string) time.Duration {
 	}
 	v, _ := strconv.ParseFloat(string(m[1]), 64)
 	unit := map[string]time.Duration{"us": time.Microsecond, "ms": time.Millisecond, "s": time.Second}[string(m[2])]
-	return time.Duration(v * float64(unit))
+	return time.Duration(v * float64(unit)).Round(time.Microsecond)
 }
