@@ -14,6 +14,7 @@ import (
 	"github.com/tokenbroker/tokenbroker/internal/coarse"
 	"github.com/tokenbroker/tokenbroker/internal/h1"
 	"github.com/tokenbroker/tokenbroker/internal/httpx"
+	"github.com/tokenbroker/tokenbroker/internal/wait"
 	"github.com/tokenbroker/tokenbroker/ratelimit"
 )
 
@@ -115,12 +116,12 @@ func (f *Forwarder) Forward(ctx context.Context, c *Call) (*Answer, error) {
 		if a.Head.Get("X-RateLimit-Remaining-day") != nil {
 			f.t.lim.observeQuota(ctx, quotaFields(&a.Head), time.Now())
 		}
-		wait, again := f.t.again(ctx, &tried, a.Head.Status, func(name string) string { return string(a.Head.Get(name)) }, tok.AccessToken)
+		pause, again := f.t.again(ctx, &tried, a.Head.Status, func(name string) string { return string(a.Head.Get(name)) }, tok.AccessToken)
 		if !again {
 			return a, nil
 		}
 		a.discard()
-		if err := sleep(ctx, wait); err != nil {
+		if err := wait.Sleep(ctx, pause); err != nil {
 			return nil, err
 		}
 	}

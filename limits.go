@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tokenbroker/tokenbroker/config"
+	"github.com/tokenbroker/tokenbroker/internal/wait"
 	"github.com/tokenbroker/tokenbroker/provider"
 	"github.com/tokenbroker/tokenbroker/ratelimit"
 	"github.com/tokenbroker/tokenbroker/store"
@@ -56,14 +57,7 @@ func (w *sharedWindow) Wait(ctx context.Context) (time.Duration, error) {
 		w.warn("the shared rate limit is unavailable, limiting this replica alone: " + err.Error())
 		return w.fallback.Wait(ctx)
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return d, ctx.Err()
-	case <-t.C:
-		return d, nil
-	}
+	return d, wait.Sleep(ctx, d)
 }
 
 // quotaCheckEvery bounds how often a replica asks the store whether another

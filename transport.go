@@ -22,6 +22,7 @@ import (
 	"github.com/tokenbroker/tokenbroker/internal/coarse"
 	"github.com/tokenbroker/tokenbroker/internal/h1"
 	"github.com/tokenbroker/tokenbroker/internal/httpx"
+	"github.com/tokenbroker/tokenbroker/internal/wait"
 	"github.com/tokenbroker/tokenbroker/ratelimit"
 )
 
@@ -204,12 +205,12 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err != nil || replay == nil {
 			return resp, err // a streamed body cannot be sent twice
 		}
-		wait, again := t.again(ctx, &tried, resp.StatusCode, resp.Header.Get, used)
+		pause, again := t.again(ctx, &tried, resp.StatusCode, resp.Header.Get, used)
 		if !again {
 			return resp, nil
 		}
 		drain(resp)
-		if err := sleep(ctx, wait); err != nil {
+		if err := wait.Sleep(ctx, pause); err != nil {
 			return nil, err
 		}
 	}
@@ -351,17 +352,6 @@ func retryAfter(v string) time.Duration {
 		return time.Until(at)
 	}
 	return time.Second
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 func drain(resp *http.Response) {

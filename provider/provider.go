@@ -16,6 +16,7 @@ import (
 	"github.com/tokenbroker/tokenbroker/config"
 	"github.com/tokenbroker/tokenbroker/failure"
 	"github.com/tokenbroker/tokenbroker/internal/httpx"
+	"github.com/tokenbroker/tokenbroker/internal/wait"
 	"github.com/tokenbroker/tokenbroker/token"
 )
 
@@ -105,16 +106,7 @@ func (e Env) withDefaults() Env {
 		e.Warn = func(string) {}
 	}
 	if e.Sleep == nil {
-		e.Sleep = func(ctx context.Context, d time.Duration) error {
-			t := time.NewTimer(d)
-			defer t.Stop()
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-t.C:
-				return nil
-			}
-		}
+		e.Sleep = wait.Sleep
 	}
 	return e
 }
