@@ -57,9 +57,11 @@ func main() {
 
 	up := startUpstream()
 	defer up.close()
+	tlsAddr, caFile := startTLSUpstream(dir, up.srv.Handler)
 
 	cfg := &config.Config{State: "sqlite:" + filepath.Join(dir, "state.db"), Profiles: map[string]*config.Profile{
-		"bench": {Name: "bench", Provider: "oauth2", TokenURL: up.url + "/token", BaseURL: up.url, ClientID: "id", ClientSecret: "secret"},
+		"bench":       {Name: "bench", Provider: "oauth2", TokenURL: up.url + "/token", BaseURL: up.url, ClientID: "id", ClientSecret: "secret"},
+		"bench-https": {Name: "bench-https", Provider: "oauth2", TokenURL: up.url + "/token", BaseURL: "https://" + tlsAddr, ClientID: "id", ClientSecret: "secret"},
 	}}
 	st, err := tokenbroker.OpenStore(cfg)
 	if err != nil {
@@ -96,7 +98,7 @@ func main() {
 	proxyR := load("tokenbroker proxy", "http://"+tb.Addr+"/proxy/bench/api/item", auth, *duration, *conns)
 	fmt.Printf("  proxy / direct: %.2f of the requests/s; added latency p50 %s, p99 %s\n",
 		proxyR.rps/directR.rps, (proxyR.p50 - directR.p50).Round(time.Microsecond), (proxyR.p99 - directR.p99).Round(time.Microsecond))
-	if ng, ok := startNginx(dir, up.addr, h.AccessToken); ok {
+	if ng, ok := startNginx(dir, up.addr, h.AccessToken, ""); ok {
 		nginxR := load("nginx proxy_pass with a fixed Authorization", "http://"+ng.addr+"/api/item", nil, *duration, *conns)
 		ng.stop()
 		fmt.Printf("  nginx / direct: %.2f; tokenbroker proxy / nginx: %.2f of the requests/s\n\n", nginxR.rps/directR.rps, proxyR.rps/nginxR.rps)
@@ -110,7 +112,7 @@ func main() {
 		fmt.Printf("  token API / bare handler: %.2f of the requests/s (wrk)\n\n", a.rps/b.rps)
 	}
 	if d, ok := loadWrk("upstream, direct", up.url+"/api/item", map[string]string{"Authorization": "Bearer " + h.AccessToken}, *duration, *conns); ok {
-		proxyWrk(d, "http://"+tb.Addr+"/proxy/bench/api/item", auth, dir, up.addr, h.AccessToken, *rounds, *duration, *conns)
+		proxyWrk(d, "http://"+tb.Addr, auth, dir, up.addr, tlsAddr, caFile, h.AccessToken, *rounds, *duration, *conns)
 	}
 
 	perLifetime(*callers, dir)
@@ -253,12 +255,18 @@ func serveOn(h http.Handler) served {
 
 // proxyWrk compares the proxy with nginx and with the minimal Go loop under
 // wrk in interleaved rounds, so that drift on a shared machine (other
-// tenants, frequency changes) falls on all three alike, and reports the
-// median ratio of the rounds with their range.
-func proxyWrk(direct result, proxyURL string, auth map[string]string, dir, upstream, token string, rounds int, d time.Duration, conns int) {
-	ng, haveNginx := startNginx(dir, upstream, token)
+// tenants, frequency changes) falls on all of them alike, and reports the
+// median ratio of the rounds with their range. Each round also compares
+// tokenbroker and nginx in front of the same upstream served over HTTPS,
+// as every vendor API is.
+func proxyWrk(direct result, tbURL string, auth map[string]string, dir, upstream, tlsUpstream, caFile, token string, rounds int, d time.Duration, conns int) {
+	ng, haveNginx := startNginx(dir, upstream, token, "")
 	if haveNginx {
 		defer ng.stop()
+	}
+	ngTLS, haveNginxTLS := startNginx(dir, tlsUpstream, token, caFile)
+	if haveNginxTLS {
+		defer ngTLS.stop()
 	}
 	loopAddr, stopLoop := startRawLoop(upstream, token)
 	defer stopLoop()
@@ -266,10 +274,10 @@ func proxyWrk(direct result, proxyURL string, auth map[string]string, dir, upstr
 	if haveEv {
 		defer stopEv()
 	}
-	var vsNginx, vsLoop, loopVsNginx, evVsNginx []float64
+	var vsNginx, vsLoop, loopVsNginx, evVsNginx, tlsVsNginx []float64
 	var first, firstNginx result
 	for i := range rounds {
-		p, _ := loadWrk(fmt.Sprintf("tokenbroker proxy (round %d)", i+1), proxyURL, auth, d, conns)
+		p, _ := loadWrk(fmt.Sprintf("tokenbroker proxy (round %d)", i+1), tbURL+"/proxy/bench/api/item", auth, d, conns)
 		if i == 0 {
 			first = p
 		}
@@ -286,6 +294,11 @@ func proxyWrk(direct result, proxyURL string, auth map[string]string, dir, upstr
 				firstNginx = n
 			}
 		}
+		if haveNginxTLS {
+			pt, _ := loadWrk("tokenbroker proxy, HTTPS upstream", tbURL+"/proxy/bench-https/api/item", auth, d, conns)
+			nt, _ := loadWrk("nginx, HTTPS upstream (verified)", "http://"+ngTLS.addr+"/api/item", nil, d, conns)
+			tlsVsNginx = append(tlsVsNginx, pt.rps/nt.rps)
+		}
 	}
 	fmt.Printf("  proxy / direct: %.2f of the requests/s (wrk, round 1); latency p50 %s (direct %s), p99 %s (direct %s)\n",
 		first.rps/direct.rps, first.p50, direct.p50, first.p99, direct.p99)
@@ -295,6 +308,9 @@ func proxyWrk(direct result, proxyURL string, auth map[string]string, dir, upstr
 		fmt.Printf("  minimal Go loop / nginx: %s of the requests/s (wrk)\n", spread(loopVsNginx))
 		if haveEv {
 			fmt.Printf("  minimal Go event loop / nginx: %s of the requests/s (wrk)\n", spread(evVsNginx))
+		}
+		if haveNginxTLS {
+			fmt.Printf("  HTTPS upstream: tokenbroker proxy / nginx: %s of the requests/s (wrk)\n", spread(tlsVsNginx))
 		}
 		fmt.Println()
 	} else {

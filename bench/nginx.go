@@ -16,7 +16,9 @@ type nginx struct {
 
 // startNginx runs nginx as a reverse proxy to upstream that sets a fixed
 // Authorization header: the floor of what an authenticating proxy costs.
-func startNginx(dir, upstream, token string) (*nginx, bool) {
+// With a CA file, the upstream is HTTPS, verified against that CA as
+// tokenbroker verifies it.
+func startNginx(dir, upstream, token, caFile string) (*nginx, bool) {
 	bin, err := exec.LookPath("nginx")
 	if err != nil {
 		for _, p := range []string{"/usr/sbin/nginx", "/usr/local/sbin/nginx"} {
@@ -34,7 +36,11 @@ func startNginx(dir, upstream, token string) (*nginx, bool) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	ndir := filepath.Join(dir, "nginx")
+	ndir, scheme, verify := filepath.Join(dir, "nginx"), "http", ""
+	if caFile != "" {
+		ndir, scheme = filepath.Join(dir, "nginx-https"), "https"
+		verify = fmt.Sprintf("proxy_ssl_verify on;\n      proxy_ssl_trusted_certificate %s;\n      proxy_ssl_name 127.0.0.1;", caFile)
+	}
 	os.MkdirAll(filepath.Join(ndir, "logs"), 0o755)
 	conf := fmt.Sprintf(`daemon off;
 master_process off;
@@ -53,14 +59,15 @@ http {
   server {
     listen %[3]s;
     location / {
-      proxy_pass http://api;
+      proxy_pass %[5]s://api;
+      %[6]s
       proxy_http_version 1.1;
       proxy_set_header Connection "";
       proxy_set_header Authorization "Bearer %[4]s";
     }
   }
 }
-`, ndir, upstream, addr, token)
+`, ndir, upstream, addr, token, scheme, verify)
 	path := filepath.Join(ndir, "nginx.conf")
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		return nil, false
