@@ -2,12 +2,9 @@ package provider
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -87,10 +84,10 @@ func classify(err error, s site) error {
 	case errors.Is(err, errInvalidJSON) || strings.Contains(err.Error(), "cannot parse"):
 		e.Kind, e.Msg = failure.Protocol, "the token endpoint answered invalid JSON"
 		e.Hint = "check base_url and token_url"
-	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
+	case errors.Is(err, context.DeadlineExceeded) || httpx.IsTimeout(err):
 		e.Kind, e.Msg = failure.Unreachable, s.vendor+" did not answer in time"
 		e.Hint = "check the network; tokenbroker keeps the last good token"
-	case isTLS(err):
+	case httpx.IsTLSVerification(err):
 		e.Kind, e.Msg = failure.Unreachable, "TLS verification of "+s.vendor+" failed"
 		e.Err = innermost(err)
 		e.Hint = "tokenbroker never skips verification; check the host name and the system's CA certificates"
@@ -117,21 +114,6 @@ func innermost(err error) error {
 		return ue.Err
 	}
 	return err
-}
-
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
-}
-
-func isTLS(err error) bool {
-	var ua x509.UnknownAuthorityError
-	var hn x509.HostnameError
-	var ci x509.CertificateInvalidError
-	var rh tls.RecordHeaderError
-	var ve *tls.CertificateVerificationError
-	return errors.As(err, &ua) || errors.As(err, &hn) || errors.As(err, &ci) ||
-		errors.As(err, &rh) || errors.As(err, &ve)
 }
 
 // vendorMessage renders a vendor's JSON error body in plain words; other

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httputil"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -48,6 +49,7 @@ type lane struct {
 	name   string
 	fw     *tokenbroker.Forwarder // nil: the profile's calls go through ServeHTTP
 	base   string                 // the API base path, without its trailing slash
+	api    *url.URL               // the API base, for error messages
 	vendor string                 // for error messages
 }
 
@@ -77,7 +79,7 @@ func (h *Handler) lane(b *tokenbroker.Broker, nameBytes []byte) (*lane, bool) {
 	if err != nil {
 		return nil, false
 	}
-	l := &lane{name: name, fw: fw, base: strings.TrimRight(base.EscapedPath(), "/"), vendor: p.Describe().Vendor}
+	l := &lane{name: name, fw: fw, base: strings.TrimRight(base.EscapedPath(), "/"), api: base, vendor: p.Describe().Vendor}
 	h.laneMu.Lock()
 	defer h.laneMu.Unlock()
 	next := &laneSet{b: b, byName: map[string]*lane{name: l}}
@@ -117,7 +119,7 @@ func (l *lane) serve(h *Handler, r *front.Request, rest, query []byte) {
 	}
 	a, err := l.fw.Forward(r.Context(), &tokenbroker.Call{Method: r.Head.Method, Target: t, Fields: fields, Body: body})
 	if err != nil {
-		h.failBytes(r, name, status(err), errorClass(err), upstreamMessage(name, l.vendor, err))
+		h.failBytes(r, name, status(err), errorClass(err), upstreamMessage(name, l.vendor, l.api, err))
 		return
 	}
 	defer a.Close()

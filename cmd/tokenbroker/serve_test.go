@@ -2,9 +2,12 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
+	"encoding/pem"
 	"io"
+	stdlog "log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +17,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -254,4 +258,90 @@ func TestServeOnAUnixSocket(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Errorf("token over the socket: %d", resp.StatusCode)
 	}
+}
+
+// TestServeOverHTTPS runs serve against a vendor served over HTTPS, as every
+// real one is: the token request, the proxy's lane (a plain GET) and its
+// net/http path (a body too large for the lane) all verify the vendor's
+// certificate against the roots the process trusts (SSL_CERT_FILE here).
+// Without that trust, every path fails with an error that names the profile
+// and the certificate, and the vendor is never called.
+func TestServeOverHTTPS(t *testing.T) {
+	p := newProc(t, nil)
+	var calls atomic.Int64
+	vendor := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		p.set.Ruckus.ServeHTTP(w, r)
+	}))
+	vendor.Config.ErrorLog = stdlog.New(io.Discard, "", 0) // the refused handshakes
+	vendor.StartTLS()
+	defer vendor.Close()
+	cfg, _ := os.ReadFile(p.config)
+	cfg = append(cfg, []byte("  ruckus-tls:\n    provider: ruckus-one\n    base_url: "+vendor.URL+
+		"\n    tenant_id: "+p.set.Ruckus.TenantID+"\n    client_id: "+p.set.Ruckus.ClientID+"\n    client_secret: env:TB_RUCKUS_SECRET\n"+
+		// No token request: the proxy's call is the first to meet the certificate.
+		"  static-tls:\n    provider: static\n    api_key: not-a-ruckus-token\n    base_url: "+vendor.URL+"\n")...)
+	os.WriteFile(p.config, cfg, 0o644)
+	caFile := filepath.Join(p.dir, "vendor-ca.pem")
+	os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: vendor.Certificate().Raw}), 0o644)
+
+	const key = "https-test-key"
+	post := func(url string, n int) (int, string) {
+		req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(make([]byte, n)))
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+
+	// Untrusted first: the state is shared, and a token already stored would
+	// be served from it without calling the vendor.
+	t.Run("untrusted", func(t *testing.T) {
+		before := calls.Load()
+		_, base, log := startServe(t, p, "TOKENBROKER_API_KEY="+key, "SSL_CERT_FILE="+filepath.Join(p.dir, "no-such-roots.pem"))
+		code, body := apiGet(t, base+"/v1/profiles/ruckus-tls/token", key)
+		t.Logf("token API: %d %s", code, body)
+		if code == 200 || !strings.Contains(body, "ruckus-tls") || !strings.Contains(body, "certificate") {
+			t.Errorf("token from an untrusted vendor: %d %s, want an error naming the profile and the certificate", code, body)
+		}
+		for _, profile := range []string{"ruckus-tls", "static-tls"} {
+			for _, try := range []func() (int, string){
+				func() (int, string) { return apiGet(t, base+"/proxy/"+profile+"/venues", key) },
+				func() (int, string) { return post(base+"/proxy/"+profile+"/venues", 2<<20) },
+			} {
+				code, body := try()
+				t.Logf("proxy: %d %s", code, body)
+				if code != http.StatusBadGateway || !strings.Contains(body, profile) || !strings.Contains(body, "certificate") ||
+					!strings.Contains(body, vendor.URL) || !strings.Contains(body, "CA certificates") {
+					t.Errorf("proxy to an untrusted vendor: %d %s, want 502 naming the profile, the endpoint, the certificate and what to check", code, body)
+				}
+			}
+		}
+		if n := calls.Load() - before; n != 0 {
+			t.Errorf("the untrusted vendor answered %d HTTP requests; the TLS handshake should stop every one", n)
+		}
+		if strings.Contains(log.String(), p.set.Ruckus.ClientSecret) {
+			t.Error("the log contains the client secret")
+		}
+	})
+
+	t.Run("trusted", func(t *testing.T) {
+		_, base, log := startServe(t, p, "TOKENBROKER_API_KEY="+key, "SSL_CERT_FILE="+caFile)
+		if code, body := apiGet(t, base+"/v1/profiles/ruckus-tls/token", key); code != 200 || !strings.Contains(body, "access_token") {
+			t.Fatalf("token over HTTPS: %d %s\n%s", code, body, log)
+		}
+		code, body := apiGet(t, base+"/proxy/ruckus-tls/venues", key)
+		var venues []map[string]any
+		if code != 200 || json.Unmarshal([]byte(body), &venues) != nil || len(venues) == 0 {
+			t.Fatalf("proxy (lane) over HTTPS: %d %s", code, body)
+		}
+		// Larger than the lane takes: net/http's path, streamed to the vendor.
+		if code, body := post(base+"/proxy/ruckus-tls/venues", 2<<20); code != http.StatusMethodNotAllowed || !strings.Contains(body, "POST is not allowed on /venues") {
+			t.Fatalf("proxy (net/http path) over HTTPS: %d %s, want the vendor's own 405", code, body)
+		}
+	})
 }

@@ -5,6 +5,7 @@ package httpx
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -31,6 +32,25 @@ var ErrTooLarge = errors.New("response body too large")
 // ErrHTML is returned when an endpoint that must answer JSON answers a web
 // page, which nearly always means a wrong base_url or token_url.
 var ErrHTML = errors.New("answered an HTML page instead of JSON")
+
+// IsTimeout reports whether err is a network timeout.
+func IsTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// IsTLSVerification reports whether err is a failed TLS handshake or
+// certificate check: the answer is a hint about CA certificates and host
+// names, not about the network.
+func IsTLSVerification(err error) bool {
+	var ua x509.UnknownAuthorityError
+	var hn x509.HostnameError
+	var ci x509.CertificateInvalidError
+	var rh tls.RecordHeaderError
+	var ve *tls.CertificateVerificationError
+	return errors.As(err, &ua) || errors.As(err, &hn) || errors.As(err, &ci) ||
+		errors.As(err, &rh) || errors.As(err, &ve)
+}
 
 // IsLoopback reports whether host names this machine.
 func IsLoopback(host string) bool {
