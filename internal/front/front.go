@@ -339,8 +339,9 @@ func (c *conn) serve() {
 		c.idle.Store(false)
 		var head []byte
 		var err error
-		if b, _ := c.br.Peek(c.br.Buffered()); h1.HeadLen(b) >= 0 {
-			head = b[:h1.HeadLen(b)] // the usual case: it came whole
+		b, _ := c.br.Peek(c.br.Buffered())
+		if n := h1.HeadLen(b); n >= 0 {
+			head = b[:n] // the usual case: it came whole
 		} else {
 			c.setDeadline(coarse.Now().Add(s.ReadTimeout)) // the head is still arriving
 			head, err = h1.PeekHead(c.br)
