@@ -100,16 +100,26 @@ func TestUnreadBodyClosesTheConnection(t *testing.T) {
 	}
 }
 
+// TestServerClosedIdleConnectionIsRetried, over plain HTTP and over TLS,
+// where the close shows through the TLS layer.
 func TestServerClosedIdleConnectionIsRetried(t *testing.T) {
-	srv, conns := server(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }, false)
-	c := New(&tls.Config{}, 4, 5*time.Second)
-	get(t, c, srv.URL)
-	srv.CloseClientConnections() // the server drops the kept-alive connection
-	if code, body := get(t, c, srv.URL); code != 200 || body != "ok" {
-		t.Errorf("after the server closed the idle connection: %d %q", code, body)
-	}
-	if n := conns.conns.Load(); n != 2 {
-		t.Errorf("%d connections, want 2", n)
+	for _, tlsOn := range []bool{false, true} {
+		t.Run(fmt.Sprintf("tls=%v", tlsOn), func(t *testing.T) {
+			srv, conns := server(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }, tlsOn)
+			cfg := &tls.Config{}
+			if tlsOn {
+				cfg = srv.Client().Transport.(*http.Transport).TLSClientConfig
+			}
+			c := New(cfg, 4, 5*time.Second)
+			get(t, c, srv.URL)
+			srv.CloseClientConnections() // the server drops the kept-alive connection
+			if code, body := get(t, c, srv.URL); code != 200 || body != "ok" {
+				t.Errorf("after the server closed the idle connection: %d %q", code, body)
+			}
+			if n := conns.conns.Load(); n != 2 {
+				t.Errorf("%d connections, want 2", n)
+			}
+		})
 	}
 }
 
