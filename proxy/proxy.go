@@ -4,7 +4,6 @@
 package proxy
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -17,7 +16,6 @@ import (
 
 	"github.com/tokenbroker/tokenbroker"
 	"github.com/tokenbroker/tokenbroker/failure"
-	"github.com/tokenbroker/tokenbroker/internal/httpx"
 )
 
 // Prefix is where the proxy is mounted.
@@ -140,29 +138,9 @@ func errorClass(err error) string {
 	return "upstream_unreachable"
 }
 
-// upstreamMessage says why a call did not reach the vendor's API: the
-// profile, the API's origin, what failed and what to check.
+// upstreamMessage says why a call did not reach the vendor's API.
 func upstreamMessage(name, vendor string, api *url.URL, err error) string {
-	var fe *failure.Error
-	if errors.As(err, &fe) {
-		return err.Error()
-	}
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		err = ue.Err // its text repeats the whole URL, query string included
-	}
-	// The API's origin only: a path or query may carry what is not ours to log.
-	e := &failure.Error{Profile: name, Endpoint: api.Scheme + "://" + api.Host, Err: err}
-	switch {
-	case httpx.IsTLSVerification(err):
-		e.Msg = "TLS verification of the " + vendor + " API failed"
-		e.Hint = "tokenbroker never skips verification; check the host name in base_url and the system's CA certificates"
-	case errors.Is(err, context.DeadlineExceeded) || httpx.IsTimeout(err):
-		e.Msg, e.Hint = "the "+vendor+" API did not answer in time", "check the network, or the vendor's status"
-	default:
-		e.Msg, e.Hint = "the "+vendor+" API could not be reached", "check the network and base_url"
-	}
-	return e.Error()
+	return tokenbroker.APIError(name, vendor, api, err).Error()
 }
 
 // fail answers with a JSON error body that says what happened.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tokenbroker/tokenbroker"
 	"github.com/tokenbroker/tokenbroker/failure"
 )
 
@@ -68,7 +69,7 @@ func (a *app) curlCommand() *cobra.Command {
 			}
 			resp, err := hc.Do(req)
 			if err != nil {
-				return failure.WithProfile(err, name)
+				return tokenbroker.APIError(name, p.Describe().Vendor, req.URL, err)
 			}
 			defer resp.Body.Close()
 			if include {

@@ -217,6 +217,14 @@ func TestCurlAndExec(t *testing.T) {
 	if r := p.run(t, "curl", "ruckus", "http://127.0.0.1:1/elsewhere"); r.code != 2 || !strings.Contains(r.stderr, "outside the profile's API") {
 		t.Errorf("curl to another host: %d %q", r.code, r.stderr)
 	}
+	// An API nobody listens on: exit 5 (vendor unreachable), naming the
+	// profile, the API and what to check.
+	cfg, _ := os.ReadFile(p.config)
+	os.WriteFile(p.config, append(cfg, "  down:\n    provider: static\n    api_key: k\n    base_url: http://127.0.0.1:1/api\n"...), 0o644)
+	if r := p.run(t, "curl", "down", "/items"); r.code != 5 || !strings.Contains(r.stderr, `profile "down"`) ||
+		!strings.Contains(r.stderr, "could not be reached (http://127.0.0.1:1)") || !strings.Contains(r.stderr, "check the network") {
+		t.Errorf("curl to an API that is down: %d %q", r.code, r.stderr)
+	}
 	token := strings.TrimSpace(p.run(t, "token", "ruckus").stdout)
 	r = p.run(t, "exec", "ruckus", "--", "sh", "-c", `printf '%s|%s' "$TOKENBROKER_TOKEN" "$TOKENBROKER_BASE_URL"; exit 7`)
 	if r.code != 7 || r.stdout != token+"|"+p.set.URLs["ruckus-one"] {
@@ -321,6 +329,17 @@ func TestServeOverHTTPS(t *testing.T) {
 				}
 			}
 		}
+		// The CLI's curl meets the same check, on the token request and on
+		// the API call alike.
+		p.env = append(p.env, "SSL_CERT_FILE="+filepath.Join(p.dir, "no-such-roots.pem"))
+		defer func() { p.env = p.env[:len(p.env)-1] }()
+		for _, profile := range []string{"ruckus-tls", "static-tls"} {
+			r := p.run(t, "curl", profile, "/venues")
+			t.Logf("curl %s: exit %d: %s", profile, r.code, r.stderr)
+			if r.code != 5 || !strings.Contains(r.stderr, profile) || !strings.Contains(r.stderr, "certificate") {
+				t.Errorf("curl %s to an untrusted vendor: exit %d, stderr %q", profile, r.code, r.stderr)
+			}
+		}
 		if n := calls.Load() - before; n != 0 {
 			t.Errorf("the untrusted vendor answered %d HTTP requests; the TLS handshake should stop every one", n)
 		}
@@ -338,6 +357,11 @@ func TestServeOverHTTPS(t *testing.T) {
 		var venues []map[string]any
 		if code != 200 || json.Unmarshal([]byte(body), &venues) != nil || len(venues) == 0 {
 			t.Fatalf("proxy (lane) over HTTPS: %d %s", code, body)
+		}
+		p.env = append(p.env, "SSL_CERT_FILE="+caFile)
+		defer func() { p.env = p.env[:len(p.env)-1] }()
+		if r := p.run(t, "curl", "ruckus-tls", "/venues"); r.code != 0 || json.Unmarshal([]byte(r.stdout), &venues) != nil || len(venues) == 0 {
+			t.Errorf("curl over HTTPS: exit %d %q %q", r.code, r.stdout, r.stderr)
 		}
 		// Larger than the lane takes: net/http's path, streamed to the vendor.
 		if code, body := post(base+"/proxy/ruckus-tls/venues", 2<<20); code != http.StatusMethodNotAllowed || !strings.Contains(body, "POST is not allowed on /venues") {
