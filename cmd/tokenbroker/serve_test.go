@@ -93,7 +93,14 @@ func startServe(t *testing.T, p *proc, env ...string) (*exec.Cmd, string, *logWa
 
 func apiGet(t *testing.T, url, key string) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	return apiCall(t, http.MethodGet, url, key, nil)
+}
+
+// apiCall sends a request to serve with the broker key and returns the
+// status and body.
+func apiCall(t *testing.T, method, url, key string, body io.Reader) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, body)
 	req.Header.Set("Authorization", "Bearer "+key)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -295,15 +302,7 @@ func TestServeOverHTTPS(t *testing.T) {
 
 	const key = "https-test-key"
 	post := func(url string, n int) (int, string) {
-		req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(make([]byte, n)))
-		req.Header.Set("Authorization", "Bearer "+key)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		return apiCall(t, http.MethodPost, url, key, bytes.NewReader(make([]byte, n)))
 	}
 
 	// Untrusted first: the state is shared, and a token already stored would
