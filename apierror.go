@@ -22,10 +22,7 @@ func APIError(profile, vendor string, endpoint *url.URL, err error) error {
 	if errors.As(err, &fe) {
 		return fe // without the url.Error around it, whose text repeats the whole URL
 	}
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		err = ue.Err
-	}
+	err = httpx.WithoutURL(err)
 	e := &failure.Error{Kind: failure.Unreachable, Profile: profile, Endpoint: endpoint.Scheme + "://" + endpoint.Host, Err: err}
 	switch {
 	case errors.Is(err, context.Canceled):

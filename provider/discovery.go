@@ -80,7 +80,7 @@ func (g *generic) fetchMetadata(ctx context.Context, url string) (endpoints, err
 	defer cancel()
 	resp, err := call(ctx, g.env.HTTP, request{Method: http.MethodGet, URL: url})
 	if err != nil {
-		return doc, innermost(err)
+		return doc, httpx.WithoutURL(err)
 	}
 	if err := json.Unmarshal(resp.Body, &doc); err != nil {
 		return doc, errors.New("the discovery document is not JSON")

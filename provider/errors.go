@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -89,31 +88,21 @@ func classify(err error, s site) error {
 		e.Hint = "check the network; tokenbroker keeps the last good token"
 	case httpx.IsTLSVerification(err):
 		e.Kind, e.Msg = failure.Unreachable, "TLS verification of "+s.vendor+" failed"
-		e.Err = innermost(err)
+		e.Err = httpx.WithoutURL(err)
 		e.Hint = "tokenbroker never skips verification; check the host name and the system's CA certificates"
 	case strings.Contains(err.Error(), "redirect"):
 		e.Kind, e.Msg = failure.Protocol, "the token endpoint redirected elsewhere"
-		e.Err = innermost(err)
+		e.Err = httpx.WithoutURL(err)
 		e.Hint = "set token_url or base_url to the final address"
 	case strings.Contains(err.Error(), "plain http"):
 		e.Kind, e.Msg = failure.Config, "refused to send credentials over plain http"
-		e.Err = innermost(err)
+		e.Err = httpx.WithoutURL(err)
 	default:
 		e.Kind, e.Msg = failure.Unreachable, s.vendor+" is unreachable"
-		e.Err = innermost(err)
+		e.Err = httpx.WithoutURL(err)
 		e.Hint = "check the network and the host name; tokenbroker keeps the last good token"
 	}
 	return e
-}
-
-// innermost drops the *url.Error wrapper, whose text repeats the request URL
-// (and with it any query-string secret).
-func innermost(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
-	return err
 }
 
 // vendorMessage renders a vendor's JSON error body in plain words; other

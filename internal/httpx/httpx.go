@@ -33,6 +33,16 @@ var ErrTooLarge = errors.New("response body too large")
 // page, which nearly always means a wrong base_url or token_url.
 var ErrHTML = errors.New("answered an HTML page instead of JSON")
 
+// WithoutURL drops the *url.Error wrapper, whose text repeats the request
+// URL (and with it any query-string secret).
+func WithoutURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
 // IsTimeout reports whether err is a network timeout.
 func IsTimeout(err error) bool {
 	var ne net.Error
