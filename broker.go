@@ -90,6 +90,7 @@ type Broker struct {
 	limits        sync.Map   // account key -> *limits
 	profileLimits sync.Map   // profile -> *limits, the same ones, found without building the key
 	flights       singleflight.Group
+	conns         conns // vendor API connections, one pool per profile
 }
 
 // New returns a Broker for cfg.
@@ -109,8 +110,9 @@ func New(cfg *config.Config, opts Options) *Broker {
 	return &Broker{cfg: cfg, opts: opts, owner: store.NewOwner()}
 }
 
-// Close releases the store.
+// Close releases the store and the idle vendor connections.
 func (b *Broker) Close() error {
+	b.conns.close()
 	if b.st != nil {
 		return b.st.Close()
 	}
@@ -500,14 +502,6 @@ func (b *Broker) HandoutJSON(ctx context.Context, name string) ([]byte, error) {
 	}
 	j, err := json.Marshal(h)
 	return append(j, '\n'), err
-}
-
-// CachedHandoutJSON is HandoutJSON when the token in memory is good to hand
-// out as it is; ok is false when answering would take more (a store read, a
-// renewal), or when the profile is unknown.
-func (b *Broker) CachedHandoutJSON(name string) ([]byte, bool) {
-	j, ok, err := b.handoutJSONInMemory(name)
-	return j, ok && err == nil
 }
 
 func (b *Broker) handoutJSONInMemory(name string) ([]byte, bool, error) {

@@ -3,24 +3,20 @@ package tokenbroker
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"golang.org/x/oauth2"
 
 	"github.com/tokenbroker/tokenbroker/failure"
-	"github.com/tokenbroker/tokenbroker/internal/coarse"
-	"github.com/tokenbroker/tokenbroker/internal/h1"
+	"github.com/tokenbroker/tokenbroker/internal/apipath"
 	"github.com/tokenbroker/tokenbroker/internal/httpx"
 	"github.com/tokenbroker/tokenbroker/internal/wait"
 	"github.com/tokenbroker/tokenbroker/ratelimit"
@@ -33,55 +29,9 @@ const MaxReplayBody = 1 << 20
 // maxAPIBody caps a vendor API response read through HTTPClient or the proxy.
 const maxAPIBody = 256 << 20
 
-// apiHeaderTimeout bounds the wait for a vendor API's response headers.
-const apiHeaderTimeout = 60 * time.Second
-
 // RefusedHeader marks a 429 that tokenbroker answered itself (rate limit
 // queue full, or daily quota spent) rather than the vendor.
 const RefusedHeader = "X-Tokenbroker-Refused"
-
-var (
-	apiTransportOnce sync.Once
-	apiTransport     http.RoundTripper
-	apiDirect        *h1.Client // apiTransport's client for direct connections
-)
-
-// defaultAPITransport is shared by every profile: connections to a vendor
-// are reused across callers.
-func defaultAPITransport() http.RoundTripper {
-	apiTransportOnce.Do(func() {
-		base := &http.Transport{
-			Proxy:                 http.ProxyFromEnvironment,
-			DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
-			TLSHandshakeTimeout:   10 * time.Second,
-			ResponseHeaderTimeout: apiHeaderTimeout,
-			IdleConnTimeout:       90 * time.Second,
-			MaxIdleConns:          1024,
-			MaxIdleConnsPerHost:   256,
-			ForceAttemptHTTP2:     true,
-		}
-		// Direct connections use the synchronous HTTP/1.1 client (no
-		// goroutine hand-off per exchange); through an HTTP proxy from the
-		// environment, net/http's transport.
-		apiDirect = h1.New(&tls.Config{MinVersion: tls.VersionTLS12}, 256, apiHeaderTimeout)
-		apiTransport = &httpx.Transport{Base: viaProxy{direct: apiDirect, proxied: base}, MaxBody: maxAPIBody}
-	})
-	return apiTransport
-}
-
-// viaProxy sends a request through net/http's transport when the
-// environment names a proxy for it, else through the direct client.
-type viaProxy struct {
-	direct, proxied http.RoundTripper
-}
-
-func (v viaProxy) RoundTrip(req *http.Request) (*http.Response, error) {
-	if p, err := http.ProxyFromEnvironment(req); err == nil && p != nil {
-		return v.proxied.RoundTrip(req)
-	}
-	return v.direct.RoundTrip(req)
-}
 
 // Transport returns an http.RoundTripper that calls the profile's API: it
 // attaches the token and tenant headers (replacing any Authorization),
@@ -105,11 +55,7 @@ func (b *Broker) Transport(name string) (http.RoundTripper, error) {
 	if err != nil {
 		return nil, err
 	}
-	rt := b.opts.API
-	if rt == nil {
-		rt = defaultAPITransport()
-	}
-	return &transport{b: b, name: name, base: base, lim: lim, rt: rt, stateless: d.Stateless}, nil
+	return &transport{b: b, name: name, base: base, lim: lim, rt: b.opts.API, stateless: d.Stateless}, nil
 }
 
 // HTTPClient returns a client for the profile's API with Transport's
@@ -147,7 +93,7 @@ type transport struct {
 	name      string
 	base      *url.URL
 	lim       *limits
-	rt        http.RoundTripper
+	rt        http.RoundTripper // Options.API; nil: the profile's own pool
 	stateless bool
 	attach    atomic.Pointer[attachment] // the headers of the last token used
 }
@@ -157,8 +103,6 @@ type transport struct {
 type attachment struct {
 	token  string
 	header http.Header
-	wire   []byte   // the same lines as written on the wire, for Forwarder
-	names  []string // the header's names
 }
 
 func (t *transport) attachment(tok *Token) *attachment {
@@ -167,25 +111,8 @@ func (t *transport) attachment(tok *Token) *attachment {
 	}
 	p, _ := t.b.Provider(t.name)
 	a := &attachment{token: tok.AccessToken, header: p.Headers(tok)}
-	for k, vs := range a.header {
-		a.names = append(a.names, k)
-		for _, v := range vs {
-			a.wire = append(append(append(append(a.wire, k...), ": "...), v...), "\r\n"...)
-		}
-	}
 	t.attach.Store(a)
 	return a
-}
-
-// sets reports whether the attachment sets the named field (which then
-// replaces the caller's).
-func (a *attachment) sets(name []byte) bool {
-	for _, k := range a.names {
-		if h1.EqualFold(name, k) {
-			return true
-		}
-	}
-	return false
 }
 
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -193,6 +120,15 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeBody(req)
 		return nil, &failure.Error{Kind: failure.Config, Profile: t.name, Endpoint: req.URL.Scheme + "://" + req.URL.Host,
 			Msg: "refused a request outside the profile's API " + t.base.Scheme + "://" + t.base.Host}
+	}
+	if err := apipath.Method(req.Method); err != nil {
+		closeBody(req)
+		return nil, &failure.Error{Kind: failure.Config, Profile: t.name, Endpoint: t.base.Scheme + "://" + t.base.Host, Msg: err.Error()}
+	}
+	if err := apipath.Path(t.base.EscapedPath(), req.URL.EscapedPath()); err != nil {
+		closeBody(req)
+		return nil, &failure.Error{Kind: failure.Config, Profile: t.name, Endpoint: t.base.Scheme + "://" + t.base.Host,
+			Msg: "refused " + strconv.Quote(trimmed(req.URL.EscapedPath())) + ": " + err.Error()}
 	}
 	ctx := req.Context()
 	replay, err := bufferBody(req)
@@ -268,7 +204,11 @@ func (t *transport) send(req *http.Request, replay []byte) (*http.Response, stri
 	for k, v := range t.attachment(tok).header {
 		out.Header[k] = v
 	}
-	resp, err := t.rt.RoundTrip(out)
+	rt := t.rt
+	if rt == nil {
+		rt = t.b.conns.get(t.name, time.Now())
+	}
+	resp, err := rt.RoundTrip(out)
 	if err != nil {
 		return nil, "", err
 	}
@@ -281,7 +221,7 @@ func (t *transport) send(req *http.Request, replay []byte) (*http.Response, stri
 // carry a token that was replaced meanwhile). refused is tokenbroker's own
 // 429, to be answered instead of calling.
 func (t *transport) admit(ctx context.Context) (tok *Token, refused *ratelimit.Refused, err error) {
-	if err := t.lim.checkQuota(ctx, coarse.Now()); err != nil {
+	if err := t.lim.checkQuota(ctx, t.b.opts.Now()); err != nil {
 		t.b.observe().Refused(t.name)
 		return nil, err.(*ratelimit.Refused), nil
 	}
@@ -357,6 +297,14 @@ func retryAfter(v string) time.Duration {
 func drain(resp *http.Response) {
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
+}
+
+// trimmed shortens a caller's path for an error message.
+func trimmed(p string) string {
+	if len(p) > 200 {
+		return p[:200] + "..."
+	}
+	return p
 }
 
 func closeBody(req *http.Request) {

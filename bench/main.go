@@ -27,7 +27,6 @@ import (
 
 	"github.com/tokenbroker/tokenbroker"
 	"github.com/tokenbroker/tokenbroker/config"
-	"github.com/tokenbroker/tokenbroker/internal/front"
 	"github.com/tokenbroker/tokenbroker/server"
 )
 
@@ -72,8 +71,8 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	tb := serveFront(srv)
-	defer tb.close()
+	tb := serveBroker(srv)
+	defer tb.Close()
 
 	// The same JSON the token API gives, served by a bare handler.
 	h, err := srv.Broker().Handout(context.Background(), "bench", tokenbroker.TokenOptions{})
@@ -220,27 +219,15 @@ type served struct {
 	Addr string
 }
 
-// frontServed is the local API as `serve` runs it: the front with the
-// proxy's lane, net/http for the rest.
-type frontServed struct {
-	Addr string
-	fs   *front.Server
-}
-
-func serveFront(srv *server.Server) frontServed {
+// serveBroker is the local API as `serve` runs it.
+func serveBroker(srv *server.Server) served {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		log.Fatal(err)
 	}
-	fs := front.New(ln, srv.Lane(), &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second})
-	go fs.Serve()
-	return frontServed{ln.Addr().String(), fs}
-}
-
-func (f frontServed) close() {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	f.fs.Shutdown(ctx)
+	hs, ln := srv.HTTPServer(ln, nil)
+	go hs.Serve(ln)
+	return served{hs, ln.Addr().String()}
 }
 
 func serveOn(h http.Handler) served {
@@ -268,28 +255,16 @@ func proxyWrk(direct result, tbURL string, auth map[string]string, dir, upstream
 	if haveNginxTLS {
 		defer ngTLS.stop()
 	}
-	loopAddr, stopLoop := startRawLoop(upstream, token)
-	defer stopLoop()
-	evAddr, stopEv, haveEv := startEvLoop(upstream, token)
-	if haveEv {
-		defer stopEv()
-	}
-	var vsNginx, vsLoop, loopVsNginx, evVsNginx, tlsVsNginx []float64
+	var vsNginx, tlsVsNginx []float64
 	var first, firstNginx result
 	for i := range rounds {
 		p, _ := loadWrk(fmt.Sprintf("tokenbroker proxy (round %d)", i+1), tbURL+"/proxy/bench/api/item", auth, d, conns)
 		if i == 0 {
 			first = p
 		}
-		l, _ := loadWrk("minimal Go proxy loop (no checks)", "http://"+loopAddr+"/api/item", nil, d, conns)
-		vsLoop = append(vsLoop, p.rps/l.rps)
 		if haveNginx {
 			n, _ := loadWrk("nginx proxy_pass with a fixed Authorization", "http://"+ng.addr+"/api/item", nil, d, conns)
-			vsNginx, loopVsNginx = append(vsNginx, p.rps/n.rps), append(loopVsNginx, l.rps/n.rps)
-			if haveEv {
-				e, _ := loadWrk("minimal Go event loop (epoll, no checks)", "http://"+evAddr+"/api/item", nil, d, conns)
-				evVsNginx = append(evVsNginx, e.rps/n.rps)
-			}
+			vsNginx = append(vsNginx, p.rps/n.rps)
 			if i == 0 {
 				firstNginx = n
 			}
@@ -302,13 +277,8 @@ func proxyWrk(direct result, tbURL string, auth map[string]string, dir, upstream
 	}
 	fmt.Printf("  proxy / direct: %.2f of the requests/s (wrk, round 1); latency p50 %s (direct %s), p99 %s (direct %s)\n",
 		first.rps/direct.rps, first.p50, direct.p50, first.p99, direct.p99)
-	fmt.Printf("  tokenbroker proxy / minimal Go loop: %s of the requests/s (wrk)\n", spread(vsLoop))
 	if haveNginx {
 		fmt.Printf("  nginx / direct: %.2f (round 1); tokenbroker proxy / nginx: %s of the requests/s (wrk)\n", firstNginx.rps/direct.rps, spread(vsNginx))
-		fmt.Printf("  minimal Go loop / nginx: %s of the requests/s (wrk)\n", spread(loopVsNginx))
-		if haveEv {
-			fmt.Printf("  minimal Go event loop / nginx: %s of the requests/s (wrk)\n", spread(evVsNginx))
-		}
 		if haveNginxTLS {
 			fmt.Printf("  HTTPS upstream: tokenbroker proxy / nginx: %s of the requests/s (wrk)\n", spread(tlsVsNginx))
 		}

@@ -27,6 +27,9 @@ type Config struct {
 	State    string              `yaml:"state"`
 	Key      Secret              `yaml:"key"`
 	Profiles map[string]*Profile `yaml:"profiles"`
+	// Serve bounds what callers of `serve` may hold; zero fields take the
+	// defaults (DefaultServe).
+	Serve Serve `yaml:"serve"`
 
 	// Path is where the config was read from, empty when built in code.
 	Path string `yaml:"-"`
@@ -88,6 +91,41 @@ type Profile struct {
 	MSP       bool       `yaml:"msp"`
 	RateLimit *RateLimit `yaml:"rate_limit"`
 	Webhooks  []Webhook  `yaml:"webhooks"`
+}
+
+// Serve is the `serve:` block: what one caller may hold of the daemon.
+type Serve struct {
+	// MaxConnections is how many caller connections may be open at once;
+	// beyond it new ones are closed at accept (and counted).
+	MaxConnections int `yaml:"max_connections"`
+	// ReadHeaderTimeout bounds how long a caller may take to send a
+	// request's head.
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	// IdleTimeout closes a kept-alive connection that sends nothing more.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// WriteTimeout bounds writing an answer; for a streamed proxied answer
+	// it bounds each write, so a caller that stops reading is let go.
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+}
+
+// DefaultServe is what `serve` allows when the config does not say.
+var DefaultServe = Serve{MaxConnections: 1024, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, WriteTimeout: 60 * time.Second}
+
+// WithDefaults fills the fields left zero from DefaultServe.
+func (s Serve) WithDefaults() Serve {
+	if s.MaxConnections <= 0 {
+		s.MaxConnections = DefaultServe.MaxConnections
+	}
+	if s.ReadHeaderTimeout <= 0 {
+		s.ReadHeaderTimeout = DefaultServe.ReadHeaderTimeout
+	}
+	if s.IdleTimeout <= 0 {
+		s.IdleTimeout = DefaultServe.IdleTimeout
+	}
+	if s.WriteTimeout <= 0 {
+		s.WriteTimeout = DefaultServe.WriteTimeout
+	}
+	return s
 }
 
 // RateLimit overrides a vendor's default limits.

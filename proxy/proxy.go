@@ -1,21 +1,28 @@
 // Package proxy is the authenticating reverse proxy of `serve`:
 // /proxy/{profile}/{path...} reaches the profile's own API, and nothing else,
 // with the caller's Authorization replaced by the vendor credential.
+//
+// It is a lean net/http handler over the profile's tokenbroker.Transport
+// rather than httputil.ReverseProxy: a vendor API needs no upgrades,
+// trailers or forwarding headers, and what is left (copy the request's
+// end-to-end fields, send, copy the answer) costs a third less per call.
 package proxy
 
 import (
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httputil"
 	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/tokenbroker/tokenbroker"
 	"github.com/tokenbroker/tokenbroker/failure"
+	"github.com/tokenbroker/tokenbroker/internal/apipath"
 )
 
 // Prefix is where the proxy is mounted.
@@ -27,16 +34,28 @@ type Handler struct {
 	Broker func() *tokenbroker.Broker
 	Log    *slog.Logger
 	// Served is told each proxied request's profile and status, for metrics.
+	// It is called only for profiles of the configuration.
 	Served func(profile string, status int)
+	// WriteTimeout bounds each write of an answer to the caller, so that a
+	// caller that stops reading lets go of its vendor connection; none
+	// when zero.
+	WriteTimeout time.Duration
 
-	proxies sync.Map // *tokenbroker.Broker + profile -> *entry
-	lanes   atomic.Pointer[laneSet]
-	laneMu  sync.Mutex // serialises additions to lanes
+	routes atomic.Pointer[routes] // of the current broker only
 }
 
-type proxyKey struct {
-	b    *tokenbroker.Broker
-	name string
+// routes are the per-profile state of one broker, dropped with it.
+type routes struct {
+	b      *tokenbroker.Broker
+	mu     sync.Mutex // serialises building entries
+	byName sync.Map   // profile -> *route
+}
+
+// route is one profile's transport and API base.
+type route struct {
+	rt     http.RoundTripper
+	base   *url.URL
+	vendor string
 }
 
 // ServeHTTP implements http.Handler.
@@ -46,82 +65,184 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, "", http.StatusBadRequest, "bad_path", err.Error())
 		return
 	}
-	b := h.Broker()
-	rp, base, err := h.reverseProxy(b, name)
-	if err != nil {
-		status := http.StatusBadGateway
-		if failure.KindOf(err) == failure.Config {
-			status = http.StatusNotFound
-		}
-		h.fail(w, name, status, failure.KindOf(err).String(), err.Error())
+	if err := apipath.Method(r.Method); err != nil {
+		w.Header().Set("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")
+		h.fail(w, "", http.StatusMethodNotAllowed, "method_not_allowed", err.Error())
 		return
 	}
-	target := *base
-	target.Path = strings.TrimRight(base.Path, "/") + "/" + rest
+	rt, err := h.route(name)
+	if err != nil {
+		status, known := http.StatusBadGateway, name
+		if failure.KindOf(err) == failure.Config {
+			status, known = http.StatusNotFound, "" // no metric series for names that are not profiles
+		}
+		h.fail(w, known, status, failure.KindOf(err).String(), err.Error())
+		return
+	}
+	target := *rt.base
+	target.Path = strings.TrimRight(rt.base.Path, "/") + "/" + rest
 	target.RawPath = ""
 	if p, err := url.PathUnescape(target.Path); err == nil {
 		target.Path = p
 	}
 	target.RawQuery = r.URL.RawQuery
-	if target.Host != base.Host || !strings.HasPrefix(target.Path, strings.TrimRight(base.Path, "/")+"/") {
-		h.fail(w, name, http.StatusBadRequest, "bad_path", "the path leaves the profile's API")
+	out := (&http.Request{
+		Method:        r.Method,
+		URL:           &target,
+		Header:        endToEnd(r.Header),
+		Body:          r.Body,
+		ContentLength: r.ContentLength,
+	}).WithContext(r.Context())
+	if r.ContentLength == 0 {
+		out.Body = http.NoBody
+	}
+	rc := http.NewResponseController(w)
+	// The wait for the vendor has its own bounds; the write deadline starts
+	// when the answer does.
+	rc.SetWriteDeadline(time.Time{})
+	resp, err := rt.rt.RoundTrip(out)
+	if err != nil {
+		h.fail(w, name, status(err), errorClass(err), tokenbroker.APIError(name, rt.vendor, rt.base, err).Error())
 		return
 	}
-	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-	r = r.WithContext(withTarget(r.Context(), &target))
-	rp.ServeHTTP(sw, r)
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		h.fail(w, name, http.StatusBadGateway, "protocol", "the vendor switched protocols, which the proxy does not forward")
+		return
+	}
+	copyHeader(w.Header(), resp.Header)
+	h.deadline(rc)
+	w.WriteHeader(resp.StatusCode)
 	if h.Served != nil {
-		h.Served(name, sw.status)
+		h.Served(name, resp.StatusCode)
+	}
+	if r.Method == http.MethodHead {
+		return
+	}
+	streamed := resp.ContentLength < 0 || strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
+	if err := h.copyBody(w, rc, resp.Body, streamed); err != nil && h.Log != nil {
+		h.Log.Warn("proxied answer cut short", "profile", name, "error", err)
 	}
 }
 
-// reverseProxy returns the profile's reverse proxy, built once per broker.
-func (h *Handler) reverseProxy(b *tokenbroker.Broker, name string) (*httputil.ReverseProxy, *url.URL, error) {
-	key := proxyKey{b, name}
-	if v, ok := h.proxies.Load(key); ok {
-		e := v.(*entry)
-		return e.rp, e.base, nil
+// copyBody copies the vendor's body to the caller. A streamed body (no
+// length, or an event stream) is flushed as it comes, and each write gets
+// a fresh deadline.
+func (h *Handler) copyBody(w http.ResponseWriter, rc *http.ResponseController, body io.Reader, streamed bool) error {
+	bp := buffers.Get().(*[]byte)
+	defer buffers.Put(bp)
+	buf := *bp
+	for {
+		n, rerr := body.Read(buf)
+		if n > 0 {
+			if streamed {
+				h.deadline(rc)
+			}
+			if _, err := w.Write(buf[:n]); err != nil {
+				return err
+			}
+			if streamed {
+				if err := rc.Flush(); err != nil {
+					return err
+				}
+			}
+		}
+		if rerr == io.EOF {
+			return nil
+		}
+		if rerr != nil {
+			return rerr
+		}
+	}
+}
+
+func (h *Handler) deadline(rc *http.ResponseController) {
+	if h.WriteTimeout > 0 {
+		rc.SetWriteDeadline(time.Now().Add(h.WriteTimeout))
+	}
+}
+
+var buffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// hopByHop are the fields that describe one connection, not the message
+// (RFC 9110 §7.6.1), and the caller's own credentials and forwarding
+// fields, none of which the vendor may see. The vendor credential is set
+// by the transport.
+var hopByHop = map[string]bool{
+	"Connection": true, "Proxy-Connection": true, "Keep-Alive": true, "Proxy-Authenticate": true,
+	"Proxy-Authorization": true, "Te": true, "Trailer": true, "Transfer-Encoding": true, "Upgrade": true,
+}
+
+var notForwarded = map[string]bool{
+	"Authorization": true, "Cookie": true, "Forwarded": true, "X-Forwarded-For": true,
+	"X-Forwarded-Host": true, "X-Forwarded-Proto": true, "X-Real-Ip": true, "Host": true,
+}
+
+// endToEnd copies the caller's fields that may reach the vendor.
+func endToEnd(in http.Header) http.Header {
+	out := make(http.Header, len(in))
+	for k, v := range in {
+		if !hopByHop[k] && !notForwarded[k] {
+			out[k] = v
+		}
+	}
+	dropListed(out, in)
+	return out
+}
+
+// copyHeader copies the vendor's answer fields, less hop-by-hop ones.
+func copyHeader(dst, src http.Header) {
+	for k, v := range src {
+		if !hopByHop[k] {
+			dst[k] = v
+		}
+	}
+	dropListed(dst, src)
+}
+
+// dropListed removes from dst the fields that src's Connection names.
+func dropListed(dst, src http.Header) {
+	for _, v := range src["Connection"] {
+		for f := range strings.SplitSeq(v, ",") {
+			if f = http.CanonicalHeaderKey(strings.TrimSpace(f)); f != "" {
+				delete(dst, f)
+			}
+		}
+	}
+}
+
+// route returns the profile's route, built once per broker.
+func (h *Handler) route(name string) (*route, error) {
+	b := h.Broker()
+	rs := h.routes.Load()
+	if rs == nil || rs.b != b {
+		fresh := &routes{b: b}
+		if h.routes.CompareAndSwap(rs, fresh) {
+			rs = fresh
+		} else if rs = h.routes.Load(); rs.b != b {
+			rs = fresh // a reload raced this call: answer it with what it saw
+		}
+	}
+	if v, ok := rs.byName.Load(name); ok {
+		return v.(*route), nil
+	}
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if v, ok := rs.byName.Load(name); ok {
+		return v.(*route), nil
 	}
 	rt, err := b.Transport(name)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	p, _ := b.Provider(name)
 	base, err := url.Parse(p.Describe().APIBase)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	rp := &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.Out.URL = targetOf(pr.In.Context())
-			pr.Out.Host = ""
-			pr.Out.Header.Del("Authorization") // the broker key never leaves
-			pr.Out.Header.Del("Cookie")
-		},
-		Transport: rt,
-		// Event streams and bodies of unknown length are flushed as they
-		// come (ReverseProxy does so by itself); others are copied whole.
-		BufferPool: bufferPool{},
-		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			h.fail(w, name, status(err), errorClass(err), upstreamMessage(name, p.Describe().Vendor, base, err))
-		},
-	}
-	h.proxies.Store(key, &entry{rp: rp, base: base})
-	return rp, base, nil
-}
-
-// bufferPool shares copy buffers between responses instead of allocating
-// 32 KiB for each.
-type bufferPool struct{}
-
-var buffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
-
-func (bufferPool) Get() []byte  { return *buffers.Get().(*[]byte) }
-func (bufferPool) Put(b []byte) { buffers.Put(&b) }
-
-type entry struct {
-	rp   *httputil.ReverseProxy
-	base *url.URL
+	e := &route{rt: rt, base: base, vendor: p.Describe().Vendor}
+	rs.byName.Store(name, e)
+	return e, nil
 }
 
 func status(err error) int {
@@ -138,22 +259,8 @@ func errorClass(err error) string {
 	return "upstream_unreachable"
 }
 
-// upstreamMessage says why a call did not reach the vendor's API.
-func upstreamMessage(name, vendor string, api *url.URL, err error) string {
-	return tokenbroker.APIError(name, vendor, api, err).Error()
-}
-
 // fail answers with a JSON error body that says what happened.
 func (h *Handler) fail(w http.ResponseWriter, name string, status int, class, msg string) {
-	body := h.reported(name, status, class, msg)
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	w.Write(body)
-}
-
-// reported logs and counts a failed proxied call, and returns the JSON
-// body that says what happened.
-func (h *Handler) reported(name string, status int, class, msg string) []byte {
 	if h.Log != nil {
 		h.Log.Warn("proxy request failed", "profile", name, "status", status, "error", msg)
 	}
@@ -161,102 +268,38 @@ func (h *Handler) reported(name string, status int, class, msg string) []byte {
 		h.Served(name, status)
 	}
 	body, _ := json.Marshal(map[string]string{"error": class, "message": msg})
-	return append(body, '\n')
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(append(body, '\n'))
 }
-
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (s *statusWriter) WriteHeader(code int) {
-	s.status = code
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 // Split takes /proxy/{profile}/{path...} apart and refuses any path that
-// could reach beyond the profile's API: dot segments, empty segments,
-// encoded slashes, dots or backslashes, and absolute URLs.
+// could reach beyond the profile's API (apipath's rule): dot segments,
+// empty segments, encoded slashes, dots or backslashes, and absolute URLs.
 func Split(u *url.URL) (name, rest string, err error) {
 	return SplitPath(u.EscapedPath())
 }
 
 // SplitPath is Split for an escaped path.
-func SplitPath(raw string) (name, rest string, err error) { return splitPath(raw) }
-
-// splitPath is SplitPath for a path held as a string or as bytes (the
-// lane's, which it splits without copying).
-func splitPath[T string | []byte](raw T) (name, rest T, err error) {
-	if len(raw) < len(Prefix) || string(raw[:len(Prefix)]) != Prefix {
-		return name, rest, errors.New("not a proxy path")
+func SplitPath(raw string) (name, rest string, err error) {
+	raw, ok := strings.CutPrefix(raw, Prefix)
+	if !ok {
+		return "", "", errors.New("not a proxy path")
 	}
-	raw = raw[len(Prefix):]
-	name, rest = raw, raw[len(raw):]
-	if i := indexByte(raw, '/'); i >= 0 {
-		name, rest = raw[:i], raw[i+1:]
-	}
-	if indexByte(name, '%') >= 0 {
-		n, err := url.PathUnescape(string(name))
-		if err != nil {
-			n = ""
-		}
-		name = T(n)
-	}
-	if len(name) == 0 {
-		return name[:0], rest[:0], errors.New("the path must be /proxy/{profile}/{path}")
-	}
-	for i := 0; i < len(rest); i++ {
-		if rest[i] == '%' && i+2 < len(rest) && refusedEscape(lower(rest[i+1]), lower(rest[i+2])) {
-			return name[:0], rest[:0], errors.New("encoded slashes, dots, backslashes and percent signs are refused in proxied paths")
+	name, rest, _ = strings.Cut(raw, "/")
+	if strings.IndexByte(name, '%') >= 0 {
+		if name, err = url.PathUnescape(name); err != nil {
+			name = ""
 		}
 	}
-	for i := 0; i < len(rest); i++ {
-		if rest[i] == '/' && (i == 0 || rest[i-1] == '/') {
-			return name[:0], rest[:0], errors.New("absolute URLs and empty path segments are refused: give a path on the profile's API")
-		}
+	if name == "" {
+		return "", "", errors.New("the path must be /proxy/{profile}/{path}")
 	}
-	for seg := rest; ; {
-		s, more := seg, false
-		if i := indexByte(seg, '/'); i >= 0 {
-			s, seg, more = seg[:i], seg[i+1:], true
-		}
-		// Some servers (Tomcat) read "..;x" as "..": parameters do not hide a dot segment.
-		if i := indexByte(s, ';'); i >= 0 {
-			s = s[:i]
-		}
-		if string(s) == "." || string(s) == ".." {
-			return name[:0], rest[:0], errors.New("dot segments are refused in proxied paths")
-		}
-		if !more {
-			return name, rest, nil
-		}
+	if err := apipath.CheckEmpty(rest); err != nil {
+		return "", "", err
 	}
-}
-
-// refusedEscape reports the escapes (lower-cased) of a slash, a backslash,
-// a dot, NUL and a percent sign.
-func refusedEscape(a, b byte) bool {
-	switch string([]byte{a, b}) {
-	case "2f", "5c", "2e", "00", "25":
-		return true
+	if err := apipath.Check(rest); err != nil {
+		return "", "", err
 	}
-	return false
-}
-
-func lower(c byte) byte {
-	if 'A' <= c && c <= 'Z' {
-		return c + 'a' - 'A'
-	}
-	return c
-}
-
-func indexByte[T string | []byte](b T, c byte) int {
-	for i := 0; i < len(b); i++ {
-		if b[i] == c {
-			return i
-		}
-	}
-	return -1
+	return name, rest, nil
 }

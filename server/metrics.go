@@ -28,6 +28,7 @@ type metrics struct {
 	refusals      *prometheus.CounterVec
 	hookDelivery  *prometheus.CounterVec
 	hookRefused   *prometheus.CounterVec
+	connRefused   prometheus.Counter
 }
 
 func newMetrics(s *Server) *metrics {
@@ -62,7 +63,10 @@ func newMetrics(s *Server) *metrics {
 	m.hookRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tokenbroker_webhook_refused_total", Help: "Webhook deliveries refused, by reason.",
 	}, []string{"profile", "reason"})
-	m.reg.MustRegister(m.hookDelivery, m.hookRefused)
+	m.connRefused = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tokenbroker_connections_refused_total", Help: "Caller connections closed at accept because serve.max_connections were open.",
+	})
+	m.reg.MustRegister(m.hookDelivery, m.hookRefused, m.connRefused)
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.tokenRequests, m.refreshes, m.failures, m.proxied, m.waits, m.waitSeconds, m.refusals,
 		&stateCollector{s: s})

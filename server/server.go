@@ -4,7 +4,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -21,9 +20,6 @@ import (
 	"github.com/tokenbroker/tokenbroker"
 	"github.com/tokenbroker/tokenbroker/config"
 	"github.com/tokenbroker/tokenbroker/failure"
-	"github.com/tokenbroker/tokenbroker/internal/coarse"
-	"github.com/tokenbroker/tokenbroker/internal/front"
-	"github.com/tokenbroker/tokenbroker/internal/h1"
 	"github.com/tokenbroker/tokenbroker/proxy"
 	"github.com/tokenbroker/tokenbroker/refresh"
 	"github.com/tokenbroker/tokenbroker/store"
@@ -58,6 +54,8 @@ type Server struct {
 	hooks    *webhook.Dispatcher // nil when the store keeps no webhook queue
 	receiver *webhook.Receiver
 
+	limits config.Serve // the serve: block, defaults filled
+
 	sessions   sessions
 	traffic    *traffic
 	deliveries *deliveryLog
@@ -73,11 +71,12 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	}
 	s := &Server{opts: opts, keyHash: sha256.Sum256([]byte(opts.APIKey)), bearer: []byte("Bearer " + opts.APIKey),
 		sessions: sessions{m: map[string]session{}}, traffic: newTraffic(), deliveries: &deliveryLog{}}
+	s.limits = cfg.Serve.WithDefaults()
 	s.metrics = newMetrics(s)
 	s.Reload(cfg)
 	s.sched = refresh.New(brokerTarget{s}, opts.RefreshClock, opts.Log)
 	s.sched.Set(cfg.Names())
-	s.proxy = &proxy.Handler{Broker: s.Broker, Log: opts.Log, Served: s.served}
+	s.proxy = &proxy.Handler{Broker: s.Broker, Log: opts.Log, Served: s.served, WriteTimeout: s.limits.WriteTimeout}
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.auth(s.readyz))
@@ -129,7 +128,7 @@ func (s *Server) setWebhookRoutes(cfg *config.Config) error {
 func (s *Server) served(profile string, status int) {
 	s.metrics.served(profile, status)
 	rem, _, known := s.Broker().Quota(profile)
-	s.traffic.add(profile, coarse.Now(), rem, known)
+	s.traffic.add(profile, time.Now(), rem, known)
 }
 
 // Broker is the broker of the current configuration.
@@ -201,60 +200,6 @@ func (s *Server) auth(next http.HandlerFunc) http.HandlerFunc {
 // constant time (for a value of the key's length, which is not secret).
 func (s *Server) authorized(value []byte) bool {
 	return subtle.ConstantTimeCompare(value, s.bearer) == 1
-}
-
-// Lane is the fast lane for front.Server: plain proxied calls, and token
-// requests that the token in memory answers, are served without net/http's
-// server; everything else goes to Handler, which answers the same routes
-// in full (errors, renewals, options).
-func (s *Server) Lane() front.Lane {
-	proxied := s.proxy.Lane(s.authorized)
-	return func(r *front.Request) bool {
-		if bytes.HasPrefix(r.Head.Target, []byte(proxy.Prefix)) {
-			return proxied(r)
-		}
-		return s.tokenLane(r)
-	}
-}
-
-// tokenLane answers GET /v1/profiles/{name}/token from memory.
-func (s *Server) tokenLane(r *front.Request) bool {
-	rest, isProfile := bytes.CutPrefix(r.Head.Target, []byte("/v1/profiles/"))
-	name, isToken := bytes.CutSuffix(rest, []byte("/token"))
-	if !isProfile || !isToken || len(name) == 0 || bytes.ContainsAny(name, "/%?") ||
-		string(r.Head.Method) != http.MethodGet || r.Head.ContentLength > 0 || !s.authorized(r.Head.Get("Authorization")) {
-		return false
-	}
-	j, ok := s.Broker().CachedHandoutJSON(string(name))
-	if !ok {
-		return false
-	}
-	w := r.W
-	w.WriteString("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nCache-Control: no-store\r\n")
-	w.Write(dateLine())
-	w.WriteString("Content-Length: ")
-	h1.WriteInt(w, int64(len(j)))
-	w.WriteString("\r\n\r\n")
-	w.Write(j)
-	return true
-}
-
-// dateLines holds the Date field of the current second, made once a second.
-var dateLines atomic.Pointer[dated]
-
-type dated struct {
-	sec  int64
-	line []byte
-}
-
-func dateLine() []byte {
-	now := time.Now()
-	if d := dateLines.Load(); d != nil && d.sec == now.Unix() {
-		return d.line
-	}
-	d := &dated{now.Unix(), []byte("Date: " + now.UTC().Format(http.TimeFormat) + "\r\n")}
-	dateLines.Store(d)
-	return d.line
 }
 
 func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {

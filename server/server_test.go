@@ -20,7 +20,6 @@ import (
 	"github.com/tokenbroker/tokenbroker"
 	"github.com/tokenbroker/tokenbroker/config"
 	"github.com/tokenbroker/tokenbroker/emulator"
-	"github.com/tokenbroker/tokenbroker/internal/front"
 )
 
 const testKey = "test-broker-key-0123456789"
@@ -108,8 +107,7 @@ func newRig(t *testing.T, maxWait time.Duration) *rig {
 	return r
 }
 
-// served is the local API as `serve` runs it: the front, its lane, and
-// net/http for the rest.
+// served is the local API as `serve` runs it.
 type served struct {
 	URL string
 }
@@ -120,13 +118,13 @@ func serveFront(t *testing.T, srv *Server) *served {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fs := front.New(ln, srv.Lane(), &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second})
+	hs, ln := srv.HTTPServer(ln, nil)
 	done := make(chan struct{})
-	go func() { fs.Serve(); close(done) }()
+	go func() { hs.Serve(ln); close(done) }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		fs.Shutdown(ctx)
+		hs.Shutdown(ctx)
 		<-done
 	})
 	return &served{URL: "http://" + ln.Addr().String()}

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -21,7 +20,6 @@ import (
 	"github.com/tokenbroker/tokenbroker"
 	"github.com/tokenbroker/tokenbroker/config"
 	"github.com/tokenbroker/tokenbroker/failure"
-	"github.com/tokenbroker/tokenbroker/internal/front"
 	"github.com/tokenbroker/tokenbroker/internal/secretfile"
 	"github.com/tokenbroker/tokenbroker/server"
 	"github.com/tokenbroker/tokenbroker/store"
@@ -73,8 +71,7 @@ func (a *app) serveCommand() *cobra.Command {
 // serve runs until ctx ends (SIGTERM, SIGINT), reloading on SIGHUP, then
 // drains requests in flight.
 func serve(ctx context.Context, srv *server.Server, ln net.Listener, log *slog.Logger, a *app) error {
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
-		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	hs, ln := srv.HTTPServer(ln, slog.NewLogLogger(log.Handler(), slog.LevelWarn))
 	runCtx, stopRefresher := context.WithCancel(context.Background())
 	refresherDone := make(chan struct{})
 	go func() { srv.Run(runCtx); close(refresherDone) }()
@@ -91,9 +88,8 @@ func serve(ctx context.Context, srv *server.Server, ln net.Listener, log *slog.L
 			srv.Reload(cfg)
 		}
 	}()
-	fs := front.New(ln, srv.Lane(), hs)
 	served := make(chan error, 1)
-	go func() { served <- fs.Serve() }()
+	go func() { served <- hs.Serve(ln) }()
 	log.Info("serving", "listen", ln.Addr().String())
 	select {
 	case err := <-served:
@@ -105,7 +101,7 @@ func serve(ctx context.Context, srv *server.Server, ln net.Listener, log *slog.L
 	log.Info("draining requests in flight", "timeout", drainTimeout)
 	dctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
 	defer cancel()
-	err := fs.Shutdown(dctx)
+	err := hs.Shutdown(dctx)
 	stopRefresher()
 	<-refresherDone
 	log.Info("stopped")
