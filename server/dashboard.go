@@ -356,7 +356,9 @@ func (w webhookLog) Accepted(profile string) {
 
 func (w webhookLog) Refused(profile string, reason webhook.Reason) {
 	w.hookMetrics.Refused(profile, reason)
-	w.log.add(deliveryRow{Profile: profile, Outcome: "refused", Reason: string(reason)})
+	if profile != "" { // not a webhook profile: counted, not listed
+		w.log.add(deliveryRow{Profile: profile, Outcome: "refused", Reason: string(reason)})
+	}
 }
 
 func (w webhookLog) Forwarded(profile string, n int) {

@@ -102,10 +102,15 @@ func Kind(location string) (kind, rest string) {
 
 // Delivery is an accepted webhook delivery waiting for (or handed to) its sink.
 type Delivery struct {
-	Seq        int64 // order of acceptance, set by the store
-	Profile    string
-	Webhook    string
-	ID         string // X-Central-Delivery-Id
+	Seq     int64 // order of acceptance, set by the store
+	Profile string
+	Webhook string
+	ID      string // X-Central-Delivery-Id
+	// MAC is the delivery's signature (hex of the HMAC): the replay guard.
+	// The signed string has no separators, so bytes moved from the service
+	// into the id keep a signature valid under a new id; the MAC does not
+	// change.
+	MAC        string
 	Service    string
 	Timestamp  string // as the sender sent it
 	Body       []byte
@@ -122,8 +127,9 @@ type WebhookToken struct {
 
 // Webhooks is a store with a durable queue of webhook deliveries.
 type Webhooks interface {
-	// Enqueue stores an accepted delivery durably; false when its id was
-	// seen before for the profile (a replay), in which case nothing is stored.
+	// Enqueue stores an accepted delivery durably; false when its id or
+	// its MAC was seen before for the profile (a replay), in which case
+	// nothing is stored.
 	Enqueue(ctx context.Context, d *Delivery) (bool, error)
 	// Pending returns up to limit deliveries of a webhook not yet
 	// forwarded, oldest first.

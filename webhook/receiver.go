@@ -2,6 +2,8 @@ package webhook
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -48,6 +50,9 @@ func (rc *Receiver) observe() Observer {
 	return rc.Observe
 }
 
+// maxProfileName bounds the name in /webhooks/{name}: longer is no profile.
+const maxProfileName = 256
+
 // ServeHTTP implements http.Handler.
 func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
@@ -56,6 +61,11 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		var ref *Refusal
 		if !errors.As(err, &ref) {
 			ref = &Refusal{Reason: "error", Status: http.StatusServiceUnavailable, Msg: err.Error()}
+		}
+		if ref.Reason == ReasonUnknown {
+			// Anyone may post here: a name that is no webhook profile is
+			// counted under no name, so it makes no series and no entry.
+			name = ""
 		}
 		rc.observe().Refused(name, ref.Reason)
 		answer(w, ref.Status, map[string]string{"error": string(ref.Reason), "message": ref.Msg})
@@ -69,6 +79,9 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (rc *Receiver) accept(ctx context.Context, name string, r *http.Request) (*store.Delivery, error) {
+	if len(name) > maxProfileName {
+		return nil, refuse(ReasonUnknown, http.StatusNotFound, "no webhooks are configured for this profile")
+	}
 	prof, err := rc.Broker().Config().Profile(name)
 	if err != nil || len(prof.Webhooks) == 0 {
 		return nil, refuse(ReasonUnknown, http.StatusNotFound, "no webhooks are configured for this profile")
@@ -115,13 +128,15 @@ func (rc *Receiver) accept(ctx context.Context, name string, r *http.Request) (*
 }
 
 func (rc *Receiver) enqueue(ctx context.Context, name, wid string, h Headers, body []byte, now time.Time) (*store.Delivery, error) {
-	d := &store.Delivery{Profile: name, Webhook: wid, ID: h.DeliveryID, Service: h.Service, Timestamp: h.Timestamp, Body: body, ReceivedAt: now}
+	mac, _ := base64.StdEncoding.DecodeString(h.Signature) // Verify decoded it
+	d := &store.Delivery{Profile: name, Webhook: wid, ID: h.DeliveryID, Service: h.Service, Timestamp: h.Timestamp, Body: body, ReceivedAt: now,
+		MAC: hex.EncodeToString(mac)}
 	fresh, err := rc.Store.Enqueue(ctx, d)
 	if err != nil {
 		return nil, err
 	}
 	if !fresh {
-		return nil, refuse(ReasonReplay, http.StatusConflict, "this delivery id was received before")
+		return nil, refuse(ReasonReplay, http.StatusConflict, "this delivery (its id or its signature) was received before")
 	}
 	return d, nil
 }

@@ -221,3 +221,82 @@ func readLines(t *testing.T, path string) []Line {
 	}
 	return out
 }
+
+// The signed string joins its parts without separators, so moving the
+// service's last bytes to the front of the delivery id keeps the signature
+// valid under a new id. The delivery is known by its signature too: a
+// re-split copy is a replay.
+func TestResplitDeliveryIsAReplay(t *testing.T) {
+	r := newRig(t)
+	body := []byte(`{"alert_type":"AP disconnected"}`)
+	ts := strconv.FormatInt(r.clock().Unix(), 10)
+	sig := Sign("token-1", body, "Alerts", "d-1", ts)
+	post := func(service, id string) int {
+		req, _ := http.NewRequest(http.MethodPost, r.srv.URL+"/webhooks/aruba", strings.NewReader(string(body)))
+		req.Header.Set(HeaderSignature, sig)
+		req.Header.Set(HeaderService, service)
+		req.Header.Set(HeaderDelivery, id)
+		req.Header.Set(HeaderTimestamp, ts)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := post("Alerts", "d-1"); code != http.StatusOK {
+		t.Fatalf("the original delivery: %d", code)
+	}
+	for _, split := range [][2]string{{"Alert", "sd-1"}, {"Aler", "tsd-1"}} {
+		if code := post(split[0], split[1]); code != http.StatusConflict {
+			t.Errorf("service %q id %q (same signature): %d, want 409 replay", split[0], split[1], code)
+		}
+	}
+}
+
+// recorder is an Observer that keeps what it was told.
+type recorder struct {
+	mu      sync.Mutex
+	refused []string
+}
+
+func (o *recorder) Accepted(string) {}
+func (o *recorder) Refused(profile string, reason Reason) {
+	o.mu.Lock()
+	o.refused = append(o.refused, profile+"|"+string(reason))
+	o.mu.Unlock()
+}
+func (o *recorder) Forwarded(string, int) {}
+func (o *recorder) Failed(string)         {}
+
+// Anyone can post to /webhooks/{name}: a name that is no webhook profile
+// (of any length) is answered 404 and reported under no name, so that it
+// cannot make metric series or dashboard rows.
+func TestUnknownWebhookNamesMakeNoSeries(t *testing.T) {
+	r := newRig(t)
+	o := &recorder{}
+	b := tokenbroker.New(&config.Config{Profiles: map[string]*config.Profile{}}, tokenbroker.Options{Store: r.st})
+	rc := &Receiver{Broker: func() *tokenbroker.Broker { return b }, Store: r.st.(store.Webhooks), Tokens: r.tokens, Observe: o}
+	mux := http.NewServeMux()
+	mux.Handle("POST /webhooks/{name}", rc)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	for _, name := range []string{"nope", strings.Repeat("n", 200<<10)} {
+		resp, err := http.Post(srv.URL+"/webhooks/"+name, "application/json", strings.NewReader("{}"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound {
+			t.Errorf("%.10s...: %d, want 404", name, resp.StatusCode)
+		}
+	}
+	for _, got := range o.refused {
+		if got != "|"+string(ReasonUnknown) {
+			t.Errorf("reported %.40q, want the unknown reason under no name", got)
+		}
+	}
+	if len(o.refused) != 2 {
+		t.Errorf("%d reports, want 2", len(o.refused))
+	}
+}

@@ -138,6 +138,9 @@ var migrations = []string{
 		sealed  bytea NOT NULL,
 		PRIMARY KEY (profile, webhook)
 	);`,
+	// Deliveries are also known by their signature (older rows have none).
+	`ALTER TABLE deliveries ADD COLUMN mac text;
+	CREATE UNIQUE INDEX deliveries_by_mac ON deliveries (profile, mac);`,
 }
 
 // migrationLock is the advisory lock key of schema changes.

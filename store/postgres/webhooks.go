@@ -11,9 +11,13 @@ import (
 
 // Enqueue implements store.Webhooks.
 func (d *DB) Enqueue(ctx context.Context, dl *store.Delivery) (bool, error) {
-	err := d.pool.QueryRow(ctx, `INSERT INTO deliveries (profile, webhook, delivery_id, service, ts, body, received_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (profile, delivery_id) DO NOTHING RETURNING seq`,
-		dl.Profile, dl.Webhook, dl.ID, dl.Service, dl.Timestamp, dl.Body, dl.ReceivedAt).Scan(&dl.Seq)
+	var mac *string
+	if dl.MAC != "" {
+		mac = &dl.MAC
+	}
+	err := d.pool.QueryRow(ctx, `INSERT INTO deliveries (profile, webhook, delivery_id, service, ts, body, received_at, mac)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING RETURNING seq`,
+		dl.Profile, dl.Webhook, dl.ID, dl.Service, dl.Timestamp, dl.Body, dl.ReceivedAt, mac).Scan(&dl.Seq)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return false, nil // seen before
 	}

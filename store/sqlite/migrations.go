@@ -47,6 +47,9 @@ var migrations = []migration{
 			sealed  BLOB NOT NULL,
 			PRIMARY KEY (profile, webhook)
 		)`),
+	// 4: deliveries are also known by their signature (older rows have none).
+	execAll(`ALTER TABLE deliveries ADD COLUMN mac TEXT`,
+		`CREATE UNIQUE INDEX deliveries_by_mac ON deliveries (profile, mac)`),
 }
 
 func execAll(stmts ...string) migration {

@@ -12,9 +12,9 @@ import (
 
 // Enqueue implements store.Webhooks.
 func (d *DB) Enqueue(ctx context.Context, dl *store.Delivery) (bool, error) {
-	res, err := d.db.ExecContext(ctx, `INSERT INTO deliveries (profile, webhook, delivery_id, service, ts, body, received_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (profile, delivery_id) DO NOTHING`,
-		dl.Profile, dl.Webhook, dl.ID, dl.Service, dl.Timestamp, dl.Body, dl.ReceivedAt.UnixMilli())
+	res, err := d.db.ExecContext(ctx, `INSERT INTO deliveries (profile, webhook, delivery_id, service, ts, body, received_at, mac)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+		dl.Profile, dl.Webhook, dl.ID, dl.Service, dl.Timestamp, dl.Body, dl.ReceivedAt.UnixMilli(), nullable(dl.MAC))
 	if err != nil {
 		return false, d.describe(err)
 	}
@@ -94,4 +94,12 @@ func (d *DB) PutWebhookToken(ctx context.Context, profile, webhook string, t *st
 	_, err = d.db.ExecContext(ctx, `INSERT INTO webhook_tokens (profile, webhook, sealed) VALUES (?, ?, ?)
 		ON CONFLICT (profile, webhook) DO UPDATE SET sealed = excluded.sealed`, profile, webhook, sealed)
 	return d.describe(err)
+}
+
+// nullable stores "" as NULL, which a unique index does not compare.
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
 }
