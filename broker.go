@@ -227,9 +227,13 @@ func (b *Broker) renew(ctx context.Context, name string, p provider.Provider, o 
 	if p.Describe().Stateless {
 		t, err := p.Obtain(ctx, nil)
 		if err == nil {
-			b.remember(name, t)
+			err = checkToken(name, "", t)
 		}
-		return t, err
+		if err != nil {
+			return nil, err
+		}
+		b.remember(name, t)
+		return t, nil
 	}
 	st, err := b.store()
 	if err != nil {
@@ -270,6 +274,9 @@ func (b *Broker) renew(ctx context.Context, name string, p provider.Provider, o 
 	}
 	began := time.Now()
 	next, err := b.obtain(ctx, name, p, prev)
+	if err == nil {
+		err = checkToken(name, "", next)
+	}
 	if sent := !(p.Describe().Interactive && action == "obtain"); sent {
 		// (An interactive profile without a refresh token sends nothing:
 		// only a person can get it a token.)
@@ -458,7 +465,11 @@ func (b *Broker) Headers(ctx context.Context, name string) (http.Header, error) 
 		return nil, err
 	}
 	p, _ := b.Provider(name)
-	return p.Headers(t), nil
+	h := p.Headers(t)
+	if err := checkHeaders(name, h); err != nil {
+		return nil, err
+	}
+	return h, nil
 }
 
 // Stored returns the stored token without renewing it (nil when none).
@@ -550,7 +561,11 @@ func (b *Broker) handout(name string, t *Token) (*Handout, error) {
 	if !t.Expiry.IsZero() {
 		h.ExpiresAt = t.Expiry.UTC().Format(time.RFC3339)
 	}
-	for k, v := range p.Headers(t) {
+	hs := p.Headers(t)
+	if err := checkHeaders(name, hs); err != nil {
+		return nil, err
+	}
+	for k, v := range hs {
 		h.Headers[k] = v[0]
 	}
 	return h, nil

@@ -105,14 +105,17 @@ type attachment struct {
 	header http.Header
 }
 
-func (t *transport) attachment(tok *Token) *attachment {
+func (t *transport) attachment(tok *Token) (*attachment, error) {
 	if a := t.attach.Load(); a != nil && a.token == tok.AccessToken {
-		return a
+		return a, nil
 	}
 	p, _ := t.b.Provider(t.name)
 	a := &attachment{token: tok.AccessToken, header: p.Headers(tok)}
+	if err := checkHeaders(t.name, a.header); err != nil {
+		return nil, err
+	}
 	t.attach.Store(a)
-	return a
+	return a, nil
 }
 
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -200,8 +203,12 @@ func (t *transport) send(req *http.Request, replay []byte) (*http.Response, stri
 	case replay != nil:
 		out.Body, out.ContentLength = http.NoBody, 0 // a known empty body, announced where the method expects one
 	}
+	att, err := t.attachment(tok)
+	if err != nil {
+		return nil, "", err
+	}
 	out.Header.Del("Authorization")
-	for k, v := range t.attachment(tok).header {
+	for k, v := range att.header {
 		out.Header[k] = v
 	}
 	rt := t.rt

@@ -9,7 +9,8 @@ import (
 )
 
 // Secret is a config value that may be a reference: `env:NAME` reads an
-// environment variable, `file:PATH` reads a file (trailing newline trimmed),
+// environment variable, `file:PATH` reads a file (a trailing newline is
+// trimmed from both),
 // anything else is the value itself (allowed, with a warning).
 type Secret string
 
@@ -32,7 +33,9 @@ func (s Secret) Resolve() (string, error) {
 		if !ok || val == "" {
 			return "", failure.New(failure.Config, "environment variable %s is not set: export it or change the reference", name)
 		}
-		return val, nil
+		// Trimmed as a file's value is: a variable made from a file (a
+		// Kubernetes secret) keeps its trailing newline.
+		return strings.TrimRight(val, "\r\n"), nil
 	case strings.HasPrefix(v, "file:"):
 		path := expandHome(strings.TrimPrefix(v, "file:"))
 		b, err := os.ReadFile(path)

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strings"
 
+	"golang.org/x/net/http/httpguts"
+
 	"github.com/tokenbroker/tokenbroker/config"
 	"github.com/tokenbroker/tokenbroker/internal/httpx"
 	"github.com/tokenbroker/tokenbroker/token"
@@ -45,6 +47,9 @@ func (s *static) Obtain(context.Context, *token.Token) (*token.Token, error) {
 	key, err := s.p.APIKey.Resolve()
 	if err != nil {
 		return nil, configErr(s.p, "api_key: %v", err)
+	}
+	if !httpguts.ValidHeaderFieldValue(key) {
+		return nil, configErr(s.p, "api_key holds a control character (a CR or LF inside it?), which no header may carry")
 	}
 	return &token.Token{AccessToken: key, Grant: "static", ObtainedAt: s.env.Now()}, nil
 }
