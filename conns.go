@@ -1,8 +1,6 @@
 package tokenbroker
 
 import (
-	"crypto/tls"
-	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -32,35 +30,35 @@ type conns struct {
 type pool struct {
 	rt   http.RoundTripper // httpx.Transport over tr: caps and checks
 	tr   *http.Transport
-	used time.Time
+	once http.RoundTripper // the same for requests with a body, over onceTr
+	// onceTr never keeps a connection that carried a request body: a
+	// vendor may answer before reading a body and then read the body as
+	// the next request on the connection (Python's http.server does), and
+	// its answer to that would reach whoever sends next. Closing it on our
+	// side, rather than asking with "Connection: close", still lets the
+	// vendor drain the body and answer in full.
+	onceTr *http.Transport
+	used   time.Time
 }
 
-// newAPITransport is the one configuration of a vendor connection pool:
-// net/http's transport (HTTP/2 where the vendor offers it, an HTTP proxy
-// from the environment), TLS verification on, bounded waits, capped
-// answers, plain http only to loopback.
-func newAPITransport() (*http.Transport, http.RoundTripper) {
-	tr := &http.Transport{
-		Proxy:                  http.ProxyFromEnvironment,
-		DialContext:            (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		TLSClientConfig:        &tls.Config{MinVersion: tls.VersionTLS12},
-		TLSHandshakeTimeout:    10 * time.Second,
-		ResponseHeaderTimeout:  apiHeaderTimeout,
-		ExpectContinueTimeout:  time.Second,
-		IdleConnTimeout:        apiIdleTimeout,
-		MaxIdleConns:           512,
-		MaxIdleConnsPerHost:    256,
-		MaxResponseHeaderBytes: maxAPIHead,
-		ForceAttemptHTTP2:      true,
+// transport is the pool's RoundTripper for req.
+func (p *pool) transport(req *http.Request) http.RoundTripper {
+	if req.Body != nil && req.Body != http.NoBody {
+		return p.once
 	}
-	return tr, &httpx.Transport{Base: tr, MaxBody: maxAPIBody}
+	return p.rt
 }
 
-// maxAPIHead caps a vendor API answer's head.
-const maxAPIHead = 1 << 20
+// newAPITransport is a vendor connection pool: httpx's one transport
+// configuration, with answers capped and plain http only to loopback.
+func newAPITransport() (*http.Transport, http.RoundTripper) {
+	tr, guarded := httpx.NewTransport(apiHeaderTimeout, 256)
+	tr.IdleConnTimeout = apiIdleTimeout
+	return tr, &httpx.Transport{Base: guarded, MaxBody: maxAPIBody}
+}
 
 // get returns the profile's pool, making it on first use.
-func (c *conns) get(profile string, now time.Time) http.RoundTripper {
+func (c *conns) get(profile string, now time.Time) *pool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.pools == nil {
@@ -73,10 +71,12 @@ func (c *conns) get(profile string, now time.Time) http.RoundTripper {
 	if p == nil {
 		p = &pool{}
 		p.tr, p.rt = newAPITransport()
+		p.onceTr, p.once = newAPITransport()
+		p.onceTr.MaxIdleConnsPerHost = -1 // net/http: keep no idle connection, say nothing
 		c.pools[profile] = p
 	}
 	p.used = now
-	return p.rt
+	return p
 }
 
 // sweep drops pools unused for twice the idle timeout: net/http has closed
@@ -85,10 +85,15 @@ func (c *conns) sweep(now time.Time) {
 	c.swept = now
 	for name, p := range c.pools {
 		if now.Sub(p.used) > 2*apiIdleTimeout {
-			p.tr.CloseIdleConnections()
+			p.close()
 			delete(c.pools, name)
 		}
 	}
+}
+
+func (p *pool) close() {
+	p.tr.CloseIdleConnections()
+	p.onceTr.CloseIdleConnections()
 }
 
 // open reports how many pools are held, for tests.
@@ -103,7 +108,7 @@ func (c *conns) close() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for name, p := range c.pools {
-		p.tr.CloseIdleConnections()
+		p.close()
 		delete(c.pools, name)
 	}
 }

@@ -199,6 +199,7 @@ func (t *transport) send(req *http.Request, replay []byte) (*http.Response, stri
 	switch {
 	case len(replay) > 0:
 		out.Body = io.NopCloser(bytes.NewReader(replay))
+		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(replay)), nil }
 		out.ContentLength = int64(len(replay))
 	case replay != nil:
 		out.Body, out.ContentLength = http.NoBody, 0 // a known empty body, announced where the method expects one
@@ -213,7 +214,7 @@ func (t *transport) send(req *http.Request, replay []byte) (*http.Response, stri
 	}
 	rt := t.rt
 	if rt == nil {
-		rt = t.b.conns.get(t.name, time.Now())
+		rt = t.b.conns.get(t.name, time.Now()).transport(out)
 	}
 	resp, err := rt.RoundTrip(out)
 	if err != nil {

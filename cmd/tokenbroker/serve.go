@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	stdlog "log"
 	"log/slog"
 	"net"
 	"os"
@@ -72,6 +73,11 @@ func (a *app) serveCommand() *cobra.Command {
 // drains requests in flight.
 func serve(ctx context.Context, srv *server.Server, ln net.Listener, log *slog.Logger, a *app) error {
 	hs, ln := srv.HTTPServer(ln, slog.NewLogLogger(log.Handler(), slog.LevelWarn))
+	// net/http's transport reports a vendor's stray bytes on the standard
+	// logger, quoting them: they go to the log without the vendor's text.
+	stdlog.SetFlags(0)
+	stdlog.SetOutput(withoutVendorText{log})
+	defer stdlog.SetOutput(os.Stderr)
 	runCtx, stopRefresher := context.WithCancel(context.Background())
 	refresherDone := make(chan struct{})
 	go func() { srv.Run(runCtx); close(refresherDone) }()
@@ -171,4 +177,15 @@ func (a *app) newLogger(format string) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(a.stderr, o)), nil
 	}
 	return nil, usageError{errors.New("--log-format: use text or json")}
+}
+
+// withoutVendorText writes the standard logger's lines to log, cut before
+// any bytes a vendor sent ("... starting with ..."), which may echo a
+// credential.
+type withoutVendorText struct{ log *slog.Logger }
+
+func (w withoutVendorText) Write(p []byte) (int, error) {
+	msg, _, _ := strings.Cut(strings.TrimSpace(string(p)), " starting with ")
+	w.log.Warn(msg)
+	return len(p), nil
 }

@@ -125,16 +125,7 @@ func New(o Options) *http.Client {
 	if o.MaxBody == 0 {
 		o.MaxBody = DefaultMaxBody
 	}
-	base := &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext,
-		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
-		TLSHandshakeTimeout:   tlsHandshakeMax,
-		ResponseHeaderTimeout: o.Timeout,
-		IdleConnTimeout:       90 * time.Second,
-		MaxIdleConnsPerHost:   16,
-		ForceAttemptHTTP2:     true,
-	}
+	_, base := NewTransport(o.Timeout, 16)
 	return &http.Client{
 		Timeout:       o.Timeout,
 		Transport:     &Transport{Base: base, MaxBody: o.MaxBody, RejectHTML: o.RejectHTML},
