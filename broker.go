@@ -277,6 +277,7 @@ func (b *Broker) renew(ctx context.Context, name string, p provider.Provider, o 
 	if err == nil {
 		err = checkToken(name, "", next)
 	}
+	err = b.scrub(name, prev, err)
 	if sent := !(p.Describe().Interactive && action == "obtain"); sent {
 		// (An interactive profile without a refresh token sends nothing:
 		// only a person can get it a token.)
@@ -336,6 +337,23 @@ func (b *Broker) obtain(ctx context.Context, name string, p provider.Provider, p
 		Msg: "re-login needed: the vendor refused the stored refresh token" +
 			map[bool]string{true: " and the one before it", false: ""}[prev.PrevRefreshToken != ""],
 		Err: err}
+}
+
+// scrub removes the profile's secrets, and the tokens of t, from a
+// vendor's error before it is logged, audited or shown: vendors echo the
+// request in their error bodies.
+func (b *Broker) scrub(name string, t *Token, err error) error {
+	if err == nil {
+		return nil
+	}
+	var secrets []string
+	if prof, perr := b.cfg.Profile(name); perr == nil {
+		secrets = prof.SecretValues()
+	}
+	if t != nil {
+		secrets = append(secrets, t.AccessToken, t.RefreshToken, t.PrevRefreshToken)
+	}
+	return failure.Scrub(err, secrets)
 }
 
 // audit records an event; a failure to record it is not the caller's failure.

@@ -25,7 +25,7 @@ func (b *Broker) Login(ctx context.Context, name string, in provider.Prompter) (
 	}
 	t, err := l.Login(ctx, in)
 	if err != nil {
-		err = failure.WithProfile(err, name)
+		err = b.scrub(name, nil, failure.WithProfile(err, name))
 		b.audit(st, name, "login", "authorization_code", err)
 		return nil, err
 	}
@@ -110,7 +110,7 @@ func (b *Broker) Revoke(ctx context.Context, name string, in provider.Prompter) 
 		switch {
 		case errors.Is(err, provider.ErrNoRevocation):
 		case err != nil:
-			err = failure.WithProfile(err, name)
+			err = b.scrub(name, t, failure.WithProfile(err, name))
 			b.audit(st, name, "revoke", t.Grant, err)
 			return false, err
 		default:

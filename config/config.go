@@ -232,6 +232,22 @@ func (p *Profile) secrets() map[string]Secret {
 	}
 }
 
+// SecretValues resolves the profile's secret fields, those that resolve,
+// so that vendor text can be scrubbed of them before it is logged, stored
+// or shown. Client ids and usernames are identifiers, not secrets.
+func (p *Profile) SecretValues() []string {
+	var out []string
+	for field, s := range p.secrets() {
+		if field == "client_id" || field == "username" || !s.IsSet() {
+			continue
+		}
+		if v, err := s.Resolve(); err == nil && v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
 // DefaultPath is where the config is looked for when neither --config nor
 // $TOKENBROKER_CONFIG says.
 func DefaultPath() string {
