@@ -90,7 +90,8 @@ type Broker struct {
 	limits        sync.Map   // account key -> *limits
 	profileLimits sync.Map   // profile -> *limits, the same ones, found without building the key
 	flights       singleflight.Group
-	conns         conns // vendor API connections, one pool per profile
+	conns         conns    // vendor API connections, one pool per profile
+	renewals      renewals // when a 401 last renewed each profile
 }
 
 // New returns a Broker for cfg.

@@ -2,6 +2,7 @@ package tokenbroker
 
 import (
 	"context"
+	"sync"
 	"time"
 )
 
@@ -30,12 +31,30 @@ func (b *Broker) observe() Observer {
 	return b.opts.Observer
 }
 
+// DefaultRenewOn401Every is how often, at most, a vendor's 401 renews a
+// profile's token, unless the profile's renew_on_401_every says otherwise.
+const DefaultRenewOn401Every = 30 * time.Second
+
 // Rejected is told that the vendor's API refused an access token. It
 // returns the token to retry with: a newer one when another caller already
 // renewed, else a forced renewal shared by all who saw the same rejection.
+// It returns nil (and no error) when the 401 is to be passed on as it is:
+// no token is in hand, or a 401 renewed the profile's token less than
+// renew_on_401_every ago (so the fresh token's 401 is about the call, not
+// the token). A path that always answers 401 thus cannot make every call
+// a token request (and rotate a refresh token each time).
 func (b *Broker) Rejected(ctx context.Context, name, rejected string) (*Token, error) {
-	if t := b.cached(name); t != nil && t.AccessToken != rejected {
-		return t.Clone(), nil
+	cur := b.cached(name)
+	if cur != nil && cur.AccessToken != rejected {
+		return cur.Clone(), nil
+	}
+	every := DefaultRenewOn401Every
+	if prof, err := b.cfg.Profile(name); err == nil && prof.RenewOn401Every > 0 {
+		every = prof.RenewOn401Every
+	}
+	now := b.opts.Now()
+	if cur == nil || !b.renewals.take(name, now, every) {
+		return nil, nil
 	}
 	v, err, _ := b.flights.Do(name+"\x00rejected", func() (any, error) {
 		if t := b.cached(name); t != nil && t.AccessToken != rejected {
@@ -47,4 +66,24 @@ func (b *Broker) Rejected(ctx context.Context, name, rejected string) (*Token, e
 		return nil, err
 	}
 	return v.(*Token).Clone(), nil
+}
+
+// renewals remembers when a 401 last renewed each profile's token.
+type renewals struct {
+	mu   sync.Mutex
+	last map[string]time.Time
+}
+
+// take reports whether a renewal may start now, and if so records it.
+func (r *renewals) take(name string, now time.Time, every time.Duration) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if last, ok := r.last[name]; ok && now.Sub(last) < every {
+		return false
+	}
+	if r.last == nil {
+		r.last = map[string]time.Time{}
+	}
+	r.last[name] = now
+	return true
 }

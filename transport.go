@@ -166,8 +166,8 @@ func (t *transport) again(ctx context.Context, tried *retries, status int, heade
 	switch {
 	case status == http.StatusUnauthorized && !t.stateless && !tried.renewed:
 		tried.renewed = true
-		if _, err := t.b.Rejected(ctx, t.name, used); err != nil {
-			return 0, false // the vendor's 401 stands; the renewal error is in the log and status
+		if tok, err := t.b.Rejected(ctx, t.name, used); err != nil || tok == nil {
+			return 0, false // the vendor's 401 stands; a renewal error is in the log and status
 		}
 		return 0, true
 	case status == http.StatusTooManyRequests && !tried.waited && header(RefusedHeader) == "":

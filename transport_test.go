@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/tokenbroker/tokenbroker/config"
 )
@@ -154,5 +155,58 @@ func TestTokenSource(t *testing.T) {
 	}
 	if _, err := b.TokenSource("nope").Token(); err == nil {
 		t.Error("an unknown profile gave a token")
+	}
+}
+
+// A path that always answers 401 does not make every call a token
+// request: a 401 renews the token at most once per renew_on_401_every,
+// however many calls see it, and the renewed token's 401 is passed on.
+func TestAlways401RenewsAtMostOncePerInterval(t *testing.T) {
+	api := &flakyAPI{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/token" {
+			api.ServeHTTP(w, r)
+			return
+		}
+		api.calls.Add(1)
+		w.WriteHeader(http.StatusUnauthorized)
+	}))
+	defer srv.Close()
+	cfg := &config.Config{State: "sqlite:" + filepath.Join(t.TempDir(), "state.db"), Profiles: map[string]*config.Profile{
+		"p": {Name: "p", Provider: "oauth2", TokenURL: srv.URL + "/token", BaseURL: srv.URL, ClientID: "id", ClientSecret: "secret"},
+	}}
+	st, err := OpenStore(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := &clock{now: time.Now()}
+	b := New(cfg, Options{Store: st, Now: clk.Now})
+	defer b.Close()
+	hc, _ := b.HTTPClient("p")
+	calls := func(n int) {
+		for range n {
+			resp, err := hc.Get(srv.URL + "/always401")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusUnauthorized {
+				t.Fatalf("status %d, want the vendor's 401 passed on", resp.StatusCode)
+			}
+		}
+	}
+	calls(20)
+	if n := api.tokens.Load(); n != 2 {
+		t.Errorf("20 calls made %d token requests, want 2 (the first token and one renewal)", n)
+	}
+	clk.Add(DefaultRenewOn401Every / 2)
+	calls(5)
+	if n := api.tokens.Load(); n != 2 {
+		t.Errorf("within the interval: %d token requests, want still 2", n)
+	}
+	clk.Add(DefaultRenewOn401Every)
+	calls(20)
+	if n := api.tokens.Load(); n != 3 {
+		t.Errorf("20 more calls after the interval made %d token requests in all, want 3", n)
 	}
 }

@@ -88,9 +88,12 @@ type Profile struct {
 	RefreshToken Secret `yaml:"refresh_token"`
 	// MSP asks Aruba's login flow to mint client credentials for
 	// customer_id with the profile's (MSP) client id first (seed 004 step 2).
-	MSP       bool       `yaml:"msp"`
-	RateLimit *RateLimit `yaml:"rate_limit"`
-	Webhooks  []Webhook  `yaml:"webhooks"`
+	MSP bool `yaml:"msp"`
+	// RenewOn401Every is how often, at most, a vendor API's 401 renews the
+	// token (default 30s); other 401s are passed on as they are.
+	RenewOn401Every time.Duration `yaml:"renew_on_401_every"`
+	RateLimit       *RateLimit    `yaml:"rate_limit"`
+	Webhooks        []Webhook     `yaml:"webhooks"`
 }
 
 // Serve is the `serve:` block: what one caller may hold of the daemon.
