@@ -15,11 +15,10 @@ import (
 // perLifetime runs callers goroutines asking for the token for three token
 // lifetimes and counts the upstream token requests per lifetime: the
 // broker's promise is exactly one.
-func perLifetime(callers int, dir string) {
+func perLifetime(callers, ttl int, dir string) string {
 	up := startUpstream()
 	defer up.close()
-	const ttl = 2 // seconds; renewed at 80% of this, less jitter
-	up.ttl.Store(ttl)
+	up.ttl.Store(int64(ttl)) // seconds; renewed at 80% of this, less jitter
 	cfg := &config.Config{State: "sqlite:" + filepath.Join(dir, "lifetime.db"), Profiles: map[string]*config.Profile{
 		"p": {Name: "p", Provider: "oauth2", TokenURL: up.url + "/token", ClientID: "id", ClientSecret: "secret"},
 	}}
@@ -70,6 +69,6 @@ func perLifetime(callers int, dir string) {
 	if minGap < time.Duration(ttl)*time.Second/2 {
 		perLife = 2 // two requests inside one lifetime
 	}
-	fmt.Printf("%d concurrent callers, %d Token calls in %ds (tokens of %ds): %d upstream token requests, closest two %s apart = %.2f of a lifetime: %.0f request per token lifetime, %d errors\n",
-		callers, total, lifetimes*ttl, ttl, len(issued), minGap.Round(time.Millisecond), minGap.Seconds()/ttl, perLife, bad)
+	return fmt.Sprintf("%d concurrent callers, %d Token calls in %ds (tokens of %ds): %d upstream token requests, closest two %s apart = %.2f of a lifetime: %.0f request per token lifetime, %d errors",
+		callers, total, lifetimes*ttl, ttl, len(issued), minGap.Round(time.Millisecond), minGap.Seconds()/float64(ttl), perLife, bad)
 }

@@ -33,8 +33,9 @@ func loadWrk(name, url string, headers map[string]string, d time.Duration, conns
 	errs := ""
 	if m := regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`).FindSubmatch(out); m != nil {
 		errs = " non-2xx " + string(m[1])
+		r.errors, _ = strconv.ParseInt(string(m[1]), 10, 64)
 	}
-	fmt.Printf("%-46s %9.0f req/s   p50 %8s   p99 %8s   (wrk)%s\n", name, r.rps, r.p50, r.p99, errs)
+	fmt.Printf("%-56s %9.0f req/s   p50 %8s   p99 %8s   (wrk)%s\n", name, r.rps, r.p50, r.p99, errs)
 	return r, true
 }
 
