@@ -310,6 +310,9 @@ func Parse(data []byte) (*Config, error) {
 	if c.State == "" {
 		c.State = DefaultState()
 	}
+	if sv := c.Serve; sv.MaxConnections < 0 || sv.ReadHeaderTimeout < 0 || sv.IdleTimeout < 0 || sv.WriteTimeout < 0 {
+		return nil, failure.New(failure.Config, "serve: max_connections and the timeouts must be positive (leave one out for its default)")
+	}
 	if c.Profiles == nil {
 		c.Profiles = map[string]*Profile{}
 	}

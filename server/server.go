@@ -170,15 +170,41 @@ func (s *Server) Run(ctx context.Context) {
 // Handler is the whole HTTP interface. The proxy sees the raw path, before
 // the mux cleans it, so that a path trying to escape is refused, not
 // rewritten.
+//
+// The token route, the one scripts call most, is matched before the mux
+// too when its path is plain (one clean segment for the name); any other
+// form goes through the mux, which answers it the same way.
 func (s *Server) Handler() http.Handler {
 	proxied := s.auth(s.proxy.ServeHTTP)
+	token := s.auth(s.token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, proxy.Prefix) {
 			proxied(w, r)
 			return
 		}
+		if name, ok := tokenRoute(r); ok {
+			r.SetPathValue("name", name)
+			token(w, r)
+			return
+		}
 		s.mux.ServeHTTP(w, r)
 	})
+}
+
+// tokenRoute matches GET /v1/profiles/{name}/token with a plain name.
+func tokenRoute(r *http.Request) (string, bool) {
+	if r.Method != http.MethodGet || r.URL.RawPath != "" {
+		return "", false
+	}
+	rest, ok := strings.CutPrefix(r.URL.Path, "/v1/profiles/")
+	if !ok {
+		return "", false
+	}
+	name, ok := strings.CutSuffix(rest, "/token")
+	if !ok || name == "" || name == "." || name == ".." || strings.IndexByte(name, '/') >= 0 {
+		return "", false
+	}
+	return name, true
 }
 
 // auth requires the broker key, compared in constant time, and removes it

@@ -224,6 +224,12 @@ func TestCurlAndExec(t *testing.T) {
 	if r := p.run(t, "curl", "ruckus", "http://127.0.0.1:1/elsewhere"); r.code != 2 || !strings.Contains(r.stderr, "outside the profile's API") {
 		t.Errorf("curl to another host: %d %q", r.code, r.stderr)
 	}
+	// The proxy's path and method rule holds for curl too: exit 2, nothing sent.
+	for _, args := range [][]string{{"/a/%2e%2e/admin"}, {"/venues/..%3b/admin"}, {"/a%5cb"}, {"-X", "TRACE", "/venues"}, {"-X", "CONNECT", "/venues"}} {
+		if r := p.run(t, append([]string{"curl", "ruckus"}, args...)...); r.code != 2 || !strings.Contains(r.stderr, `profile "ruckus"`) {
+			t.Errorf("curl %v: exit %d %q, want 2 naming the profile", args, r.code, r.stderr)
+		}
+	}
 	// An API nobody listens on: exit 5 (vendor unreachable), naming the
 	// profile, the API and what to check.
 	cfg, _ := os.ReadFile(p.config)
