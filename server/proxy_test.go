@@ -129,17 +129,8 @@ func TestUnknownProxyProfileMakesNoSeries(t *testing.T) {
 func TestTokenRouteAnswersAsTheMux(t *testing.T) {
 	r := newHostileRig(t, config.Serve{})
 	get := func(method, path, key string) (int, string) {
-		req, _ := http.NewRequest(method, r.url+path, nil)
-		if key != "" {
-			req.Header.Set("Authorization", "Bearer "+key)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		code, b := send(t, method, r.url+path, key)
+		return code, string(b)
 	}
 	code, plain := get("GET", "/v1/profiles/a/token", testKey)
 	code2, escaped := get("GET", "/v1/profiles/%61/token", testKey)

@@ -139,7 +139,13 @@ func serveFront(t *testing.T, srv *Server) *served {
 
 func (r *rig) get(t *testing.T, path, key string) (int, []byte) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, r.api.URL+path, nil)
+	return send(t, http.MethodGet, r.api.URL+path, key)
+}
+
+// send makes one call with the broker key (none when key is "").
+func send(t *testing.T, method, url, key string) (int, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, nil)
 	if key != "" {
 		req.Header.Set("Authorization", "Bearer "+key)
 	}
