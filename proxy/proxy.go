@@ -93,10 +93,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Body:          r.Body,
 		ContentLength: r.ContentLength,
 	}).WithContext(r.Context())
+	rc := http.NewResponseController(w)
 	if r.ContentLength == 0 {
 		out.Body = http.NoBody
+	} else if h.WriteTimeout > 0 {
+		// A caller that stops sending its body is let go as one that stops
+		// reading its answer is.
+		out.Body = &idleBody{ReadCloser: r.Body, rc: rc, timeout: h.WriteTimeout}
 	}
-	rc := http.NewResponseController(w)
 	// The wait for the vendor has its own bounds; the write deadline starts
 	// when the answer does.
 	rc.SetWriteDeadline(time.Time{})
@@ -160,6 +164,18 @@ func (h *Handler) deadline(rc *http.ResponseController) {
 	if h.WriteTimeout > 0 {
 		rc.SetWriteDeadline(time.Now().Add(h.WriteTimeout))
 	}
+}
+
+// idleBody bounds the silence between two reads of a request body.
+type idleBody struct {
+	io.ReadCloser
+	rc      *http.ResponseController
+	timeout time.Duration
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	b.rc.SetReadDeadline(time.Now().Add(b.timeout))
+	return b.ReadCloser.Read(p)
 }
 
 var buffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}

@@ -325,6 +325,29 @@ func TestCallerThatNeverReadsIsLetGo(t *testing.T) {
 	}
 }
 
+// A caller that stops sending its body is let go after write_timeout,
+// and nothing reaches the vendor.
+func TestCallerThatStopsSendingIsLetGo(t *testing.T) {
+	r := newHostileRig(t, config.Serve{WriteTimeout: 300 * time.Millisecond})
+	c, err := net.Dial("tcp", strings.TrimPrefix(r.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "POST /proxy/a/echo HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Length: 100\r\n\r\n0123456789", testKey)
+	c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	_, err = io.ReadAll(c) // an error answer, then the close
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("serve held the connection for 20 s")
+	}
+	if _, err := c.Read(make([]byte, 1)); err == nil {
+		t.Error("the connection is still open")
+	}
+	if n := r.vendor.calls("POST"); n != 0 {
+		t.Errorf("the vendor saw %d calls", n)
+	}
+}
+
 func isReset(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "connection reset")
 }
