@@ -282,19 +282,24 @@ func TestServeOnAUnixSocket(t *testing.T) {
 }
 
 // TestServeOverHTTPS runs serve against a vendor served over HTTPS, as every
-// real one is: the token request, the proxy's lane (a plain GET) and its
-// net/http path (a body too large for the lane) all verify the vendor's
+// real one is: the token request, the proxy (a plain GET, and a body too
+// large to keep for a retry, streamed) all verify the vendor's
 // certificate against the roots the process trusts (SSL_CERT_FILE here).
 // Without that trust, every path fails with an error that names the profile
 // and the certificate, and the vendor is never called.
 func TestServeOverHTTPS(t *testing.T) {
 	p := newProc(t, nil)
 	var calls atomic.Int64
+	var lastProto atomic.Value // of the last API call
 	vendor := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		calls.Add(1)
+		if r.URL.Path == "/venues" {
+			lastProto.Store(r.Proto)
+		}
 		p.set.Ruckus.ServeHTTP(w, r)
 	}))
 	vendor.Config.ErrorLog = stdlog.New(io.Discard, "", 0) // the refused handshakes
+	vendor.EnableHTTP2 = true                              // as most vendor clouds offer it
 	vendor.StartTLS()
 	defer vendor.Close()
 	cfg, _ := os.ReadFile(p.config)
@@ -361,16 +366,19 @@ func TestServeOverHTTPS(t *testing.T) {
 		code, body := apiGet(t, base+"/proxy/ruckus-tls/venues", key)
 		var venues []map[string]any
 		if code != 200 || json.Unmarshal([]byte(body), &venues) != nil || len(venues) == 0 {
-			t.Fatalf("proxy (lane) over HTTPS: %d %s", code, body)
+			t.Fatalf("proxy over HTTPS: %d %s", code, body)
+		}
+		if got := lastProto.Load(); got != "HTTP/2.0" {
+			t.Errorf("the proxied call reached the vendor over %v, want HTTP/2 (which it offers)", got)
 		}
 		p.env = append(p.env, "SSL_CERT_FILE="+caFile)
 		defer func() { p.env = p.env[:len(p.env)-1] }()
 		if r := p.run(t, "curl", "ruckus-tls", "/venues"); r.code != 0 || json.Unmarshal([]byte(r.stdout), &venues) != nil || len(venues) == 0 {
 			t.Errorf("curl over HTTPS: exit %d %q %q", r.code, r.stdout, r.stderr)
 		}
-		// Larger than the lane takes: net/http's path, streamed to the vendor.
+		// Larger than a retry keeps: streamed to the vendor.
 		if code, body := post(base+"/proxy/ruckus-tls/venues", 2<<20); code != http.StatusMethodNotAllowed || !strings.Contains(body, "POST is not allowed on /venues") {
-			t.Fatalf("proxy (net/http path) over HTTPS: %d %s, want the vendor's own 405", code, body)
+			t.Fatalf("proxy, streamed body, over HTTPS: %d %s, want the vendor's own 405", code, body)
 		}
 	})
 }
