@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"sync"
@@ -108,7 +109,9 @@ func New(cfg *config.Config, opts Options) *Broker {
 	if opts.LeaseTTL <= 0 {
 		opts.LeaseTTL = DefaultLeaseTTL
 	}
-	return &Broker{cfg: cfg, opts: opts, owner: store.NewOwner()}
+	b := &Broker{cfg: cfg, opts: opts, owner: store.NewOwner()}
+	b.conns.warn = opts.Warn
+	return b
 }
 
 // Close releases the store and the idle vendor connections.
@@ -350,6 +353,13 @@ func (b *Broker) scrub(name string, t *Token, err error) error {
 	var secrets []string
 	if prof, perr := b.cfg.Profile(name); perr == nil {
 		secrets = prof.SecretValues()
+		// The Basic credential of client authentication, both ways it is
+		// built (RFC 6749 §2.3.1 form-encodes id and secret first).
+		if id, err := prof.ClientID.Resolve(); err == nil && id != "" {
+			if cs, err := prof.ClientSecret.Resolve(); err == nil && cs != "" {
+				secrets = append(secrets, id+":"+cs, url.QueryEscape(id)+":"+url.QueryEscape(cs))
+			}
+		}
 	}
 	if t != nil {
 		secrets = append(secrets, t.AccessToken, t.RefreshToken, t.PrevRefreshToken)

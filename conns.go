@@ -1,8 +1,10 @@
 package tokenbroker
 
 import (
+	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tokenbroker/tokenbroker/internal/httpx"
@@ -18,11 +20,13 @@ const apiIdleTimeout = 90 * time.Second
 // conns holds one net/http connection pool per profile, made on first use.
 // A connection is never shared between two profiles, so no caller can ever
 // read an answer on a connection that carried another credential, whatever
-// a vendor sends beyond its framing. Pools whose connections have all gone
+// a vendor sends beyond its framing; and once a vendor has sent such
+// bytes, the profile's connections are not reused at all. Pools whose connections have all gone
 // idle and closed are dropped, so that thousands of mostly idle profiles do
 // not keep thousands of transports.
 type conns struct {
-	mu    sync.Mutex // guards pools and swept
+	warn  func(string) // told when a vendor sends stray bytes
+	mu    sync.Mutex   // guards pools and swept
 	pools map[string]*pool
 	swept time.Time
 }
@@ -39,20 +43,34 @@ type pool struct {
 	// vendor drain the body and answer in full.
 	onceTr *http.Transport
 	used   time.Time
+	// sloppy is set once the vendor sent bytes beyond its answers: from
+	// then on no connection of the profile is reused (see httpx's guard).
+	sloppy atomic.Bool
 }
 
 // transport is the pool's RoundTripper for req.
 func (p *pool) transport(req *http.Request) http.RoundTripper {
-	if req.Body != nil && req.Body != http.NoBody {
+	if p.sloppy.Load() || (req.Body != nil && req.Body != http.NoBody) {
 		return p.once
 	}
 	return p.rt
 }
 
+// strayed stops reusing the profile's connections.
+func (p *pool) strayed(profile string, warn func(string)) {
+	if p.sloppy.Swap(true) {
+		return
+	}
+	p.tr.CloseIdleConnections()
+	if warn != nil {
+		warn(fmt.Sprintf("profile %q: the vendor sent bytes beyond its answers on a kept-alive connection; its connections are no longer reused (each call opens its own)", profile))
+	}
+}
+
 // newAPITransport is a vendor connection pool: httpx's one transport
 // configuration, with answers capped and plain http only to loopback.
-func newAPITransport() (*http.Transport, http.RoundTripper) {
-	tr, guarded := httpx.NewTransport(apiHeaderTimeout, 256)
+func newAPITransport(onStray func()) (*http.Transport, http.RoundTripper) {
+	tr, guarded := httpx.NewTransport(apiHeaderTimeout, 256, onStray)
 	tr.IdleConnTimeout = apiIdleTimeout
 	return tr, &httpx.Transport{Base: guarded, MaxBody: maxAPIBody}
 }
@@ -70,8 +88,9 @@ func (c *conns) get(profile string, now time.Time) *pool {
 	p := c.pools[profile]
 	if p == nil {
 		p = &pool{}
-		p.tr, p.rt = newAPITransport()
-		p.onceTr, p.once = newAPITransport()
+		onStray := func() { p.strayed(profile, c.warn) }
+		p.tr, p.rt = newAPITransport(onStray)
+		p.onceTr, p.once = newAPITransport(onStray)
 		p.onceTr.MaxIdleConnsPerHost = -1 // net/http: keep no idle connection, say nothing
 		c.pools[profile] = p
 	}

@@ -119,7 +119,8 @@ func (t *transport) attachment(tok *Token) (*attachment, error) {
 }
 
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if !strings.EqualFold(req.URL.Host, t.base.Host) || req.URL.Scheme != t.base.Scheme {
+	if !strings.EqualFold(req.URL.Host, t.base.Host) || req.URL.Scheme != t.base.Scheme || req.URL.Opaque != "" ||
+		(req.Host != "" && !strings.EqualFold(req.Host, t.base.Host)) {
 		closeBody(req)
 		return nil, &failure.Error{Kind: failure.Config, Profile: t.name, Endpoint: req.URL.Scheme + "://" + req.URL.Host,
 			Msg: "refused a request outside the profile's API " + t.base.Scheme + "://" + t.base.Host}
@@ -293,7 +294,10 @@ func bufferBody(req *http.Request) ([]byte, error) {
 }
 
 func retryAfter(v string) time.Duration {
-	if s, err := strconv.Atoi(v); err == nil && s >= 0 {
+	if s, err := strconv.ParseInt(v, 10, 64); err == nil && s >= 0 {
+		if s > int64(365*24*time.Hour/time.Second) {
+			return 365 * 24 * time.Hour // beyond any wait: passed on, not retried
+		}
 		return time.Duration(s) * time.Second
 	}
 	if at, err := http.ParseTime(v); err == nil {

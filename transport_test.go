@@ -210,3 +210,32 @@ func TestAlways401RenewsAtMostOncePerInterval(t *testing.T) {
 		t.Errorf("20 more calls after the interval made %d token requests in all, want 3", n)
 	}
 }
+
+// A caller of HTTPClient cannot send the profile's credential under
+// another Host or with an unchecked opaque path.
+func TestHTTPClientRefusesAnotherHostHeaderOrAnOpaquePath(t *testing.T) {
+	api := &flakyAPI{}
+	b, base := newAPIBroker(t, api, 0)
+	hc, _ := b.HTTPClient("p")
+	req, _ := http.NewRequest("GET", base+"/x", nil)
+	req.Host = "other.example"
+	if resp, err := hc.Do(req); err == nil {
+		resp.Body.Close()
+		t.Error("sent with another Host")
+	}
+	req, _ = http.NewRequest("GET", base+"/x", nil)
+	req.URL.Opaque = "//other.example/../admin"
+	if resp, err := hc.Do(req); err == nil {
+		resp.Body.Close()
+		t.Error("sent with an opaque path")
+	}
+	if api.calls.Load() != 0 {
+		t.Errorf("the vendor saw %d calls", api.calls.Load())
+	}
+}
+
+func TestRetryAfterBeyondAnyWaitIsNotRetried(t *testing.T) {
+	if d := retryAfter("9999999999999"); d < 24*time.Hour {
+		t.Errorf("retryAfter = %s, want beyond any wait", d)
+	}
+}

@@ -165,7 +165,7 @@ func run(o options) error {
 	}
 	rp := startReverseProxy("httputil.ReverseProxy, tuned transport", up.addr, h.AccessToken, tunedTransport())
 	defer rp.stop()
-	_, guarded := httpx.NewTransport(time.Minute, 512)
+	_, guarded := httpx.NewTransport(time.Minute, 512, nil)
 	rpg := startReverseProxy("httputil.ReverseProxy, tokenbroker's transport", up.addr, h.AccessToken, guarded)
 	defer rpg.stop()
 	contenders = append(contenders, contender{name: rp.name, url: "http://" + rp.addr + "/api/item"},

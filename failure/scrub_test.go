@@ -32,3 +32,20 @@ func TestScrubRemovesSecretsAndKeepsTheClass(t *testing.T) {
 		t.Error("an error without secrets was changed")
 	}
 }
+
+// A secret echoed form-encoded, JSON-escaped or in base64 (as in a Basic
+// credential) is found too, and one secret that holds another is
+// replaced whole.
+func TestScrubFindsEncodedSecrets(t *testing.T) {
+	secret := "s3cr+t/Val=ue"
+	for _, echoed := range []string{"s3cr%2Bt%2FVal%3Due", `s3cr+t\/Val=ue`, "czNjcit0L1ZhbD11ZQ==", "s3cr+t%2FVal=ue"} {
+		got := Scrub(errors.New("vendor said: "+echoed), []string{secret}).Error()
+		if strings.Contains(got, echoed) {
+			t.Errorf("%q survived: %s", echoed, got)
+		}
+	}
+	got := Scrub(errors.New("token abcdef-tail-secret"), []string{"abcdef", "abcdef-tail-secret"}).Error()
+	if strings.Contains(got, "tail") {
+		t.Errorf("the longer secret was cut: %s", got)
+	}
+}

@@ -60,6 +60,14 @@ type route struct {
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rc := http.NewResponseController(w)
+	if r.ContentLength != 0 && h.WriteTimeout > 0 {
+		// A caller that stops sending its body is let go as one that stops
+		// reading its answer is; a refusal that leaves the body unread
+		// drains it within that time too.
+		rc.SetReadDeadline(time.Now().Add(h.WriteTimeout))
+		r.Body = &idleBody{ReadCloser: r.Body, rc: rc, timeout: h.WriteTimeout}
+	}
 	name, rest, err := Split(r.URL)
 	if err != nil {
 		h.fail(w, "", http.StatusBadRequest, "bad_path", err.Error())
@@ -93,13 +101,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Body:          r.Body,
 		ContentLength: r.ContentLength,
 	}).WithContext(r.Context())
-	rc := http.NewResponseController(w)
 	if r.ContentLength == 0 {
 		out.Body = http.NoBody
-	} else if h.WriteTimeout > 0 {
-		// A caller that stops sending its body is let go as one that stops
-		// reading its answer is.
-		out.Body = &idleBody{ReadCloser: r.Body, rc: rc, timeout: h.WriteTimeout}
 	}
 	// The wait for the vendor has its own bounds; the write deadline starts
 	// when the answer does.
@@ -124,8 +127,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	streamed := resp.ContentLength < 0 || strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
-	if err := h.copyBody(w, rc, resp.Body, streamed); err != nil && h.Log != nil {
-		h.Log.Warn("proxied answer cut short", "profile", name, "error", err)
+	if err := h.copyBody(w, rc, resp.Body, streamed); err != nil {
+		if h.Log != nil {
+			h.Log.Warn("proxied answer cut short", "profile", name, "error", tokenbroker.APIError(name, rt.vendor, rt.base, err).Error())
+		}
+		// The head is gone: abort the answer (net/http then resets the
+		// connection, or the HTTP/2 stream), so that the caller sees a cut
+		// answer and not a complete-looking one.
+		panic(http.ErrAbortHandler)
 	}
 }
 
@@ -166,7 +175,8 @@ func (h *Handler) deadline(rc *http.ResponseController) {
 	}
 }
 
-// idleBody bounds the silence between two reads of a request body.
+// idleBody bounds the silence between two reads of a request body; at its
+// end the bound is lifted, so that the wait for the vendor is not cut.
 type idleBody struct {
 	io.ReadCloser
 	rc      *http.ResponseController
@@ -175,7 +185,11 @@ type idleBody struct {
 
 func (b *idleBody) Read(p []byte) (int, error) {
 	b.rc.SetReadDeadline(time.Now().Add(b.timeout))
-	return b.ReadCloser.Read(p)
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF {
+		b.rc.SetReadDeadline(time.Time{})
+	}
+	return n, err
 }
 
 var buffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}

@@ -168,6 +168,14 @@ func TestSplitRefusesDecodedDotSegments(t *testing.T) {
 			t.Errorf("SplitPath(%q) = %q, %q; want a refusal", raw, name, rest)
 		}
 	}
+	// What some servers read as dots or slashes: overlong UTF-8, the
+	// characters NFKC folds into them, what Windows trims to "..".
+	for _, raw := range []string{"/proxy/aruba/%C0%AE%C0%AE/x", "/proxy/aruba/..%C0%AF../x", "/proxy/aruba/%EF%BC%8E%EF%BC%8E/x",
+		"/proxy/aruba/a%EF%BC%8Fb", "/proxy/aruba/...", "/proxy/aruba/..%20/x", "/proxy/aruba/%3b../x", "/proxy/aruba/a%ff"} {
+		if name, rest, err := SplitPath(raw); err == nil {
+			t.Errorf("SplitPath(%q) = %q, %q; want a refusal", raw, name, rest)
+		}
+	}
 	// A backslash as the server's request parser leaves it in the URL.
 	u := httptest.NewRequest("GET", "http://broker.local/proxy/aruba/a%5Cb", nil).URL
 	u.RawPath, u.Path = "/proxy/aruba/a\\b", "/proxy/aruba/a\\b"

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -89,7 +90,11 @@ func (v *sloppyVendor) serve(c net.Conn) {
 			return
 		}
 		io.Copy(io.Discard, req.Body)
-		switch req.URL.Path {
+		route := req.URL.Path
+		if strings.HasPrefix(route, "/big/") {
+			route = "/big" // the rest names the call
+		}
+		switch route {
 		case "/double":
 			io.WriteString(c, framed+stray)
 		case "/nocontent":
@@ -100,6 +105,13 @@ func (v *sloppyVendor) serve(c net.Conn) {
 			io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n"+stray)
 		case "/chunked":
 			io.WriteString(c, fmt.Sprintf("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n", len(echo), echo)+stray)
+		case "/big":
+			// 48 KiB, more than the socket's buffers take at once, then a
+			// stray answer: it is still on the wire when the next request
+			// goes out.
+			body := echo + "." + strings.Repeat("x", 48<<10)
+			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+			io.WriteString(c, stray)
 		case "/huge":
 			// 64 MiB in one answer, for a caller that never reads it.
 			head := fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n", 64<<20)
@@ -122,7 +134,21 @@ type hostileRig struct {
 	vendor *sloppyVendor
 	srv    *Server
 	url    string
+	log    *lockedBuffer
 }
+
+// lockedBuffer is a log that tests read while the server writes it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 func newHostileRig(t *testing.T, lim config.Serve) *hostileRig {
 	t.Helper()
@@ -136,11 +162,12 @@ func newHostileRig(t *testing.T, lim config.Serve) *hostileRig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	srv, err := New(cfg, Options{Store: st, APIKey: testKey})
+	log := &lockedBuffer{}
+	srv, err := New(cfg, Options{Store: st, APIKey: testKey, Log: slog.New(slog.NewTextHandler(log, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &hostileRig{vendor: v, srv: srv, url: serveFront(t, srv).URL}
+	return &hostileRig{vendor: v, srv: srv, url: serveFront(t, srv).URL, log: log}
 }
 
 // call sends one request through the proxy on a connection of its own
@@ -193,6 +220,54 @@ func TestSloppyVendorNeverCrossesCallers(t *testing.T) {
 				t.Errorf("after A's %s %s, A's next call %d got %q, want its own answer", c.method, c.path, i, got)
 			}
 		}
+	}
+}
+
+// Stray bytes still on the wire when the next request goes out (after a
+// 48 KiB answer) cannot be told from its answer by any HTTP/1.1 client: a
+// caller of the same profile may get one before they are detected. They
+// are detected, the log says so, and from then on the profile's
+// connections are not reused: no caller gets another's answer again, and
+// the other profile was never touched.
+func TestVendorThatStraysLosesKeepAlive(t *testing.T) {
+	r := newHostileRig(t, config.Serve{})
+	var wg sync.WaitGroup
+	hammer := func(n int) (wrong int) {
+		var mu sync.Mutex
+		for g := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				hc := &http.Client{Transport: &http.Transport{}}
+				for i := range n / 8 {
+					path := fmt.Sprintf("/big/c%d-%d", g, i)
+					_, body := r.call(t, hc, "GET", "/proxy/a"+path, "")
+					if !strings.HasPrefix(body, "echo:Bearer key-a:"+path+".") {
+						mu.Lock()
+						wrong++
+						mu.Unlock()
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		return wrong
+	}
+	const notice = "no longer reused"
+	for range 20 {
+		hammer(200)
+		if strings.Contains(r.log.String(), notice) {
+			break
+		}
+	}
+	if !strings.Contains(r.log.String(), notice) {
+		t.Fatalf("4,000 calls to a vendor that strays after every answer, and no notice:\n%s", r.log.String())
+	}
+	if wrong := hammer(400); wrong != 0 {
+		t.Errorf("%d of 400 calls got another caller's answer after the vendor was found to stray", wrong)
+	}
+	if _, got := r.call(t, http.DefaultClient, "GET", "/proxy/b/echo", ""); got != "echo:Bearer key-b:/echo" {
+		t.Errorf("the other profile got %q", got)
 	}
 }
 
@@ -345,6 +420,82 @@ func TestCallerThatStopsSendingIsLetGo(t *testing.T) {
 	}
 	if n := r.vendor.calls("POST"); n != 0 {
 		t.Errorf("the vendor saw %d calls", n)
+	}
+}
+
+// Callers without the key that announce a body and never send it cannot
+// fill max_connections: a refused call closes its connection, and a body
+// on a route that takes one (webhooks) must come within the header's time.
+func TestUnauthenticatedSlowBodiesDoNotHoldConnections(t *testing.T) {
+	r := newHostileRig(t, config.Serve{MaxConnections: 4, ReadHeaderTimeout: 300 * time.Millisecond})
+	addr := strings.TrimPrefix(r.url, "http://")
+	var slow []net.Conn
+	for i := range 4 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		path := []string{"/proxy/a/echo", "/v1/profiles", "/webhooks/a", "/nowhere"}[i]
+		fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nx", path)
+		slow = append(slow, c)
+	}
+	for i, c := range slow {
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.ReadAll(c); err != nil {
+			t.Errorf("slow caller %d: %v, want its connection closed", i, err)
+		}
+	}
+	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Second}
+	resp, err := hc.Get(r.url + "/healthz")
+	if err != nil {
+		t.Fatalf("serve refuses everyone after the slow callers: %v", err)
+	}
+	resp.Body.Close()
+}
+
+// A vendor that cuts a streamed answer short: the caller sees the answer
+// cut (a reset), not a complete-looking 200.
+func TestCutStreamIsCutForTheCaller(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				http.ReadRequest(bufio.NewReader(c))
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n6\r\n[1,2,3\r\n")
+			}()
+		}
+	}()
+	cfg := &config.Config{State: "sqlite:" + filepath.Join(t.TempDir(), "s.db"), Profiles: map[string]*config.Profile{
+		"a": {Name: "a", Provider: "static", BaseURL: "http://" + ln.Addr().String(), APIKey: "key-a"}}}
+	st, err := tokenbroker.OpenStore(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	srv, err := New(cfg, Options{Store: st, APIKey: testKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("GET", serveFront(t, srv).URL+"/proxy/a/list", nil)
+	req.Header.Set("Authorization", "Bearer "+testKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err == nil {
+		t.Errorf("the caller got %d %q and no error: the cut is invisible", resp.StatusCode, b)
 	}
 }
 

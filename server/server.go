@@ -9,6 +9,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -182,6 +183,13 @@ func (s *Server) Handler() http.Handler {
 			proxied(w, r)
 			return
 		}
+		if r.ContentLength != 0 {
+			// The other routes take small bodies (webhook deliveries,
+			// dashboard forms), or none: a body must arrive within the
+			// header's time, and what a handler leaves unread is drained
+			// within it too.
+			bodyDeadline(w, r, s.limits.ReadHeaderTimeout)
+		}
 		if name, ok := tokenRoute(r); ok {
 			r.SetPathValue("name", name)
 			token(w, r)
@@ -189,6 +197,28 @@ func (s *Server) Handler() http.Handler {
 		}
 		s.mux.ServeHTTP(w, r)
 	})
+}
+
+// bodyDeadline bounds reading r's body (and draining what is left of it)
+// to d from now; once the body has been read to its end the deadline is
+// lifted, so that a handler that then waits (on a vendor) is not cut off.
+func bodyDeadline(w http.ResponseWriter, r *http.Request, d time.Duration) {
+	rc := http.NewResponseController(w)
+	rc.SetReadDeadline(time.Now().Add(d))
+	r.Body = &liftAtEOF{ReadCloser: r.Body, rc: rc}
+}
+
+type liftAtEOF struct {
+	io.ReadCloser
+	rc *http.ResponseController
+}
+
+func (b *liftAtEOF) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF {
+		b.rc.SetReadDeadline(time.Time{})
+	}
+	return n, err
 }
 
 // tokenRoute matches GET /v1/profiles/{name}/token with a plain name.
@@ -212,6 +242,10 @@ func tokenRoute(r *http.Request) (string, bool) {
 func (s *Server) auth(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if !s.authorized([]byte(r.Header.Get("Authorization"))) {
+			// The body, if any, is not read: the connection closes after
+			// the answer instead of waiting to drain it.
+			w.Header().Set("Connection", "close")
+			http.NewResponseController(w).SetReadDeadline(time.Now())
 			w.Header().Set("WWW-Authenticate", `Bearer realm="tokenbroker"`)
 			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "unauthorized",
 				"message": "send the broker key as `Authorization: Bearer <key>` (TOKENBROKER_API_KEY or the key file serve named at start)"})

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Errors name what was refused, for the caller's error message.
@@ -58,14 +59,29 @@ func checkSegment(raw string) error {
 			return ErrEscape
 		}
 	}
+	// Bytes that are no UTF-8 (overlong forms of "." and "/" among them),
+	// and the characters Unicode normalisation folds into a dot, slash or
+	// backslash, are read as those by some servers.
+	if !utf8.ValidString(seg) || strings.ContainsAny(seg, lookalikes) {
+		return ErrEscape
+	}
 	if i := strings.IndexByte(seg, ';'); i >= 0 {
+		if i == 0 && raw != "" {
+			return ErrDot // ";.." names the segment's parameters only
+		}
 		seg = seg[:i]
 	}
-	if seg == "." || seg == ".." {
+	// "." and "..", and what Windows servers trim to them ("...", ". ").
+	if seg != "" && strings.Trim(seg, ". ") == "" {
 		return ErrDot
 	}
 	return nil
 }
+
+// lookalikes fold into ".", "/" or "\\" under NFKC: fullwidth and small
+// full stops, the one-dot leader, fullwidth and big solidi, the division
+// slash and the fullwidth and small reverse solidi.
+const lookalikes = "\uff0e\ufe52\u2024\uff0f\u2215\u2044\uff3c\ufe68"
 
 // CheckEmpty refuses empty segments inside rest (a trailing slash aside)
 // and a rest that starts with a slash: "//host" and "a//b" are read as

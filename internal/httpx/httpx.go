@@ -125,7 +125,13 @@ func New(o Options) *http.Client {
 	if o.MaxBody == 0 {
 		o.MaxBody = DefaultMaxBody
 	}
-	_, base := NewTransport(o.Timeout, 16)
+	// Token endpoints, logins and webhook sinks take bodies that carry
+	// credentials, and one client serves every profile: a connection is
+	// used for one call only, so no answer can reach another profile's
+	// call however the server frames it. These calls are rare (one per
+	// token lifetime), so the handshakes cost nothing that shows.
+	tr, base := NewTransport(o.Timeout, 1, nil)
+	tr.MaxIdleConnsPerHost = -1
 	return &http.Client{
 		Timeout:       o.Timeout,
 		Transport:     &Transport{Base: base, MaxBody: o.MaxBody, RejectHTML: o.RejectHTML},
