@@ -94,13 +94,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		target.Path = p
 	}
 	target.RawQuery = r.URL.RawQuery
-	out := (&http.Request{
-		Method:        r.Method,
-		URL:           &target,
-		Header:        endToEnd(r.Header),
-		Body:          r.Body,
-		ContentLength: r.ContentLength,
-	}).WithContext(r.Context())
+	// A copy of the caller's request (its context with it), made a
+	// client's: the checked URL, the end-to-end fields, no Host of its own.
+	out := new(http.Request)
+	*out = *r
+	out.URL, out.Host, out.RequestURI, out.Header = &target, "", "", endToEnd(r.Header)
+	out.Close, out.Trailer, out.Form, out.PostForm, out.MultipartForm, out.RemoteAddr, out.TLS = false, nil, nil, nil, nil, "", nil
 	if r.ContentLength == 0 {
 		out.Body = http.NoBody
 	}

@@ -155,17 +155,20 @@ func (c *watchedConn) take(reused bool) int {
 	if reused {
 		c.mu.Lock()
 		ready := c.ready
+		settled := c.waiting || c.closed
 		c.mu.Unlock()
-		t := time.NewTimer(reuseWait)
-		select {
-		case <-ready:
-		case <-t.C:
-			c.mu.Lock()
-			c.gaveUp = true
-			c.mu.Unlock()
-			c.Close()
+		if !settled {
+			t := time.NewTimer(reuseWait)
+			select {
+			case <-ready:
+			case <-t.C:
+				c.mu.Lock()
+				c.gaveUp = true
+				c.mu.Unlock()
+				c.Close()
+			}
+			t.Stop()
 		}
-		t.Stop()
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
