@@ -72,6 +72,11 @@ const DefaultLeaseTTL = 45 * time.Second
 // caller gave up: the vendor may already have rotated the old one.
 const commitTimeout = 30 * time.Second
 
+// renewTimeout bounds a whole renewal, which runs even when the caller that
+// started it gave up: waiting out another holder's lease, the token
+// request (whose own timeout is 30 s) and the commit.
+const renewTimeout = DefaultLeaseTTL + 30*time.Second + commitTimeout
+
 // Broker hands out tokens for the profiles of one configuration. It is safe
 // for concurrent use.
 type Broker struct {
@@ -201,9 +206,24 @@ func (b *Broker) Token(ctx context.Context, name string, o TokenOptions) (*Token
 			return t.Clone(), nil
 		}
 	}
-	v, err, _ := b.flights.Do(name, func() (any, error) {
-		return b.renew(ctx, name, p, o)
+	// The renewal runs on its own, not on the context of the caller that
+	// happened to start it: the others wait on it too, and once the vendor
+	// may have rotated a refresh token its answer must be stored, not
+	// dropped because that caller went away (another process would then
+	// send a second token request). Each caller stops waiting when its own
+	// context ends.
+	ch := b.flights.DoChan(name, func() (any, error) {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), renewTimeout)
+		defer cancel()
+		return b.renew(rctx, name, p, o)
 	})
+	var v any
+	select {
+	case r := <-ch:
+		v, err = r.Val, r.Err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 	if err != nil {
 		return nil, failure.WithProfile(err, name)
 	}

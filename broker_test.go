@@ -242,3 +242,29 @@ func TestWriteErrorKeepsThePreviousState(t *testing.T) {
 		t.Fatalf("audit %+v, want the failure recorded after the success", events)
 	}
 }
+
+// A renewal is not the caller's that started it: when that caller gives
+// up while the token request is at the vendor, the answer is still stored,
+// and the next caller gets it without a second token request (a rotated
+// refresh token would otherwise be lost, and another replica would ask
+// again).
+func TestRenewalOutlivesTheCallerThatStartedIt(t *testing.T) {
+	srv := &tokenServer{ttl: 3600, gate: make(chan struct{}), arrived: make(chan struct{})}
+	b, _, _ := newTestBroker(t, srv)
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { _, err := b.Token(ctx, "p", TokenOptions{}); errc <- err }()
+	<-srv.arrived
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the caller that gave up got %v, want its own cancellation", err)
+	}
+	close(srv.gate)
+	tok, err := b.Token(context.Background(), "p", TokenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.AccessToken != "tok-1" || srv.requests.Load() != 1 {
+		t.Errorf("got %q after %d token requests, want the first request's token and no second request", tok.AccessToken, srv.requests.Load())
+	}
+}

@@ -103,18 +103,21 @@ func KindOf(err error) Kind {
 	return Other
 }
 
-// WithProfile sets the profile on a classed error that lacks one, or wraps
-// an unclassed error so that the message names the profile.
+// WithProfile names the profile in err: a classed error that lacks one is
+// copied with it (never changed in place: single-flight callers share the
+// error), an unclassed one is wrapped.
 func WithProfile(err error, profile string) error {
 	if err == nil {
 		return nil
 	}
 	var fe *Error
 	if errors.As(err, &fe) {
-		if fe.Profile == "" {
-			fe.Profile = profile
+		if fe.Profile != "" {
+			return err
 		}
-		return err
+		named := *fe
+		named.Profile = profile
+		return &named
 	}
 	return &Error{Kind: Other, Profile: profile, Msg: "failed", Err: err}
 }

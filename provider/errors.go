@@ -34,10 +34,7 @@ func classify(err error, s site) error {
 	}
 	var fe *failure.Error
 	if errors.As(err, &fe) {
-		if fe.Profile == "" {
-			fe.Profile = s.profile
-		}
-		return fe
+		return failure.WithProfile(fe, s.profile)
 	}
 	e := &failure.Error{Profile: s.profile, Endpoint: stripQuery(s.endpoint)}
 	var re *oauth2.RetrieveError

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -93,6 +94,9 @@ func (r *replica) call(method, path string) (int, string, error) {
 	return resp.StatusCode, string(b), nil
 }
 
+// replicaMargin widens Aruba's rate-limit window in the replica tests.
+const replicaMargin = 150 * time.Millisecond
+
 // postgresProc is a proc whose state is a fresh PostgreSQL database, with
 // the RUCKUS emulator issuing short-lived tokens and Aruba's token endpoint
 // watched.
@@ -108,6 +112,10 @@ func postgresProc(t *testing.T, ruckusTTL time.Duration) (*proc, *tokenTimes, *t
 	})
 	cfg, _ := os.ReadFile(p.config)
 	cfg = regexp.MustCompile(`(?m)^state: .*$`).ReplaceAll(cfg, []byte("state: "+dsn))
+	// The margin absorbs the delay between a call's slot and its arrival at
+	// the vendor: three replicas, PostgreSQL and the test on 2 cores delayed
+	// a call by 49 ms once, past the default 30 ms.
+	cfg = bytes.Replace(cfg, []byte("    provider: aruba-central\n"), []byte("    provider: aruba-central\n    rate_limit: {margin: "+replicaMargin.String()+"}\n"), 1)
 	if err := os.WriteFile(p.config, cfg, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -233,8 +241,8 @@ func TestReplicasShareOneStateAndOneLimit(t *testing.T) {
 		}
 		t.Errorf("the emulator answered 429 %d times", limited-limitedBefore)
 	}
-	if rate < 7*0.95 || rate > 7*1.05 {
-		t.Errorf("%.2f calls/s across the replicas, want within 5%% of 7/s", rate)
+	if want := 7 / (1 + replicaMargin.Seconds()); rate < want*0.95 || rate > want*1.05 {
+		t.Errorf("%.2f calls/s across the replicas, want within 5%% of %.2f/s (7 per %s)", rate, want, time.Second+replicaMargin)
 	}
 }
 
