@@ -63,6 +63,11 @@ type Options struct {
 	// LeaseTTL bounds how long a renewal may hold a profile's lease before
 	// others may take it over; DefaultLeaseTTL when zero.
 	LeaseTTL time.Duration
+	// Accounts keeps each vendor account's rate-limit window and daily
+	// quota. Give the brokers of one process the same Accounts (serve does,
+	// across reloads) so that a new broker does not start the vendor's
+	// count from zero; each broker keeps its own when nil.
+	Accounts *Accounts
 }
 
 // DefaultLeaseTTL outlasts a token request's timeout (30 s) with a margin.
@@ -93,7 +98,7 @@ type Broker struct {
 	mu            sync.Mutex // guards building providers and limits
 	mem           sync.Map   // profile -> *cached; read without locks on the hot path
 	providers     sync.Map   // profile -> provider.Provider
-	limits        sync.Map   // account key -> *limits
+	limits        *Accounts  // the vendor accounts' limits; Options.Accounts or the broker's own
 	profileLimits sync.Map   // profile -> *limits, the same ones, found without building the key
 	flights       singleflight.Group
 	conns         conns    // vendor API connections, one pool per profile
@@ -114,7 +119,10 @@ func New(cfg *config.Config, opts Options) *Broker {
 	if opts.LeaseTTL <= 0 {
 		opts.LeaseTTL = DefaultLeaseTTL
 	}
-	b := &Broker{cfg: cfg, opts: opts, owner: store.NewOwner()}
+	b := &Broker{cfg: cfg, opts: opts, owner: store.NewOwner(), limits: opts.Accounts}
+	if b.limits == nil {
+		b.limits = NewAccounts()
+	}
 	b.conns.warn = opts.Warn
 	return b
 }

@@ -3,6 +3,8 @@ package tokenbroker
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -93,6 +95,17 @@ func (l *limits) observeQuota(ctx context.Context, h map[string][]string, now ti
 	}
 }
 
+// Accounts holds the limits of vendor accounts by account key and the
+// limits' own settings, so that a configuration reload that keeps a
+// profile's limits keeps what was counted against them. It is safe for
+// concurrent use.
+type Accounts struct {
+	m sync.Map // account key + settings -> *limits
+}
+
+// NewAccounts returns an empty set of accounts.
+func NewAccounts() *Accounts { return &Accounts{} }
+
 // sharedLimits is the store's shared rate-limit state, when it has one.
 func (b *Broker) sharedLimits() (store.Limits, bool) {
 	st, err := b.store()
@@ -140,14 +153,6 @@ func (b *Broker) accountLimits(name string) (*limits, error) {
 	prof, _ := b.cfg.Profile(name)
 	d := p.Describe()
 	key := accountKey(prof, d)
-	if l, ok := b.limits.Load(key); ok {
-		return l.(*limits), nil
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if l, ok := b.limits.Load(key); ok {
-		return l.(*limits), nil
-	}
 	cfg := config.RateLimit{PerSecond: d.Limits.PerSecond, PerDay: d.Limits.PerDay, MaxWait: ratelimit.DefaultMaxWait, Margin: ratelimit.DefaultMargin}
 	if o := prof.RateLimit; o != nil {
 		if o.MaxWait > 0 {
@@ -156,6 +161,17 @@ func (b *Broker) accountLimits(name string) (*limits, error) {
 		if o.Margin > 0 {
 			cfg.Margin = o.Margin
 		}
+	}
+	// The same account with other settings (a reload that changed them) is
+	// counted afresh.
+	entry := fmt.Sprintf("%s\x00%v", key, cfg)
+	if l, ok := b.limits.m.Load(entry); ok {
+		return l.(*limits), nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if l, ok := b.limits.m.Load(entry); ok {
+		return l.(*limits), nil
 	}
 	l := &limits{key: key, cfg: cfg}
 	if shared, ok := b.sharedLimits(); ok {
@@ -169,7 +185,9 @@ func (b *Broker) accountLimits(name string) (*limits, error) {
 			l.window = &sharedWindow{st: l.shared, key: key, n: n, window: per, maxWait: cfg.MaxWait, fallback: local, warn: b.opts.Warn}
 		}
 	}
-	b.limits.Store(key, l)
+	if l, loaded := b.limits.m.LoadOrStore(entry, l); loaded {
+		return l.(*limits), nil // another broker of the same Accounts made it first
+	}
 	return l, nil
 }
 

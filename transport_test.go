@@ -239,3 +239,39 @@ func TestRetryAfterBeyondAnyWaitIsNotRetried(t *testing.T) {
 		t.Errorf("retryAfter = %s, want beyond any wait", d)
 	}
 }
+
+// Brokers that share Accounts share each vendor account's window: a
+// broker made by a reload does not start the vendor's count from zero.
+func TestAccountsOutliveTheBroker(t *testing.T) {
+	api := &flakyAPI{}
+	srv := httptest.NewServer(api)
+	defer srv.Close()
+	cfg := &config.Config{State: "sqlite:" + filepath.Join(t.TempDir(), "state.db"), Profiles: map[string]*config.Profile{
+		"p": {Name: "p", Provider: "oauth2", TokenURL: srv.URL + "/token", BaseURL: srv.URL, ClientID: "id", ClientSecret: "secret",
+			RateLimit: &config.RateLimit{PerSecond: 1, MaxWait: 10 * time.Millisecond}},
+	}}
+	st, err := OpenStore(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	call := func(b *Broker) int {
+		hc, _ := b.HTTPClient("p")
+		resp, err := hc.Get(srv.URL + "/x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	accounts := NewAccounts()
+	if code := call(New(cfg, Options{Store: st, Accounts: accounts})); code != 200 {
+		t.Fatalf("first call: %d", code)
+	}
+	if code := call(New(cfg, Options{Store: st, Accounts: accounts})); code != http.StatusTooManyRequests {
+		t.Errorf("a second broker on the same accounts sent within the second (%d): the window was reset", code)
+	}
+	if code := call(New(cfg, Options{Store: st})); code != 200 {
+		t.Errorf("a broker with accounts of its own: %d", code)
+	}
+}

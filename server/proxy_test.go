@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tokenbroker/tokenbroker"
 	"github.com/tokenbroker/tokenbroker/config"
@@ -148,5 +149,32 @@ func TestTokenRouteAnswersAsTheMux(t *testing.T) {
 	}
 	if code, _ := get("GET", "/v1/profiles/nobody/token", testKey); code != http.StatusNotFound {
 		t.Errorf("unknown profile: %d, want 404", code)
+	}
+}
+
+// A reload keeps what was counted against each vendor account: a call
+// right after it still waits for the vendor's next slot.
+func TestReloadKeepsTheRateLimitWindow(t *testing.T) {
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer api.Close()
+	cfg := &config.Config{State: "sqlite:" + filepath.Join(t.TempDir(), "state.db"), Profiles: map[string]*config.Profile{
+		"p": {Name: "p", Provider: "static", BaseURL: api.URL, APIKey: "k", RateLimit: &config.RateLimit{PerSecond: 1, MaxWait: 10 * time.Millisecond}},
+	}}
+	st, err := tokenbroker.OpenStore(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	srv, err := New(cfg, Options{Store: st, APIKey: testKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := serveFront(t, srv).URL
+	if code, _ := send(t, "GET", base+"/proxy/p/x", testKey); code != 200 {
+		t.Fatalf("first call: %d", code)
+	}
+	srv.Reload(cfg)
+	if code, _ := send(t, "GET", base+"/proxy/p/x", testKey); code != http.StatusTooManyRequests {
+		t.Errorf("the call right after a reload: %d, want tokenbroker's 429 (the vendor's 1/s window was reset)", code)
 	}
 }

@@ -55,7 +55,8 @@ type Server struct {
 	hooks    *webhook.Dispatcher // nil when the store keeps no webhook queue
 	receiver *webhook.Receiver
 
-	limits config.Serve // the serve: block, defaults filled
+	limits   config.Serve          // the serve: block, defaults filled
+	accounts *tokenbroker.Accounts // kept across reloads: a reload does not reset a vendor's count
 
 	sessions   sessions
 	traffic    *traffic
@@ -73,6 +74,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	s := &Server{opts: opts, keyHash: sha256.Sum256([]byte(opts.APIKey)), bearer: []byte("Bearer " + opts.APIKey),
 		sessions: sessions{m: map[string]session{}}, traffic: newTraffic(), deliveries: &deliveryLog{}}
 	s.limits = cfg.Serve.WithDefaults()
+	s.accounts = tokenbroker.NewAccounts()
 	s.metrics = newMetrics(s)
 	s.Reload(cfg)
 	s.sched = refresh.New(brokerTarget{s}, opts.RefreshClock, opts.Log)
@@ -142,6 +144,7 @@ func (s *Server) Reload(cfg *config.Config) {
 	o.Store = s.opts.Store
 	o.Observer = s.metrics
 	o.Warn = func(msg string) { s.opts.Log.Warn(msg) }
+	o.Accounts = s.accounts
 	s.broker.Store(tokenbroker.New(cfg, o))
 	if s.sched != nil {
 		s.sched.Set(cfg.Names())
