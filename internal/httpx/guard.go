@@ -145,7 +145,9 @@ func (c *watchedConn) stray() {
 	c.strayed = true
 	c.mu.Unlock()
 	if first && c.onStray != nil {
-		c.onStray()
+		// On its own goroutine: net/http calls Close holding its locks,
+		// and the owner may call back into the transport.
+		go c.onStray()
 	}
 }
 
