@@ -39,3 +39,98 @@ func TestSecretsAreTrimmedAlike(t *testing.T) {
 }
 
 func writeFile(path, text string) error { return os.WriteFile(path, []byte(text), 0o600) }
+
+// Every key of the documented config is known, and each lands in its field.
+func TestEveryDocumentedKeyParses(t *testing.T) {
+	doc := `state: sqlite:/tmp/state.db
+key: env:TOKENBROKER_KEY
+serve: {max_connections: 10, read_header_timeout: 1s, idle_timeout: 2s, write_timeout: 3s}
+profiles:
+  p:
+    provider: oauth2
+    region: eu
+    base_url: https://api.example
+    token_url: https://idp.example/token
+    tenant_id: t1
+    client_id: env:ID
+    client_secret: env:SECRET
+    delegate_tenant: d1
+    customer_id: c1
+    username: env:USER
+    password: env:PASSWORD
+    msp: true
+    jwt: env:JWT
+    api_key: env:KEY
+    environment: sandbox
+    grant: client_credentials
+    issuer: https://idp.example
+    redirect_url: http://127.0.0.1:0/cb
+    authorization_url: https://idp.example/auth
+    device_url: https://idp.example/device
+    revocation_url: https://idp.example/revoke
+    introspection_url: https://idp.example/introspect
+    subject_profile: other
+    subject_token: env:SUBJECT
+    subject_token_type: urn:ietf:params:oauth:token-type:access_token
+    audience: aud
+    resource: https://api.example
+    assertion: env:ASSERTION
+    private_key: file:key.pem
+    assertion_claims: {iss: i, sub: s, aud: a, lifetime: 5m, kid: k}
+    auth_style: basic
+    scopes: [read, write]
+    header: "Authorization: Bearer {token}"
+    token_field: access_token
+    refresh_token: env:RT
+    rate_limit: {per_second: 7, per_day: 5000, max_wait: 2s, margin: 50ms}
+    renew_on_401_every: 45s
+    webhooks:
+      - {id: wh-1, token: env:WH, sink: stdout}
+`
+	c, err := Parse([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := c.Profiles["p"]
+	checks := map[string]bool{
+		"name":            p.Name == "p",
+		"key":             c.Key == "env:TOKENBROKER_KEY",
+		"serve":           c.Serve.MaxConnections == 10 && c.Serve.WriteTimeout == 3*time.Second,
+		"token_url":       p.TokenURL == "https://idp.example/token",
+		"msp":             p.MSP,
+		"scopes":          len(p.Scopes) == 2 && p.Scopes[1] == "write",
+		"assertion":       p.AssertionClaims != nil && p.AssertionClaims.Lifetime == 5*time.Minute && p.AssertionClaims.KeyID == "k",
+		"rate_limit":      p.RateLimit != nil && p.RateLimit.PerSecond == 7 && p.RateLimit.Margin == 50*time.Millisecond,
+		"renew_on_401":    p.RenewOn401Every == 45*time.Second,
+		"webhooks":        len(p.Webhooks) == 1 && p.Webhooks[0].Sink == "stdout" && p.Webhooks[0].Token == "env:WH",
+		"secret is a ref": !p.ClientSecret.Inline() && p.ClientSecret.String() == "env:SECRET",
+	}
+	for what, ok := range checks {
+		if !ok {
+			t.Errorf("%s was not read as written", what)
+		}
+	}
+}
+
+// A typo is an error that names the key and its line; a profile without
+// provider or with no body names the profile.
+func TestConfigErrorsNameTheLine(t *testing.T) {
+	for doc, want := range map[string][]string{
+		"profiles:\n  p:\n    provider: oauth2\n    tokne_url: x\n": {"line 4", "tokne_url"},
+		"profiles:\n  p:\n    token_url: x\n":                        {`profile "p"`, "provider"},
+		"profiles:\n  p:\n":                                           {`profile "p"`, "empty"},
+		"profiles: [1, 2]\n":                                          {"invalid YAML"},
+		"serve: {max_connections: -1}\n":                              {"serve"},
+	} {
+		_, err := Parse([]byte(doc))
+		if err == nil {
+			t.Errorf("%q: no error", doc)
+			continue
+		}
+		for _, w := range want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%q: %v, want it to say %q", doc, err, w)
+			}
+		}
+	}
+}
