@@ -117,10 +117,10 @@ profiles:
 func TestConfigErrorsNameTheLine(t *testing.T) {
 	for doc, want := range map[string][]string{
 		"profiles:\n  p:\n    provider: oauth2\n    tokne_url: x\n": {"line 4", "tokne_url"},
-		"profiles:\n  p:\n    token_url: x\n":                        {`profile "p"`, "provider"},
-		"profiles:\n  p:\n":                                           {`profile "p"`, "empty"},
-		"profiles: [1, 2]\n":                                          {"invalid YAML"},
-		"serve: {max_connections: -1}\n":                              {"serve"},
+		"profiles:\n  p:\n    token_url: x\n":                       {`profile "p"`, "provider"},
+		"profiles:\n  p:\n":                                         {`profile "p"`, "empty"},
+		"profiles: [1, 2]\n":                                        {"invalid YAML"},
+		"serve: {max_connections: -1}\n":                            {"serve"},
 	} {
 		_, err := Parse([]byte(doc))
 		if err == nil {
