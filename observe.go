@@ -56,16 +56,23 @@ func (b *Broker) Rejected(ctx context.Context, name, rejected string) (*Token, e
 	if cur == nil || !b.renewals.take(name, now, every) {
 		return nil, nil
 	}
-	v, err, _ := b.flights.Do(name+"\x00rejected", func() (any, error) {
+	// Shared by every caller that saw the same rejection, and not ended by
+	// the one that started it (see Token).
+	ch := b.flights.DoChan(name+"\x00rejected", func() (any, error) {
 		if t := b.cached(name); t != nil && t.AccessToken != rejected {
 			return t, nil
 		}
-		return b.Token(ctx, name, TokenOptions{Force: true})
+		return b.Token(context.WithoutCancel(ctx), name, TokenOptions{Force: true})
 	})
-	if err != nil {
-		return nil, err
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.(*Token).Clone(), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
-	return v.(*Token).Clone(), nil
 }
 
 // renewals remembers when a 401 last renewed each profile's token.
