@@ -221,7 +221,7 @@ func (t *transport) send(req *http.Request, replay []byte) (*http.Response, stri
 	if err != nil {
 		return nil, "", err
 	}
-	t.lim.observeQuota(req.Context(), resp.Header, time.Now())
+	t.lim.observeQuota(req.Context(), resp.Header, t.b.opts.Now())
 	return resp, tok.AccessToken, nil
 }
 

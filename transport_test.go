@@ -275,3 +275,39 @@ func TestAccountsOutliveTheBroker(t *testing.T) {
 		t.Errorf("a broker with accounts of its own: %d", code)
 	}
 }
+
+// The daily quota is checked and recorded on the broker's clock: a test
+// that moves it past midnight GMT sees calls go out again.
+func TestDailyQuotaFollowsTheBrokersClock(t *testing.T) {
+	var calls atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.Header().Set("X-RateLimit-Limit-day", "1000")
+		w.Header().Set("X-RateLimit-Remaining-day", "0")
+	}))
+	defer srv.Close()
+	cfg := &config.Config{Profiles: map[string]*config.Profile{
+		"k": {Name: "k", Provider: "static", BaseURL: srv.URL, APIKey: "key"},
+	}}
+	clk := &clock{now: time.Date(2031, 6, 1, 23, 0, 0, 0, time.UTC)} // far from the wall clock
+	b := New(cfg, Options{Now: clk.Now})
+	hc, _ := b.HTTPClient("k")
+	status := func() int {
+		resp, err := hc.Get(srv.URL + "/x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := status(); got != 200 {
+		t.Fatalf("first call: %d", got)
+	}
+	if got := status(); got != http.StatusTooManyRequests || calls.Load() != 1 {
+		t.Errorf("with the quota spent: %d after %d calls, want tokenbroker's 429 and no second call", got, calls.Load())
+	}
+	clk.Add(2 * time.Hour) // past midnight GMT
+	if got := status(); got != 200 || calls.Load() != 2 {
+		t.Errorf("after the reset on the broker's clock: %d after %d calls, want the call sent", got, calls.Load())
+	}
+}
