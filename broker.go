@@ -19,10 +19,10 @@ import (
 
 	"golang.org/x/sync/singleflight"
 
+	tbclock "github.com/tokenbroker/tokenbroker/clock"
 	"github.com/tokenbroker/tokenbroker/config"
 	"github.com/tokenbroker/tokenbroker/failure"
 	"github.com/tokenbroker/tokenbroker/provider"
-	"github.com/tokenbroker/tokenbroker/ratelimit"
 	"github.com/tokenbroker/tokenbroker/store"
 	"github.com/tokenbroker/tokenbroker/token"
 )
@@ -46,17 +46,21 @@ type Options struct {
 	// OpenStore opens the store lazily on first need, so commands that need
 	// none stay fast. Used when Store is nil.
 	OpenStore func() (store.Store, error)
-	HTTP      *http.Client     // outbound client for token endpoints
-	Now       func() time.Time // clock; time.Now when nil
-	Warn      func(string)     // warnings (stderr in the CLI)
+	HTTP      *http.Client // outbound client for token endpoints
+	// Clock is the one time source of the broker and its rate limits (and
+	// of serve's refresher and webhooks, which take it from here); the wall
+	// clock when nil.
+	Clock tbclock.Clock
+	// Now sets the time alone (waits stay on the wall clock); used when
+	// Clock is nil. New sets it to Clock's Now.
+	Now  func() time.Time
+	Warn func(string) // warnings (stderr in the CLI)
 	// RefreshFraction of the lifetime after which a token is renewed;
 	// DefaultRefreshFraction when zero. Jitter of up to 15% of the lifetime
 	// is subtracted so that many tokens do not renew at once.
 	RefreshFraction float64
 	// Observer is told of token requests and rate-limit waits (metrics).
 	Observer Observer
-	// Clock paces rate-limited calls; the real clock when nil.
-	Clock ratelimit.Clock
 	// API is the transport for vendor API calls (proxy, HTTPClient);
 	// a pooled, hardened one when nil.
 	API http.RoundTripper
@@ -107,9 +111,11 @@ type Broker struct {
 
 // New returns a Broker for cfg.
 func New(cfg *config.Config, opts Options) *Broker {
-	if opts.Now == nil {
-		opts.Now = time.Now
+	if opts.Clock == nil && opts.Now != nil {
+		opts.Clock = tbclock.Func(opts.Now)
 	}
+	opts.Clock = tbclock.Or(opts.Clock)
+	opts.Now = opts.Clock.Now
 	if opts.Warn == nil {
 		opts.Warn = func(string) {}
 	}

@@ -1,6 +1,7 @@
 package tokenbroker
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -309,5 +310,51 @@ func TestDailyQuotaFollowsTheBrokersClock(t *testing.T) {
 	clk.Add(2 * time.Hour) // past midnight GMT
 	if got := status(); got != 200 || calls.Load() != 2 {
 		t.Errorf("after the reset on the broker's clock: %d after %d calls, want the call sent", got, calls.Load())
+	}
+}
+
+// steppingClock moves its time forward by what it is asked to sleep.
+type steppingClock struct {
+	clock
+	slept atomic.Int64
+}
+
+func (c *steppingClock) Sleep(ctx context.Context, d time.Duration) error {
+	c.slept.Add(int64(d))
+	c.Add(d)
+	return ctx.Err()
+}
+func (c *steppingClock) After(d time.Duration) <-chan time.Time {
+	ch := make(chan time.Time, 1)
+	c.Add(d)
+	ch <- c.Now()
+	return ch
+}
+
+// One clock: the broker's Options.Clock paces the rate limit too, so a
+// test that steps it sees the limit's wait without waiting.
+func TestOneClockPacesTheRateLimit(t *testing.T) {
+	api := &flakyAPI{}
+	srv := httptest.NewServer(api)
+	defer srv.Close()
+	cfg := &config.Config{Profiles: map[string]*config.Profile{
+		"k": {Name: "k", Provider: "static", BaseURL: srv.URL, APIKey: "key", RateLimit: &config.RateLimit{PerSecond: 1, MaxWait: time.Hour}},
+	}}
+	clk := &steppingClock{clock: clock{now: time.Date(2031, 6, 1, 12, 0, 0, 0, time.UTC)}}
+	b := New(cfg, Options{Clock: clk})
+	hc, _ := b.HTTPClient("k")
+	start := time.Now()
+	for range 3 {
+		resp, err := hc.Get(srv.URL + "/x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	if real := time.Since(start); real > 900*time.Millisecond {
+		t.Errorf("three calls at 1/s took %s of real time: the limit waited on the wall clock", real)
+	}
+	if slept := time.Duration(clk.slept.Load()); slept < 2*time.Second {
+		t.Errorf("the limit slept %s on the broker's clock, want about 2 s for three calls at 1/s", slept)
 	}
 }

@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tokenbroker/tokenbroker/internal/wait"
+	tbclock "github.com/tokenbroker/tokenbroker/clock"
 )
 
 // Defaults for a limit.
@@ -35,16 +35,8 @@ func (r *Refused) Error() string {
 	return fmt.Sprintf("%s: retry after %s", r.Reason, r.RetryAfter.Round(time.Millisecond))
 }
 
-// Clock is the time source; tests step it.
-type Clock interface {
-	Now() time.Time
-	Sleep(ctx context.Context, d time.Duration) error
-}
-
-type realClock struct{}
-
-func (realClock) Now() time.Time                                   { return time.Now() }
-func (realClock) Sleep(ctx context.Context, d time.Duration) error { return wait.Sleep(ctx, d) }
+// Clock is tokenbroker's one time source; tests step it.
+type Clock = tbclock.Clock
 
 // Window limits calls to N per rolling window. Each call reserves a slot no
 // earlier than the slot N calls before it plus the window, so any window
@@ -70,7 +62,7 @@ type Window struct {
 // for at most maxWait. A nil clock is the real one.
 func NewWindow(n int, per, margin, maxWait time.Duration, clock Clock) *Window {
 	if clock == nil {
-		clock = realClock{}
+		clock = tbclock.Real{}
 	}
 	return &Window{n: n, window: per + margin, maxWait: maxWait, clock: clock, slots: make([]time.Time, n)}
 }

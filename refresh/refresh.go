@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	tbclock "github.com/tokenbroker/tokenbroker/clock"
 	"github.com/tokenbroker/tokenbroker/failure"
 )
 
@@ -25,16 +26,8 @@ type Target interface {
 	Generation(ctx context.Context, name string) (int64, error)
 }
 
-// Clock is the scheduler's time source; tests step a fake one.
-type Clock interface {
-	Now() time.Time
-	After(d time.Duration) <-chan time.Time
-}
-
-type realClock struct{}
-
-func (realClock) Now() time.Time                         { return time.Now() }
-func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+// Clock is tokenbroker's one time source; tests step a fake one.
+type Clock = tbclock.Clock
 
 // Tuning of the scheduler.
 const (
@@ -82,7 +75,7 @@ type item struct {
 // clock and a discarding logger.
 func New(target Target, clock Clock, log *slog.Logger) *Scheduler {
 	if clock == nil {
-		clock = realClock{}
+		clock = tbclock.Real{}
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

@@ -41,6 +41,16 @@ func (c *fakeClock) Now() time.Time {
 	return c.now
 }
 
+// Sleep waits on After: the scheduler does not sleep, but a Clock can.
+func (c *fakeClock) Sleep(ctx context.Context, d time.Duration) error {
+	select {
+	case <-c.After(d):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 func (c *fakeClock) After(d time.Duration) <-chan time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -50,10 +50,10 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		case l.slots <- struct{}{}:
 			return &limitConn{Conn: c, free: func() { <-l.slots }}, nil
 		default:
-			c.Close()
 			if l.refused != nil {
-				l.refused()
+				l.refused() // counted before the caller can see the close
 			}
+			c.Close()
 		}
 	}
 }

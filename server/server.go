@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/tokenbroker/tokenbroker"
+	"github.com/tokenbroker/tokenbroker/clock"
 	"github.com/tokenbroker/tokenbroker/config"
 	"github.com/tokenbroker/tokenbroker/failure"
 	"github.com/tokenbroker/tokenbroker/proxy"
@@ -37,7 +38,8 @@ type Options struct {
 	// Broker is the template of each broker's options (HTTP client, clock);
 	// Store, Observer and Warn are set by the server.
 	Broker tokenbroker.Options
-	// RefreshClock drives the background refresher; the real clock when nil.
+	// RefreshClock drives the background refresher; Broker.Clock (the one
+	// time source) when nil.
 	RefreshClock refresh.Clock
 }
 
@@ -77,7 +79,11 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	s.accounts = tokenbroker.NewAccounts()
 	s.metrics = newMetrics(s)
 	s.Reload(cfg)
-	s.sched = refresh.New(brokerTarget{s}, opts.RefreshClock, opts.Log)
+	refreshClock := opts.RefreshClock
+	if refreshClock == nil {
+		refreshClock = clock.Or(opts.Broker.Clock)
+	}
+	s.sched = refresh.New(brokerTarget{s}, refreshClock, opts.Log)
 	s.sched.Set(cfg.Names())
 	s.proxy = &proxy.Handler{Broker: s.Broker, Log: opts.Log, Served: s.served, WriteTimeout: s.limits.WriteTimeout}
 	s.mux = http.NewServeMux()
@@ -89,9 +95,10 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	s.mux.Handle("GET /metrics", s.auth(promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}).ServeHTTP))
 	s.dashboard()
 	if q, ok := opts.Store.(store.Webhooks); ok {
-		tokens := &webhook.Tokens{Broker: s.Broker, Store: q}
+		now := clock.Or(opts.Broker.Clock).Now
+		tokens := &webhook.Tokens{Broker: s.Broker, Store: q, Now: now}
 		s.hooks = &webhook.Dispatcher{Store: opts.Store, Owner: store.NewOwner(), Log: opts.Log, Observe: webhookLog{hookMetrics{s.metrics}, s.deliveries}}
-		s.receiver = &webhook.Receiver{Broker: s.Broker, Store: q, Tokens: tokens, Observe: webhookLog{hookMetrics{s.metrics}, s.deliveries}, Queued: s.hooks.Wake}
+		s.receiver = &webhook.Receiver{Broker: s.Broker, Store: q, Tokens: tokens, Now: now, Observe: webhookLog{hookMetrics{s.metrics}, s.deliveries}, Queued: s.hooks.Wake}
 		// Authenticated by each delivery's signature, not by the broker key.
 		s.mux.Handle("POST /webhooks/{name}", s.receiver)
 		if err := s.setWebhookRoutes(cfg); err != nil {
