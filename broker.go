@@ -265,7 +265,7 @@ func (b *Broker) renew(ctx context.Context, name string, p provider.Provider, o 
 	if p.Describe().Stateless {
 		t, err := p.Obtain(ctx, nil)
 		if err == nil {
-			err = checkToken(name, "", t)
+			err = checkToken(name, t)
 		}
 		if err != nil {
 			return nil, err
@@ -313,7 +313,7 @@ func (b *Broker) renew(ctx context.Context, name string, p provider.Provider, o 
 	began := time.Now()
 	next, err := b.obtain(ctx, name, p, prev)
 	if err == nil {
-		err = checkToken(name, "", next)
+		err = checkToken(name, next)
 	}
 	err = b.scrub(name, prev, err)
 	if sent := !(p.Describe().Interactive && action == "obtain"); sent {

@@ -14,16 +14,16 @@ import (
 // early or add fields of the vendor's (or an attacker's) choosing to every
 // call. Such a token is the vendor's error, and is never stored or handed
 // out.
-func checkToken(name, endpoint string, t *Token) error {
+func checkToken(name string, t *Token) error {
 	switch {
 	case t == nil || t.AccessToken == "":
-		return &failure.Error{Kind: failure.Protocol, Profile: name, Endpoint: endpoint, Msg: "the vendor gave an empty access token"}
+		return &failure.Error{Kind: failure.Protocol, Profile: name, Msg: "the vendor gave an empty access token"}
 	case !httpguts.ValidHeaderFieldValue(t.AccessToken) || hasEdgeSpace(t.AccessToken):
-		return &failure.Error{Kind: failure.Protocol, Profile: name, Endpoint: endpoint,
+		return &failure.Error{Kind: failure.Protocol, Profile: name,
 			Msg:  "the vendor's access token holds a control character or edge whitespace, which no header may carry; it was not stored",
 			Hint: "check token_url and token_field; the last good token was kept"}
 	case !httpguts.ValidHeaderFieldValue(t.TokenType):
-		return &failure.Error{Kind: failure.Protocol, Profile: name, Endpoint: endpoint,
+		return &failure.Error{Kind: failure.Protocol, Profile: name,
 			Msg: "the vendor's token_type holds a control character; the token was not stored"}
 	}
 	return nil

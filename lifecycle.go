@@ -52,7 +52,7 @@ func (b *Broker) Import(ctx context.Context, name string, data []byte) (*Token, 
 // replace stores t over whatever is stored, for flows started by a person,
 // under the profile's lease so that it cannot interleave with a renewal.
 func (b *Broker) replace(ctx context.Context, name, action string, t *Token) error {
-	if err := checkToken(name, "", t); err != nil {
+	if err := checkToken(name, t); err != nil {
 		return err
 	}
 	st, err := b.store()

@@ -23,6 +23,7 @@ import (
 	"github.com/tokenbroker/tokenbroker"
 	"github.com/tokenbroker/tokenbroker/failure"
 	"github.com/tokenbroker/tokenbroker/internal/apipath"
+	"github.com/tokenbroker/tokenbroker/internal/httpx"
 )
 
 // Prefix is where the proxy is mounted.
@@ -60,13 +61,11 @@ type route struct {
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	rc := http.NewResponseController(w)
 	if r.ContentLength != 0 && h.WriteTimeout > 0 {
 		// A caller that stops sending its body is let go as one that stops
 		// reading its answer is; a refusal that leaves the body unread
 		// drains it within that time too.
-		rc.SetReadDeadline(time.Now().Add(h.WriteTimeout))
-		r.Body = &idleBody{ReadCloser: r.Body, rc: rc, timeout: h.WriteTimeout}
+		httpx.BoundBody(w, r, h.WriteTimeout, h.WriteTimeout)
 	}
 	name, rest, err := Split(r.URL)
 	if err != nil {
@@ -105,6 +104,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// The wait for the vendor has its own bounds; the write deadline starts
 	// when the answer does.
+	rc := http.NewResponseController(w)
 	rc.SetWriteDeadline(time.Time{})
 	resp, err := rt.rt.RoundTrip(out)
 	if err != nil {
@@ -172,23 +172,6 @@ func (h *Handler) deadline(rc *http.ResponseController) {
 	if h.WriteTimeout > 0 {
 		rc.SetWriteDeadline(time.Now().Add(h.WriteTimeout))
 	}
-}
-
-// idleBody bounds the silence between two reads of a request body; at its
-// end the bound is lifted, so that the wait for the vendor is not cut.
-type idleBody struct {
-	io.ReadCloser
-	rc      *http.ResponseController
-	timeout time.Duration
-}
-
-func (b *idleBody) Read(p []byte) (int, error) {
-	b.rc.SetReadDeadline(time.Now().Add(b.timeout))
-	n, err := b.ReadCloser.Read(p)
-	if err == io.EOF {
-		b.rc.SetReadDeadline(time.Time{})
-	}
-	return n, err
 }
 
 var buffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}

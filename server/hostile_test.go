@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tokenbroker/tokenbroker"
 	"github.com/tokenbroker/tokenbroker/config"
 )
 
@@ -157,17 +156,9 @@ func newHostileRig(t *testing.T, lim config.Serve) *hostileRig {
 		"a": {Name: "a", Provider: "static", BaseURL: v.url, APIKey: "key-a"},
 		"b": {Name: "b", Provider: "static", BaseURL: v.url, APIKey: "key-b"},
 	}}
-	st, err := tokenbroker.OpenStore(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
 	log := &lockedBuffer{}
-	srv, err := New(cfg, Options{Store: st, APIKey: testKey, Log: slog.New(slog.NewTextHandler(log, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &hostileRig{vendor: v, srv: srv, url: serveFront(t, srv).URL, log: log}
+	srv, url := serveConfig(t, cfg, slog.New(slog.NewTextHandler(log, nil)))
+	return &hostileRig{vendor: v, srv: srv, url: url, log: log}
 }
 
 // call sends one request through the proxy on a connection of its own
@@ -477,16 +468,8 @@ func TestCutStreamIsCutForTheCaller(t *testing.T) {
 	}()
 	cfg := &config.Config{State: "sqlite:" + filepath.Join(t.TempDir(), "s.db"), Profiles: map[string]*config.Profile{
 		"a": {Name: "a", Provider: "static", BaseURL: "http://" + ln.Addr().String(), APIKey: "key-a"}}}
-	st, err := tokenbroker.OpenStore(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	srv, err := New(cfg, Options{Store: st, APIKey: testKey})
-	if err != nil {
-		t.Fatal(err)
-	}
-	req, _ := http.NewRequest("GET", serveFront(t, srv).URL+"/proxy/a/list", nil)
+	_, base := serveConfig(t, cfg, nil)
+	req, _ := http.NewRequest("GET", base+"/proxy/a/list", nil)
 	req.Header.Set("Authorization", "Bearer "+testKey)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

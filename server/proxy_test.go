@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tokenbroker/tokenbroker"
 	"github.com/tokenbroker/tokenbroker/config"
 )
 
@@ -46,16 +45,7 @@ func TestProxyForwardsEndToEndFieldsOnly(t *testing.T) {
 	cfg := &config.Config{State: "sqlite:" + filepath.Join(t.TempDir(), "state.db"), Profiles: map[string]*config.Profile{
 		"rec": {Name: "rec", Provider: "static", BaseURL: api.URL + "/api", APIKey: "vendor-key"},
 	}}
-	st, err := tokenbroker.OpenStore(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	srv, err := New(cfg, Options{Store: st, APIKey: testKey})
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := serveFront(t, srv).URL
+	_, base := serveConfig(t, cfg, nil)
 	call := func(method, path, body string) (*http.Response, string) {
 		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+testKey)
@@ -160,16 +150,7 @@ func TestReloadKeepsTheRateLimitWindow(t *testing.T) {
 	cfg := &config.Config{State: "sqlite:" + filepath.Join(t.TempDir(), "state.db"), Profiles: map[string]*config.Profile{
 		"p": {Name: "p", Provider: "static", BaseURL: api.URL, APIKey: "k", RateLimit: &config.RateLimit{PerSecond: 1, MaxWait: 10 * time.Millisecond}},
 	}}
-	st, err := tokenbroker.OpenStore(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	srv, err := New(cfg, Options{Store: st, APIKey: testKey})
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := serveFront(t, srv).URL
+	srv, base := serveConfig(t, cfg, nil)
 	if code, _ := send(t, "GET", base+"/proxy/p/x", testKey); code != 200 {
 		t.Fatalf("first call: %d", code)
 	}

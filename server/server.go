@@ -9,7 +9,6 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -22,6 +21,7 @@ import (
 	"github.com/tokenbroker/tokenbroker/clock"
 	"github.com/tokenbroker/tokenbroker/config"
 	"github.com/tokenbroker/tokenbroker/failure"
+	"github.com/tokenbroker/tokenbroker/internal/httpx"
 	"github.com/tokenbroker/tokenbroker/proxy"
 	"github.com/tokenbroker/tokenbroker/refresh"
 	"github.com/tokenbroker/tokenbroker/store"
@@ -198,7 +198,7 @@ func (s *Server) Handler() http.Handler {
 			// dashboard forms), or none: a body must arrive within the
 			// header's time, and what a handler leaves unread is drained
 			// within it too.
-			bodyDeadline(w, r, s.limits.ReadHeaderTimeout)
+			httpx.BoundBody(w, r, s.limits.ReadHeaderTimeout, 0)
 		}
 		if name, ok := tokenRoute(r); ok {
 			r.SetPathValue("name", name)
@@ -207,28 +207,6 @@ func (s *Server) Handler() http.Handler {
 		}
 		s.mux.ServeHTTP(w, r)
 	})
-}
-
-// bodyDeadline bounds reading r's body (and draining what is left of it)
-// to d from now; once the body has been read to its end the deadline is
-// lifted, so that a handler that then waits (on a vendor) is not cut off.
-func bodyDeadline(w http.ResponseWriter, r *http.Request, d time.Duration) {
-	rc := http.NewResponseController(w)
-	rc.SetReadDeadline(time.Now().Add(d))
-	r.Body = &liftAtEOF{ReadCloser: r.Body, rc: rc}
-}
-
-type liftAtEOF struct {
-	io.ReadCloser
-	rc *http.ResponseController
-}
-
-func (b *liftAtEOF) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	if err == io.EOF {
-		b.rc.SetReadDeadline(time.Time{})
-	}
-	return n, err
 }
 
 // tokenRoute matches GET /v1/profiles/{name}/token with a plain name.

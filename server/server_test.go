@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -135,6 +136,22 @@ func serveFront(t *testing.T, srv *Server) *served {
 		<-done
 	})
 	return &served{URL: "http://" + ln.Addr().String()}
+}
+
+// serveConfig runs serve for cfg, on a store of its own, as `serve` runs
+// it; it returns the server and its URL. log may be nil.
+func serveConfig(t *testing.T, cfg *config.Config, log *slog.Logger) (*Server, string) {
+	t.Helper()
+	st, err := tokenbroker.OpenStore(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	srv, err := New(cfg, Options{Store: st, APIKey: testKey, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, serveFront(t, srv).URL
 }
 
 func (r *rig) get(t *testing.T, path, key string) (int, []byte) {

@@ -56,9 +56,8 @@ const reuseWait = 2 * time.Second
 // HTTP proxy) only settles, as its raw bytes include TLS's own records.
 type watchedConn struct {
 	net.Conn
-	onStray func()
-	plain   bool
-	idleFor func() time.Duration // the transport's IdleConnTimeout
+	w     watch
+	plain bool
 
 	mu      sync.Mutex
 	waiting bool          // a Read is blocked on the socket with nothing buffered above
@@ -73,22 +72,26 @@ type watchedConn struct {
 }
 
 func newWatchedConn(c net.Conn, w watch, plain bool) *watchedConn {
-	return &watchedConn{Conn: c, onStray: w.onStray, idleFor: w.idleFor, plain: plain, ready: make(chan struct{})}
+	return &watchedConn{Conn: c, w: w, plain: plain, ready: make(chan struct{})}
 }
 
 // watch is what a transport's connections report to and ask of it.
 type watch struct {
-	onStray func()
-	idleFor func() time.Duration
+	onStray func()               // told of stray bytes (may be nil)
+	idleFor func() time.Duration // the transport's IdleConnTimeout
 }
 
+// Read takes the lock once before the read and once after it: it is on
+// every answer's path.
 func (c *watchedConn) Read(p []byte) (int, error) {
-	c.set(true)
-	n, err := c.Conn.Read(p)
-	if n > 0 && err == nil {
-		c.set(false)
-	}
 	c.mu.Lock()
+	c.setLocked(true)
+	c.mu.Unlock()
+	n, err := c.Conn.Read(p)
+	c.mu.Lock()
+	if n > 0 && err == nil {
+		c.setLocked(false)
+	}
 	c.lastEOF = n == 0 && err != nil
 	if n > 0 {
 		c.lastAt = time.Now()
@@ -101,10 +104,8 @@ func (c *watchedConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// set records whether a Read is waiting on the socket.
-func (c *watchedConn) set(waiting bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+// setLocked records whether a Read is waiting on the socket; c.mu is held.
+func (c *watchedConn) setLocked(waiting bool) {
 	if c.waiting == waiting || c.closed {
 		return
 	}
@@ -126,7 +127,7 @@ func (c *watchedConn) Close() error {
 	stray := false
 	if !c.closed {
 		c.closed = true
-		stray = c.plain && c.idle && !c.waiting && !c.lastEOF && !c.gaveUp && time.Since(c.lastAt) < c.idleFor()/2
+		stray = c.plain && c.idle && !c.waiting && !c.lastEOF && !c.gaveUp && time.Since(c.lastAt) < c.w.idleFor()/2
 		if !c.waiting {
 			close(c.ready)
 		}
@@ -144,10 +145,10 @@ func (c *watchedConn) stray() {
 	first := !c.strayed
 	c.strayed = true
 	c.mu.Unlock()
-	if first && c.onStray != nil {
+	if first && c.w.onStray != nil {
 		// On its own goroutine: net/http calls Close holding its locks,
 		// and the owner may call back into the transport.
-		go c.onStray()
+		go c.w.onStray()
 	}
 }
 

@@ -20,34 +20,10 @@ import (
 // request's X-Id, followed by a stray second answer, on a kept-alive
 // connection.
 func strayServer(t testing.TB) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					io.Copy(io.Discard, req.Body)
-					id := req.Header.Get("X-Id")
-					fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n"+
-						"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nSTRAY", len(id), id)
-				}
-			}()
-		}
-	}()
-	return "http://" + ln.Addr().String()
+	return rawServer(t, nil, answerWith(func(id string) string {
+		return fmt.Sprintf("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n", len(id), id) +
+			"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nSTRAY"
+	}))
 }
 
 // Many callers on a few kept-alive connections to a server that sends a
