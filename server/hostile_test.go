@@ -8,11 +8,16 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/tokenbroker/tokenbroker/config"
 )
@@ -492,18 +497,25 @@ func runtimeYield() { time.Sleep(10 * time.Millisecond) }
 // counterValue reads a counter without labels from the server's registry.
 func counterValue(t *testing.T, s *Server, name string) float64 {
 	t.Helper()
-	mfs, err := s.metrics.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			var sum float64
-			for _, m := range mf.GetMetric() {
-				sum += m.GetCounter().GetValue()
-			}
-			return sum
+	var sum float64
+	if mf := scrape(t, s)[name]; mf != nil {
+		for _, m := range mf.GetMetric() {
+			sum += m.GetCounter().GetValue()
 		}
 	}
-	return 0
+	return sum
+}
+
+// scrape reads /metrics as Prometheus would, with its own text parser, so a
+// series the format does not allow fails the test.
+func scrape(t *testing.T, s *Server) map[string]*dto.MetricFamily {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	s.metrics.handler(rec, httptest.NewRequest("GET", "/metrics", nil))
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	mfs, err := p.TextToMetricFamilies(rec.Body)
+	if err != nil {
+		t.Fatalf("/metrics does not parse: %v", err)
+	}
+	return mfs
 }

@@ -22,7 +22,7 @@ func (s *Server) HTTPServer(ln net.Listener, errLog *log.Logger) (*http.Server, 
 		MaxHeaderBytes:    1 << 20,
 		ErrorLog:          errLog,
 	}
-	return hs, LimitListener(ln, lim.MaxConnections, s.metrics.connRefused.Inc)
+	return hs, LimitListener(ln, lim.MaxConnections, s.metrics.connRefused)
 }
 
 // LimitListener accepts at most max connections open at once. A connection

@@ -2,112 +2,128 @@ package server
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
+	vmetrics "github.com/VictoriaMetrics/metrics"
 
 	"github.com/tokenbroker/tokenbroker/failure"
 	"github.com/tokenbroker/tokenbroker/webhook"
 )
 
-// metrics are serve's Prometheus metrics, on a registry of their own.
+// metrics are serve's Prometheus metrics, on a set of their own.
+//
+// VictoriaMetrics' client writes the Prometheus text format and does no
+// work in init; Prometheus' own client registers collectors there, which
+// every CLI run paid for (see docs/design/2026-12-01-lean-cli.md).
 type metrics struct {
-	reg           *prometheus.Registry
-	tokenRequests *prometheus.CounterVec
-	refreshes     *prometheus.CounterVec
-	failures      *prometheus.CounterVec
-	proxied       *prometheus.CounterVec
-	proxiedBy     sync.Map // servedKey -> *servedCounter, to skip the label lookup per call
-	lastServed    sync.Map // profile -> *atomic.Pointer[servedCounter]
-	waits         *prometheus.CounterVec
-	waitSeconds   *prometheus.HistogramVec
-	refusals      *prometheus.CounterVec
-	hookDelivery  *prometheus.CounterVec
-	hookRefused   *prometheus.CounterVec
-	connRefused   prometheus.Counter
+	set        *vmetrics.Set
+	now        func() time.Time
+	status     func(context.Context) ([]statusRow, error)
+	proxiedBy  sync.Map // servedKey -> *servedCounter, to skip building the name per call
+	lastServed sync.Map // profile -> *atomic.Pointer[servedCounter]
+	waitBounds []float64
 }
 
-func newMetrics(s *Server) *metrics {
-	m := &metrics{
-		reg: prometheus.NewRegistry(),
-		tokenRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tokenbroker_upstream_token_requests_total", Help: "Token requests sent to vendors.",
-		}, []string{"profile", "action"}),
-		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tokenbroker_refreshes_total", Help: "Token renewals (obtain or refresh) by outcome.",
-		}, []string{"profile", "outcome"}),
-		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tokenbroker_refresh_failures_total", Help: "Failed token renewals by error class.",
-		}, []string{"profile", "class"}),
-		proxied: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tokenbroker_proxy_requests_total", Help: "Proxied requests by status code.",
-		}, []string{"profile", "code"}),
-		waits: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tokenbroker_ratelimit_waits_total", Help: "Calls that queued for a rate-limit slot.",
-		}, []string{"profile"}),
-		waitSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "tokenbroker_ratelimit_wait_seconds", Help: "Time calls queued for a rate-limit slot.",
-			Buckets: []float64{.01, .05, .1, .25, .5, 1, 2.5, 5, 10},
-		}, []string{"profile"}),
-		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tokenbroker_ratelimit_refusals_total", Help: "Calls answered 429 by tokenbroker (queue full or daily quota spent).",
-		}, []string{"profile"}),
-	}
-	m.hookDelivery = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "tokenbroker_webhook_deliveries_total", Help: "Webhook deliveries: accepted (and queued), forwarded to the sink, failed forwarding attempts.",
-	}, []string{"profile", "outcome"})
-	m.hookRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "tokenbroker_webhook_refused_total", Help: "Webhook deliveries refused, by reason.",
-	}, []string{"profile", "reason"})
-	m.connRefused = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "tokenbroker_connections_refused_total", Help: "Caller connections closed at accept because serve.max_connections were open.",
-	})
-	m.reg.MustRegister(m.hookDelivery, m.hookRefused, m.connRefused)
-	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.tokenRequests, m.refreshes, m.failures, m.proxied, m.waits, m.waitSeconds, m.refusals,
-		&stateCollector{s: s})
+// statusRow is what the scrape-time gauges need of a profile.
+type statusRow struct {
+	profile, state        string
+	expires, refreshUntil *time.Time
+	remaining, limit      int
+	quotaKnown            bool
+}
+
+var waitBuckets = []float64{.01, .05, .1, .25, .5, 1, 2.5, 5, 10}
+
+func newMetrics(now func() time.Time, status func(context.Context) ([]statusRow, error)) *metrics {
+	vmetrics.ExposeMetadata(true) // TYPE lines, so counters scrape as counters
+	m := &metrics{set: vmetrics.NewSet(), now: now, status: status, waitBounds: waitBuckets}
+	m.set.RegisterMetricsWriter(m.writeState)
 	return m
 }
 
+// seriesName names one series: the family and label pairs (name, value, ...),
+// which must be given in name order, as Prometheus' client wrote them.
+// Values are escaped as the text format says (\\, \", \n).
+func seriesName(family string, labels ...string) string {
+	if len(labels) == 0 {
+		return family
+	}
+	var b strings.Builder
+	b.WriteString(family)
+	for i := 0; i+1 < len(labels); i += 2 {
+		if i == 0 {
+			b.WriteByte('{')
+		} else {
+			b.WriteByte(',')
+		}
+		b.WriteString(labels[i])
+		b.WriteString(`="`)
+		labelEscaper.WriteString(&b, labels[i+1])
+		b.WriteByte('"')
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
+var labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
+
+func (m *metrics) counter(family string, labels ...string) *vmetrics.Counter {
+	return m.set.GetOrCreateCounter(seriesName(family, labels...))
+}
+
+// handler answers a scrape: tokenbroker's series, then Go's and the
+// process's.
+func (m *metrics) handler(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	m.set.WritePrometheus(w)
+	vmetrics.WriteProcessMetrics(w)
+}
+
+// connRefused counts a caller connection closed at accept.
+func (m *metrics) connRefused() { m.counter("tokenbroker_connections_refused_total").Inc() }
+
 // Requested implements tokenbroker.Observer.
 func (m *metrics) Requested(profile, action string, err error, _ time.Duration) {
-	m.tokenRequests.WithLabelValues(profile, action).Inc()
+	m.counter("tokenbroker_upstream_token_requests_total", "action", action, "profile", profile).Inc()
 	if err != nil {
-		m.refreshes.WithLabelValues(profile, "failed").Inc()
-		m.failures.WithLabelValues(profile, failure.KindOf(err).String()).Inc()
+		m.counter("tokenbroker_refreshes_total", "outcome", "failed", "profile", profile).Inc()
+		m.counter("tokenbroker_refresh_failures_total", "class", failure.KindOf(err).String(), "profile", profile).Inc()
 		return
 	}
-	m.refreshes.WithLabelValues(profile, "ok").Inc()
+	m.counter("tokenbroker_refreshes_total", "outcome", "ok", "profile", profile).Inc()
 }
 
 // Waited implements tokenbroker.Observer.
 func (m *metrics) Waited(profile string, d time.Duration) {
-	m.waits.WithLabelValues(profile).Inc()
-	m.waitSeconds.WithLabelValues(profile).Observe(d.Seconds())
+	m.counter("tokenbroker_ratelimit_waits_total", "profile", profile).Inc()
+	m.set.GetOrCreatePrometheusHistogramExt(seriesName("tokenbroker_ratelimit_wait_seconds", "profile", profile), m.waitBounds).Update(d.Seconds())
 }
 
 // Refused implements tokenbroker.Observer.
-func (m *metrics) Refused(profile string) { m.refusals.WithLabelValues(profile).Inc() }
+func (m *metrics) Refused(profile string) {
+	m.counter("tokenbroker_ratelimit_refusals_total", "profile", profile).Inc()
+}
 
 // hookMetrics counts webhook deliveries (webhook.Observer).
 type hookMetrics struct{ m *metrics }
 
-func (h hookMetrics) Accepted(profile string) {
-	h.m.hookDelivery.WithLabelValues(profile, "accepted").Inc()
+func (h hookMetrics) delivery(profile, outcome string) *vmetrics.Counter {
+	return h.m.counter("tokenbroker_webhook_deliveries_total", "outcome", outcome, "profile", profile)
 }
+func (h hookMetrics) Accepted(profile string) { h.delivery(profile, "accepted").Inc() }
 func (h hookMetrics) Refused(profile string, reason webhook.Reason) {
-	h.m.hookRefused.WithLabelValues(profile, string(reason)).Inc()
+	h.m.counter("tokenbroker_webhook_refused_total", "profile", profile, "reason", string(reason)).Inc()
 }
-func (h hookMetrics) Forwarded(profile string, n int) {
-	h.m.hookDelivery.WithLabelValues(profile, "forwarded").Add(float64(n))
-}
-func (h hookMetrics) Failed(profile string) {
-	h.m.hookDelivery.WithLabelValues(profile, "failed").Inc()
-}
+func (h hookMetrics) Forwarded(profile string, n int) { h.delivery(profile, "forwarded").Add(n) }
+func (h hookMetrics) Failed(profile string)           { h.delivery(profile, "failed").Inc() }
 
 type servedKey struct {
 	profile string
@@ -117,7 +133,7 @@ type servedKey struct {
 // servedCounter is one profile's counter for one status.
 type servedCounter struct {
 	status int
-	c      prometheus.Counter
+	c      *vmetrics.Counter
 }
 
 // served counts a proxied call. The profile's last status is kept at
@@ -135,55 +151,62 @@ func (m *metrics) served(profile string, status int) {
 	k := servedKey{profile, status}
 	c, ok := m.proxiedBy.Load(k)
 	if !ok {
-		c, _ = m.proxiedBy.LoadOrStore(k, &servedCounter{status, m.proxied.WithLabelValues(profile, strconv.Itoa(status))})
+		c, _ = m.proxiedBy.LoadOrStore(k, &servedCounter{status, m.counter("tokenbroker_proxy_requests_total", "code", strconv.Itoa(status), "profile", profile)})
 	}
 	last.Store(c.(*servedCounter))
 	c.(*servedCounter).c.Inc()
 }
 
-// stateCollector reads token states and quotas at scrape time.
-type stateCollector struct{ s *Server }
-
-var (
-	tokensDesc  = prometheus.NewDesc("tokenbroker_tokens", "Profiles by token state.", []string{"state"}, nil)
-	expiryDesc  = prometheus.NewDesc("tokenbroker_token_expiry_seconds", "Seconds until the access token expires (negative: expired).", []string{"profile"}, nil)
-	refreshDesc = prometheus.NewDesc("tokenbroker_refresh_token_expiry_seconds", "Seconds until the refresh token expires.", []string{"profile"}, nil)
-	quotaDesc   = prometheus.NewDesc("tokenbroker_quota_remaining", "Calls left in the vendor's daily quota, as last reported.", []string{"profile"}, nil)
-	quotaLimit  = prometheus.NewDesc("tokenbroker_quota_limit", "The vendor's daily quota, as last reported.", []string{"profile"}, nil)
-)
-
-func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- tokensDesc
-	ch <- expiryDesc
-	ch <- refreshDesc
-	ch <- quotaDesc
-	ch <- quotaLimit
-}
-
-func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
-	b := c.s.Broker()
+// writeState writes the gauges read at scrape time: token states, expiries
+// and quotas.
+func (m *metrics) writeState(w io.Writer) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	rows, err := b.Status(ctx)
+	rows, err := m.status(ctx)
 	if err != nil {
 		return
 	}
+	now := m.now()
 	counts := map[string]int{}
-	now := time.Now()
+	var expiry, refresh, remaining, limit []string
 	for _, r := range rows {
-		counts[r.State]++
-		if r.ExpiresAt != nil {
-			ch <- prometheus.MustNewConstMetric(expiryDesc, prometheus.GaugeValue, r.ExpiresAt.Sub(now).Seconds(), r.Profile)
+		counts[r.state]++
+		if r.expires != nil {
+			expiry = append(expiry, gauge("tokenbroker_token_expiry_seconds", r.expires.Sub(now).Seconds(), "profile", r.profile))
 		}
-		if r.RefreshExpiresAt != nil {
-			ch <- prometheus.MustNewConstMetric(refreshDesc, prometheus.GaugeValue, r.RefreshExpiresAt.Sub(now).Seconds(), r.Profile)
+		if r.refreshUntil != nil {
+			refresh = append(refresh, gauge("tokenbroker_refresh_token_expiry_seconds", r.refreshUntil.Sub(now).Seconds(), "profile", r.profile))
 		}
-		if rem, limit, ok := b.Quota(r.Profile); ok {
-			ch <- prometheus.MustNewConstMetric(quotaDesc, prometheus.GaugeValue, float64(rem), r.Profile)
-			ch <- prometheus.MustNewConstMetric(quotaLimit, prometheus.GaugeValue, float64(limit), r.Profile)
+		if r.quotaKnown {
+			remaining = append(remaining, gauge("tokenbroker_quota_remaining", float64(r.remaining), "profile", r.profile))
+			limit = append(limit, gauge("tokenbroker_quota_limit", float64(r.limit), "profile", r.profile))
 		}
 	}
+	var tokens []string
 	for state, n := range counts {
-		ch <- prometheus.MustNewConstMetric(tokensDesc, prometheus.GaugeValue, float64(n), state)
+		tokens = append(tokens, gauge("tokenbroker_tokens", float64(n), "state", state))
 	}
+	for _, f := range []struct {
+		name  string
+		lines []string
+	}{
+		{"tokenbroker_quota_limit", limit},
+		{"tokenbroker_quota_remaining", remaining},
+		{"tokenbroker_refresh_token_expiry_seconds", refresh},
+		{"tokenbroker_token_expiry_seconds", expiry},
+		{"tokenbroker_tokens", tokens},
+	} {
+		if len(f.lines) == 0 {
+			continue
+		}
+		sort.Strings(f.lines)
+		vmetrics.WriteMetadataIfNeeded(w, f.name, "gauge")
+		for _, l := range f.lines {
+			io.WriteString(w, l)
+		}
+	}
+}
+
+func gauge(family string, v float64, labels ...string) string {
+	return fmt.Sprintf("%s %g\n", seriesName(family, labels...), v)
 }

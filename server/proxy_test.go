@@ -99,11 +99,7 @@ func TestUnknownProxyProfileMakesNoSeries(t *testing.T) {
 	if code, _ := r.call(t, http.DefaultClient, "GET", "/proxy/"+name+"/x", ""); code != http.StatusNotFound {
 		t.Errorf("unknown profile: %d, want 404", code)
 	}
-	mfs, err := r.srv.metrics.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
+	for _, mf := range scrape(t, r.srv) {
 		for _, m := range mf.GetMetric() {
 			for _, l := range m.GetLabel() {
 				if strings.Contains(l.GetValue(), "no-such-profile") {

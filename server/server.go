@@ -15,7 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/tokenbroker/tokenbroker"
 	"github.com/tokenbroker/tokenbroker/clock"
@@ -77,7 +76,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		sessions: sessions{m: map[string]session{}}, traffic: newTraffic(), deliveries: &deliveryLog{}}
 	s.limits = cfg.Serve.WithDefaults()
 	s.accounts = tokenbroker.NewAccounts()
-	s.metrics = newMetrics(s)
+	s.metrics = newMetrics(clock.Or(opts.Broker.Clock).Now, s.statusRows)
 	s.Reload(cfg)
 	refreshClock := opts.RefreshClock
 	if refreshClock == nil {
@@ -92,7 +91,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	s.mux.HandleFunc("GET /v1/profiles", s.auth(s.profiles))
 	s.mux.HandleFunc("GET /v1/profiles/{name}/token", s.auth(s.token))
 	s.mux.HandleFunc("POST /v1/profiles/{name}/refresh", s.auth(s.refresh))
-	s.mux.Handle("GET /metrics", s.auth(promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}).ServeHTTP))
+	s.mux.HandleFunc("GET /metrics", s.auth(s.metrics.handler))
 	s.dashboard()
 	if q, ok := opts.Store.(store.Webhooks); ok {
 		now := clock.Or(opts.Broker.Clock).Now
@@ -388,4 +387,20 @@ func (t brokerTarget) Maintain(ctx context.Context, name string) (time.Time, err
 
 func (t brokerTarget) Generation(ctx context.Context, name string) (int64, error) {
 	return t.s.Broker().Generation(ctx, name)
+}
+
+// statusRows reads what the scrape-time gauges show, from the current
+// broker.
+func (s *Server) statusRows(ctx context.Context) ([]statusRow, error) {
+	b := s.Broker()
+	rows, err := b.Status(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]statusRow, len(rows))
+	for i, r := range rows {
+		out[i] = statusRow{profile: r.Profile, state: r.State, expires: r.ExpiresAt, refreshUntil: r.RefreshExpiresAt}
+		out[i].remaining, out[i].limit, out[i].quotaKnown = b.Quota(r.Profile)
+	}
+	return out, nil
 }
