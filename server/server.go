@@ -15,7 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-
 	"github.com/tokenbroker/tokenbroker"
 	"github.com/tokenbroker/tokenbroker/clock"
 	"github.com/tokenbroker/tokenbroker/config"
