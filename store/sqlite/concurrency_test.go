@@ -119,3 +119,35 @@ func increment(ctx context.Context, d *DB, owner string) error {
 	}
 	return nil
 }
+
+// Opening a current state and reading a token take no write lock: a CLI
+// run is not held up by a writer (serve renewing, another CLI migrating).
+func TestOpenAndGetWhileAWriterHoldsTheLock(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	s := testSealer(t, 1)
+	first := openDB(t, path, s)
+	tok := &token.Token{AccessToken: accessSecret, TokenType: "Bearer"}
+	l, err := first.Acquire(context.Background(), "p", store.NewOwner(), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Put(context.Background(), "p", tok, 0, l); err != nil {
+		t.Fatal(err)
+	}
+	first.Release(context.Background(), l)
+	raw := rawDB(t, path)
+	conn, err := raw.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(context.Background(), "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.ExecContext(context.Background(), "ROLLBACK")
+	second := openDB(t, path, s)
+	got, err := second.Get(context.Background(), "p")
+	if err != nil || got == nil || got.AccessToken != accessSecret {
+		t.Fatalf("Get while locked: %v, %v", got, err)
+	}
+}

@@ -114,6 +114,16 @@ func (d *DB) describe(err error) error {
 
 // migrate brings the file to the newest schema, in one transaction.
 func (d *DB) migrate(ctx context.Context) error {
+	// Most opens find the schema current: they read the version without
+	// taking the write lock that a migration needs, so CLI runs reading a
+	// token do not queue behind each other or behind serve.
+	var current int
+	if err := d.db.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&current); err != nil {
+		return d.describe(err)
+	}
+	if current == len(migrations) {
+		return nil
+	}
 	tx, err := d.db.BeginTx(ctx, nil)
 	if err != nil {
 		return d.describe(err)
