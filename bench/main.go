@@ -11,7 +11,11 @@
 //
 //   - the latency the proxy adds at a fixed rate (open loop);
 //
-//   - upstream token requests per token lifetime under 1,000 callers.
+//   - upstream token requests per token lifetime under 1,000 callers;
+//
+//   - the CLI's start-up: `token` on a cache hit and `status` of 100
+//     profiles as whole processes, against a Go hello-world and a Go
+//     program reading one SQLite row.
 //
 //     go run ./bench [-duration 5s] [-rounds 3] [-out docs/performance.md]
 //
@@ -57,6 +61,7 @@ type options struct {
 	out          string
 	profileProxy string
 	profileToken string
+	startupRuns  int // whole-process runs of each command in the start-up section
 }
 
 func main() {
@@ -67,6 +72,7 @@ func main() {
 	flag.IntVar(&o.rate, "rate", 2000, "requests/s of the fixed-rate latency run")
 	flag.IntVar(&o.callers, "callers", 1000, "concurrent callers for the token-requests-per-lifetime check")
 	flag.IntVar(&o.lifetime, "lifetime", 2, "token lifetime in seconds of the per-lifetime check (it runs three)")
+	flag.IntVar(&o.startupRuns, "startup-runs", 300, "whole-process runs of each command in the CLI start-up section")
 	flag.StringVar(&o.out, "out", "docs/performance.md", "where to write the report (- for stdout only)")
 	flag.StringVar(&o.profileProxy, "profile-proxy", "", "only load the proxy, writing a CPU profile of the run to this file")
 	flag.StringVar(&o.profileToken, "profile-token", "", "only load the token API, writing a CPU profile of the run to this file")
@@ -219,6 +225,12 @@ func run(o options) error {
 
 	rep.section("Token requests per lifetime", "")
 	rep.printf("%s.\n", perLifetime(o.callers, o.lifetime, dir))
+
+	means, cmds, err := startup(dir, up.url+"/token", o.startupRuns)
+	if err != nil {
+		return err
+	}
+	reportStartup(rep, means, cmds, o.startupRuns)
 
 	rep.section("What the safety checks cost", "")
 	rep.printf("- **One connection pool per profile**: connections are never shared between credentials; in this run there is one profile, so it costs nothing here. With many profiles on one host each opens its own connections.\n")

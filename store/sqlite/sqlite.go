@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // the pure-Go driver, registered as "sqlite"
@@ -33,6 +34,7 @@ type DB struct {
 	path   string
 	sealer *seal.Sealer
 	now    func() time.Time
+	stmts  sync.Map // query text -> *sql.Stmt, prepared on first use
 }
 
 // Open opens (creating if needed) the state file at path, sealing with s.
@@ -164,12 +166,15 @@ func (d *DB) migrate(ctx context.Context) error {
 func (d *DB) Get(ctx context.Context, profile string) (*token.Token, error) {
 	var gen int64
 	var r store.Row
-	err := d.db.QueryRowContext(ctx, `SELECT generation, meta, access, refresh, prev_refresh, secrets FROM tokens WHERE profile = ?`, profile).
-		Scan(&gen, &r.Meta, &r.Access, &r.Refresh, &r.PrevRefresh, &r.Secrets)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
-	}
+	rows, err := d.query(ctx, `SELECT generation, meta, access, refresh, prev_refresh, secrets FROM tokens WHERE profile = ?`, profile)
 	if err != nil {
+		return nil, d.describe(err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		return nil, d.describe(rows.Err())
+	}
+	if err := rows.Scan(&gen, &r.Meta, &r.Access, &r.Refresh, &r.PrevRefresh, &r.Secrets); err != nil {
 		return nil, d.describe(err)
 	}
 	return store.Unseal(d.sealer, profile, gen, r)
@@ -279,8 +284,16 @@ func (d *DB) Append(ctx context.Context, e store.Event) error {
 
 // Events implements store.Store.
 func (d *DB) Events(ctx context.Context, profile string, limit int) ([]store.Event, error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT at, profile, action, grant_type, outcome, error_class, error, pid FROM audit
-		WHERE ? = '' OR profile = ? ORDER BY id DESC LIMIT ?`, profile, profile, limit)
+	const cols = `SELECT at, profile, action, grant_type, outcome, error_class, error, pid FROM audit`
+	var rows *sql.Rows
+	var err error
+	if profile == "" {
+		rows, err = d.query(ctx, cols+` ORDER BY id DESC LIMIT ?`, limit)
+	} else {
+		// By the (profile, id) index: the cost does not grow with the other
+		// profiles' history.
+		rows, err = d.query(ctx, cols+` WHERE profile = ? ORDER BY id DESC LIMIT ?`, profile, limit)
+	}
 	if err != nil {
 		return nil, d.describe(err)
 	}
@@ -298,8 +311,31 @@ func (d *DB) Events(ctx context.Context, profile string, limit int) ([]store.Eve
 	return out, d.describe(rows.Err())
 }
 
+// query runs a read through a statement prepared once per DB: the reads a
+// CLI run or a scrape repeats per profile are parsed by SQLite once.
+func (d *DB) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	if v, ok := d.stmts.Load(q); ok {
+		return v.(*sql.Stmt).QueryContext(ctx, args...)
+	}
+	st, err := d.db.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if v, loaded := d.stmts.LoadOrStore(q, st); loaded {
+		st.Close()
+		st = v.(*sql.Stmt)
+	}
+	return st.QueryContext(ctx, args...)
+}
+
 // Close implements store.Store.
-func (d *DB) Close() error { return d.db.Close() }
+func (d *DB) Close() error {
+	d.stmts.Range(func(_, v any) bool {
+		v.(*sql.Stmt).Close()
+		return true
+	})
+	return d.db.Close()
+}
 
 // Profiles implements store.Store.
 func (d *DB) Profiles(ctx context.Context) ([]string, error) {
