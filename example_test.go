@@ -12,6 +12,7 @@ import (
 	"github.com/tokenbroker/tokenbroker/config"
 	"github.com/tokenbroker/tokenbroker/emulator"
 	"github.com/tokenbroker/tokenbroker/store"
+	_ "github.com/tokenbroker/tokenbroker/store/sqlite" // the state's driver
 )
 
 // exampleBroker is a broker for the RUCKUS One emulator, as a program would

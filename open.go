@@ -4,42 +4,25 @@ import (
 	"context"
 	"errors"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/tokenbroker/tokenbroker/config"
 	"github.com/tokenbroker/tokenbroker/failure"
 	"github.com/tokenbroker/tokenbroker/store"
-	"github.com/tokenbroker/tokenbroker/store/postgres"
 	"github.com/tokenbroker/tokenbroker/store/seal"
-	"github.com/tokenbroker/tokenbroker/store/sqlite"
 )
 
 // OpenStore opens the store the configuration names, sealing with the master
 // key: `key:` in the config, else $TOKENBROKER_KEY, else a key file beside
-// the state, made on first use.
+// the state, made on first use. The store's driver must be imported:
+//
+//	import _ "github.com/tokenbroker/tokenbroker/store/sqlite"
 func OpenStore(cfg *config.Config) (store.Store, error) {
-	kind, rest := store.Kind(cfg.State)
-	if kind == "postgres" {
-		// Replicas share no directory: the key must come from the config or
-		// the environment, the same on every replica.
-		key, err := masterKey(cfg, "")
-		if err != nil {
-			return nil, err
-		}
-		s, err := seal.New(key)
-		if err != nil {
-			return nil, err
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		return postgres.Open(ctx, rest, s)
+	d, location, err := store.Lookup(cfg.State)
+	if err != nil {
+		return nil, err
 	}
-	path := rest
-	if abs, err := filepath.Abs(rest); err == nil {
-		path = abs
-	}
-	key, err := masterKey(cfg, filepath.Dir(path))
+	key, err := masterKey(cfg, d.KeyDir(location))
 	if err != nil {
 		return nil, err
 	}
@@ -47,7 +30,9 @@ func OpenStore(cfg *config.Config) (store.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return sqlite.Open(path, s)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return d.Open(ctx, location, s)
 }
 
 func masterKey(cfg *config.Config, stateDir string) ([]byte, error) {

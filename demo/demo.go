@@ -14,6 +14,7 @@ import (
 	"github.com/tokenbroker/tokenbroker"
 	"github.com/tokenbroker/tokenbroker/config"
 	"github.com/tokenbroker/tokenbroker/emulator"
+	_ "github.com/tokenbroker/tokenbroker/store/sqlite" // the demo's state
 )
 
 // Row is one step of the demo.

@@ -462,3 +462,12 @@ func (d *DB) Close() error {
 	d.pool.Close()
 	return nil
 }
+
+func init() {
+	store.Register("postgres", store.Driver{
+		Open: func(ctx context.Context, dsn string, s *seal.Sealer) (store.Store, error) {
+			return Open(ctx, dsn, s)
+		},
+		KeyDir: func(string) string { return "" },
+	})
+}

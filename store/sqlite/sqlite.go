@@ -354,3 +354,21 @@ func (d *DB) Profiles(ctx context.Context) ([]string, error) {
 	}
 	return out, d.describe(rows.Err())
 }
+
+func init() {
+	store.Register("sqlite", store.Driver{
+		Open: func(_ context.Context, path string, s *seal.Sealer) (store.Store, error) {
+			return Open(absPath(path), s)
+		},
+		KeyDir: func(path string) string { return filepath.Dir(absPath(path)) },
+	})
+}
+
+// absPath makes a relative state path absolute, so the key file lands
+// beside the state whatever the working directory later becomes.
+func absPath(path string) string {
+	if abs, err := filepath.Abs(path); err == nil {
+		return abs
+	}
+	return path
+}

@@ -1,0 +1,7 @@
+package server
+
+// The tests open SQLite and PostgreSQL states.
+import (
+	_ "github.com/tokenbroker/tokenbroker/store/postgres"
+	_ "github.com/tokenbroker/tokenbroker/store/sqlite"
+)
