@@ -151,6 +151,8 @@ func build(get lookup, tokenField, grant string, now time.Time) (*token.Token, e
 	}
 	if s, ok := seconds(get("expires_in")); ok && s > 0 {
 		t.Expiry = now.Add(s)
+	} else {
+		t.Expiry = jwtExpiry(at, now)
 	}
 	if s, ok := seconds(get("refresh_token_expires_in")); ok && s > 0 {
 		t.RefreshExpiry = now.Add(s)
@@ -164,6 +166,29 @@ func build(get lookup, tokenField, grant string, now time.Time) (*token.Token, e
 		}
 	}
 	return t, nil
+}
+
+// jwtExpiry is when an access token that is a JWT expires, for answers
+// without expires_in (Catalyst Center's): its lifetime (exp - iat) counted
+// from when the request was sent, so the server's clock does not matter;
+// without iat, exp itself if it is still ahead. Zero when the token is no
+// JWT or says nothing usable: it is then used until rejected.
+func jwtExpiry(accessToken string, now time.Time) time.Time {
+	claims, ok := token.Claims(accessToken)
+	if !ok {
+		return time.Time{}
+	}
+	exp, ok := token.ClaimTime(claims, "exp")
+	if !ok {
+		return time.Time{}
+	}
+	if iat, ok := token.ClaimTime(claims, "iat"); ok && exp.After(iat) {
+		return now.Add(exp.Sub(iat))
+	}
+	if exp.After(now) {
+		return exp
+	}
+	return time.Time{}
 }
 
 // seconds reads a duration given as a JSON number or a numeric string.
