@@ -311,18 +311,25 @@ func (b *Broker) renew(ctx context.Context, name string, p provider.Provider, o 
 		action = "refresh"
 	}
 	began := time.Now()
-	next, err := b.obtain(ctx, name, p, prev)
-	if err == nil {
-		err = checkToken(name, next)
-	}
-	err = b.scrub(name, prev, err)
-	if sent := !(p.Describe().Interactive && action == "obtain"); sent {
-		// (An interactive profile without a refresh token sends nothing:
-		// only a person can get it a token.)
-		b.observe().Requested(name, action, err, time.Since(began))
+	next, err := (*Token)(nil), b.heldBack(ctx, st, name, p)
+	held := err != nil
+	if !held {
+		next, err = b.obtain(ctx, name, p, prev)
+		if err == nil {
+			err = checkToken(name, next)
+		}
+		err = b.scrub(name, prev, err)
+		if sent := !(p.Describe().Interactive && action == "obtain"); sent {
+			// (An interactive profile without a refresh token sends nothing:
+			// only a person can get it a token.)
+			b.observe().Requested(name, action, err, time.Since(began))
+		}
+		b.keepRetryAfter(st, name, err)
 	}
 	if err != nil {
-		b.audit(st, name, action, "", err)
+		if !held {
+			b.audit(st, name, action, "", err)
+		}
 		// A failed renewal keeps the last good token; hand it out while it
 		// still works (pausing before the next try, so callers are not each
 		// sent to a failing vendor) unless the caller asked for a newer one.
@@ -353,6 +360,45 @@ func (b *Broker) renew(ctx context.Context, name string, p provider.Provider, o 
 	b.audit(st, name, action, next.Grant, nil)
 	b.remember(name, next)
 	return next, nil
+}
+
+// heldBack refuses to send a token request while the vendor's last
+// Retry-After on one runs, as recorded in the store by any process or
+// replica: RingCentral restarts its penalty on every request made during
+// it, so a job retrying each minute would never get out.
+func (b *Broker) heldBack(ctx context.Context, st store.Store, name string, p provider.Provider) error {
+	hs, ok := st.(store.Holds)
+	if !ok {
+		return nil
+	}
+	until, err := hs.HoldUntil(ctx, name)
+	if err != nil || until.IsZero() {
+		return nil // an unreadable hold does not stop renewals; the vendor's answer will
+	}
+	wait := until.Sub(b.opts.Now())
+	if wait <= 0 {
+		return nil
+	}
+	wait = (wait + time.Second - 1).Truncate(time.Second) // whole seconds, never short
+	return &failure.Error{Kind: failure.RateLimited, Profile: name, RetryAfter: wait,
+		Msg: fmt.Sprintf("%s asked for no token requests until %s (Retry-After); tokenbroker sends none before then",
+			p.Describe().Vendor, until.UTC().Format(time.RFC3339)),
+		Hint: fmt.Sprintf("wait %s and try again", wait)}
+}
+
+// keepRetryAfter records a vendor's Retry-After on a token request in the
+// store, for every process and replica to obey.
+func (b *Broker) keepRetryAfter(st store.Store, name string, err error) {
+	var fe *failure.Error
+	hs, ok := st.(store.Holds)
+	if !ok || !errors.As(err, &fe) || fe.Kind != failure.RateLimited || fe.RetryAfter <= 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+	defer cancel()
+	if herr := hs.SetHold(ctx, name, b.opts.Now().Add(fe.RetryAfter)); herr != nil {
+		b.opts.Warn(fmt.Sprintf("profile %q: the vendor's Retry-After could not be recorded: %v", name, herr))
+	}
 }
 
 // obtain asks the provider, and when the vendor refuses the stored refresh

@@ -68,6 +68,19 @@ type Limits interface {
 	QuotaSpent(ctx context.Context, key string) (time.Time, error)
 }
 
+// Holds is a store that keeps, per profile, a time before which no token
+// request may be sent: a vendor's Retry-After on one (RingCentral restarts
+// its 60 s penalty on every request made during it), obeyed by every
+// process and replica that shares the state.
+type Holds interface {
+	// HoldUntil says until when profile's token requests are held back
+	// (zero: they are not).
+	HoldUntil(ctx context.Context, profile string) (time.Time, error)
+	// SetHold holds profile's token requests back until then; a later hold
+	// already stored is kept.
+	SetHold(ctx context.Context, profile string, until time.Time) error
+}
+
 // Lease is the right to renew one profile's token.
 type Lease struct {
 	Profile string

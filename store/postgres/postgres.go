@@ -141,6 +141,11 @@ var migrations = []string{
 	// Deliveries are also known by their signature (older rows have none).
 	`ALTER TABLE deliveries ADD COLUMN mac text;
 	CREATE UNIQUE INDEX deliveries_by_mac ON deliveries (profile, mac);`,
+	// Token requests held back at a vendor's request (Retry-After).
+	`CREATE TABLE holds (
+		profile  text PRIMARY KEY,
+		until_at timestamptz NOT NULL
+	);`,
 }
 
 // migrationLock is the advisory lock key of schema changes.
@@ -470,4 +475,21 @@ func init() {
 		},
 		KeyDir: func(string) string { return "" },
 	})
+}
+
+// HoldUntil implements store.Holds.
+func (d *DB) HoldUntil(ctx context.Context, profile string) (time.Time, error) {
+	var at time.Time
+	err := d.pool.QueryRow(ctx, `SELECT until_at FROM holds WHERE profile = $1`, profile).Scan(&at)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return time.Time{}, nil
+	}
+	return at, unavailable(err)
+}
+
+// SetHold implements store.Holds.
+func (d *DB) SetHold(ctx context.Context, profile string, until time.Time) error {
+	_, err := d.pool.Exec(ctx, `INSERT INTO holds (profile, until_at) VALUES ($1, $2)
+		ON CONFLICT (profile) DO UPDATE SET until_at = greatest(holds.until_at, excluded.until_at)`, profile, until)
+	return unavailable(err)
 }

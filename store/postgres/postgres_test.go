@@ -236,3 +236,28 @@ func TestAuditAndProfiles(t *testing.T) {
 		t.Errorf("events %+v %v", ev, err)
 	}
 }
+
+// A hold (a vendor's Retry-After) is shared by every replica and only ever
+// lengthened: a replica that saw a shorter Retry-After later does not
+// shorten another's.
+func TestHoldsAreSharedAndKeepTheLater(t *testing.T) {
+	dsn := pgtest.Start(t).Database(t)
+	a, b := open(t, dsn), open(t, dsn)
+	ctx := context.Background()
+	if until, err := a.HoldUntil(ctx, "rc"); err != nil || !until.IsZero() {
+		t.Fatalf("no hold yet: %v, %v", until, err)
+	}
+	later := time.Date(2026, 12, 1, 9, 1, 0, 0, time.UTC)
+	if err := a.SetHold(ctx, "rc", later); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SetHold(ctx, "rc", later.Add(-30*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if until, err := b.HoldUntil(ctx, "rc"); err != nil || !until.Equal(later) {
+		t.Fatalf("hold %v (%v), want %v", until, err, later)
+	}
+	if until, _ := b.HoldUntil(ctx, "other"); !until.IsZero() {
+		t.Errorf("another profile is held until %v", until)
+	}
+}

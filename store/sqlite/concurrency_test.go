@@ -151,3 +151,26 @@ func TestOpenAndGetWhileAWriterHoldsTheLock(t *testing.T) {
 		t.Fatalf("Get while locked: %v, %v", got, err)
 	}
 }
+
+var _ store.Holds = (*DB)(nil)
+
+// A hold (a vendor's Retry-After) is seen by every process on the state and
+// only ever lengthened.
+func TestHoldsAreSharedAndKeepTheLater(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	a, b := openDB(t, path, testSealer(t, 1)), openDB(t, path, testSealer(t, 1))
+	ctx := context.Background()
+	if until, err := a.HoldUntil(ctx, "rc"); err != nil || !until.IsZero() {
+		t.Fatalf("no hold yet: %v, %v", until, err)
+	}
+	later := time.Date(2026, 12, 1, 9, 1, 0, 0, time.UTC)
+	if err := a.SetHold(ctx, "rc", later); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SetHold(ctx, "rc", later.Add(-30*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if until, err := b.HoldUntil(ctx, "rc"); err != nil || !until.Equal(later) {
+		t.Fatalf("hold %v (%v), want %v", until, err, later)
+	}
+}

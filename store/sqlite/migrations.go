@@ -50,6 +50,11 @@ var migrations = []migration{
 	// 4: deliveries are also known by their signature (older rows have none).
 	execAll(`ALTER TABLE deliveries ADD COLUMN mac TEXT`,
 		`CREATE UNIQUE INDEX deliveries_by_mac ON deliveries (profile, mac)`),
+	// 5: token requests held back at a vendor's request (Retry-After).
+	execAll(`CREATE TABLE holds (
+		profile  TEXT PRIMARY KEY,
+		until_ms INTEGER NOT NULL
+	)`),
 }
 
 func execAll(stmts ...string) migration {

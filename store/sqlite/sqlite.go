@@ -328,6 +328,30 @@ func (d *DB) query(ctx context.Context, q string, args ...any) (*sql.Rows, error
 	return st.QueryContext(ctx, args...)
 }
 
+// HoldUntil implements store.Holds.
+func (d *DB) HoldUntil(ctx context.Context, profile string) (time.Time, error) {
+	rows, err := d.query(ctx, `SELECT until_ms FROM holds WHERE profile = ?`, profile)
+	if err != nil {
+		return time.Time{}, d.describe(err)
+	}
+	defer rows.Close()
+	var ms int64
+	if rows.Next() {
+		if err := rows.Scan(&ms); err != nil {
+			return time.Time{}, d.describe(err)
+		}
+		return time.UnixMilli(ms), nil
+	}
+	return time.Time{}, d.describe(rows.Err())
+}
+
+// SetHold implements store.Holds.
+func (d *DB) SetHold(ctx context.Context, profile string, until time.Time) error {
+	_, err := d.db.ExecContext(ctx, `INSERT INTO holds (profile, until_ms) VALUES (?, ?)
+		ON CONFLICT (profile) DO UPDATE SET until_ms = max(until_ms, excluded.until_ms)`, profile, until.UnixMilli())
+	return d.describe(err)
+}
+
 // Close implements store.Store.
 func (d *DB) Close() error {
 	d.stmts.Range(func(_, v any) bool {
