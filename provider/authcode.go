@@ -127,7 +127,9 @@ func (a *authCode) Login(ctx context.Context, in Prompter) (*token.Token, error)
 		return nil, res.err
 	}
 	now := a.env.Now()
-	ot, err := cfg.Exchange(context.WithValue(ctx, oauth2.HTTPClient, a.env.HTTP), res.code, oauth2.VerifierOption(verifier))
+	ot, err := viaOAuth2(ctx, a.env.HTTP, true, func(ctx context.Context) (*oauth2.Token, error) {
+		return cfg.Exchange(ctx, res.code, oauth2.VerifierOption(verifier))
+	})
 	if err != nil {
 		return nil, classify(err, a.site(a.tokenURL, "the authorization code"))
 	}

@@ -40,7 +40,9 @@ func (d *deviceCode) Login(ctx context.Context, in Prompter) (*token.Token, erro
 		cfg.ClientSecret = c.Secret
 	}
 	started, wall := d.env.Now(), time.Now()
-	da, err := cfg.DeviceAuth(context.WithValue(ctx, oauth2.HTTPClient, d.env.HTTP))
+	da, err := viaOAuth2(ctx, d.env.HTTP, false, func(ctx context.Context) (*oauth2.DeviceAuthResponse, error) {
+		return cfg.DeviceAuth(ctx)
+	})
 	if err != nil {
 		return nil, classify(err, d.site(d.endpoints.Device, "the device authorization request"))
 	}

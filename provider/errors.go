@@ -68,16 +68,16 @@ func classify(err error, s site) error {
 			e.Hint = s.hint
 		}
 		return e
-	case errors.Is(err, httpx.ErrHTML) || strings.Contains(err.Error(), httpx.ErrHTML.Error()):
+	case errors.Is(err, httpx.ErrHTML):
 		e.Kind, e.Msg = failure.Protocol, "the token endpoint answered an HTML page, not a token"
 		e.Hint = "check base_url and token_url: they probably point at a web page"
-	case errors.Is(err, httpx.ErrTooLarge) || strings.Contains(err.Error(), httpx.ErrTooLarge.Error()):
+	case errors.Is(err, httpx.ErrTooLarge):
 		e.Kind, e.Msg = failure.Protocol, "the token endpoint's answer is larger than the limit, not read whole"
 		e.Hint = "check base_url and token_url"
-	case errors.Is(err, errNoToken) || strings.Contains(err.Error(), "missing access_token"):
+	case errors.Is(err, errNoToken):
 		e.Kind, e.Msg = failure.Protocol, "the token endpoint answered without an access token"
 		e.Hint = "check token_url (and token_field for a generic oauth2 profile)"
-	case errors.Is(err, errInvalidJSON) || strings.Contains(err.Error(), "cannot parse"):
+	case errors.Is(err, errInvalidJSON):
 		e.Kind, e.Msg = failure.Protocol, "the token endpoint answered invalid JSON"
 		e.Hint = "check base_url and token_url"
 	case errors.Is(err, context.DeadlineExceeded) || httpx.IsTimeout(err):
@@ -87,11 +87,11 @@ func classify(err error, s site) error {
 		e.Kind, e.Msg = failure.Unreachable, "TLS verification of "+s.vendor+" failed"
 		e.Err = httpx.WithoutURL(err)
 		e.Hint = "tokenbroker never skips verification; check the host name and the system's CA certificates"
-	case strings.Contains(err.Error(), "redirect"):
+	case errors.Is(err, httpx.ErrRedirect):
 		e.Kind, e.Msg = failure.Protocol, "the token endpoint redirected elsewhere"
 		e.Err = httpx.WithoutURL(err)
 		e.Hint = "set token_url or base_url to the final address"
-	case strings.Contains(err.Error(), "plain http"):
+	case errors.Is(err, httpx.ErrPlainHTTP):
 		e.Kind, e.Msg = failure.Config, "refused to send credentials over plain http"
 		e.Err = httpx.WithoutURL(err)
 	default:

@@ -467,15 +467,38 @@ func TestTokenEndpointFailuresAreClassed(t *testing.T) {
 		{"503", &recorder{status: 503, body: `oops`}, failure.Unreachable, "503", 0},
 		{"404", &recorder{status: 404, body: `{}`}, failure.Config, "404", 0},
 	}
-	for _, c := range cases {
-		base := serve(t, c.rec)
-		p := newProvider(t, &config.Profile{Name: "w1", Provider: "workspace-one", BaseURL: base, ClientID: "id", ClientSecret: "sec"})
-		_, err := p.Obtain(context.Background(), nil)
-		if failure.KindOf(err) != c.kind || !strings.Contains(fmtErr(err), c.msg) {
-			t.Errorf("%s: err %v (kind %v), want kind %v containing %q", c.name, err, failure.KindOf(err), c.kind, c.msg)
-		}
-		if err != nil && (!strings.Contains(err.Error(), `profile "w1"`) || !strings.Contains(err.Error(), "/SAAS/auth/oauthtoken")) {
-			t.Errorf("%s: error does not name the profile and endpoint: %v", c.name, err)
+	// Workspace ONE, and the generic provider's grants, which x/oauth2
+	// runs: its errors are text, and are classed by the types the client
+	// recorded, not by their wording.
+	profiles := []struct {
+		p    config.Profile
+		path string
+		prev *token.Token
+	}{
+		{config.Profile{Name: "w1", Provider: "workspace-one", ClientID: "id", ClientSecret: "sec"}, "/SAAS/auth/oauthtoken", nil},
+		{config.Profile{Name: "w1", Provider: "oauth2", ClientID: "id", ClientSecret: "sec"}, "/token", nil},
+		{config.Profile{Name: "w1", Provider: "oauth2", Grant: "authorization_code", ClientID: "id", ClientSecret: "sec", AuthorizationURL: "http://127.0.0.1:1/auth"}, "/token",
+			&token.Token{AccessToken: "old", RefreshToken: "rt", Expiry: time.Now().Add(-time.Minute)}},
+	}
+	for _, pr := range profiles {
+		for _, c := range cases {
+			base := serve(t, c.rec)
+			prof := pr.p
+			prof.BaseURL = base
+			if prof.Provider == "oauth2" {
+				prof.TokenURL = base + pr.path
+			}
+			p := newProvider(t, &prof)
+			_, err := p.Obtain(context.Background(), pr.prev)
+			if pr.prev != nil {
+				c.msg = strings.Replace(c.msg, "the credentials", "the refresh token", 1)
+			}
+			if failure.KindOf(err) != c.kind || !strings.Contains(fmtErr(err), c.msg) {
+				t.Errorf("%s %s (refresh %v): err %v (kind %v), want kind %v containing %q", prof.Provider, c.name, pr.prev != nil, err, failure.KindOf(err), c.kind, c.msg)
+			}
+			if err != nil && (!strings.Contains(err.Error(), `profile "w1"`) || !strings.Contains(err.Error(), pr.path)) {
+				t.Errorf("%s %s: error does not name the profile and endpoint: %v", prof.Provider, c.name, err)
+			}
 		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
+	"github.com/tokenbroker/tokenbroker/internal/httpx"
 	"github.com/tokenbroker/tokenbroker/token"
 )
 
@@ -262,11 +263,37 @@ func fromOAuth2(ot *oauth2.Token, grant string, now time.Time) (*token.Token, er
 	return build(get, "access_token", grant, now)
 }
 
+// viaOAuth2 runs a call of x/oauth2 on hc and gives back the types of the
+// failures x/oauth2 turns into text: what the client raised (an HTML page,
+// a body over the cap, a refused redirect), and for a 2xx answer it read
+// and refused, whether it was not JSON or had no access token.
+func viaOAuth2[T any](ctx context.Context, hc *http.Client, tokenAnswer bool, call func(context.Context) (T, error)) (T, error) {
+	cctx, cause := httpx.WithCause(context.WithValue(ctx, oauth2.HTTPClient, hc))
+	v, err := call(cctx)
+	var re *oauth2.RetrieveError
+	if err == nil || errors.As(err, &re) {
+		return v, err
+	}
+	err = cause.Explain(err)
+	if errors.Is(err, httpx.ErrHTML) || errors.Is(err, httpx.ErrTooLarge) {
+		return v, err
+	}
+	if status, body, whole := cause.Answer(); whole && status/100 == 2 {
+		switch {
+		case !json.Valid(body):
+			err = httpx.Because(err, errInvalidJSON)
+		case tokenAnswer:
+			err = httpx.Because(err, errNoToken)
+		}
+	}
+	return v, err
+}
+
 // clientCredentials runs the client_credentials grant, or another
 // assertion-style grant through it (grant_type may be overridden by
 // EndpointParams, which x/oauth2 allows for this purpose).
 func clientCredentials(ctx context.Context, hc *http.Client, cfg clientcredentials.Config, grant string, now time.Time) (*token.Token, error) {
-	ot, err := cfg.Token(context.WithValue(ctx, oauth2.HTTPClient, hc))
+	ot, err := viaOAuth2(ctx, hc, true, cfg.Token)
 	if err != nil {
 		return nil, err
 	}
@@ -276,8 +303,9 @@ func clientCredentials(ctx context.Context, hc *http.Client, cfg clientcredentia
 // refreshGrant runs the standard refresh_token grant. x/oauth2 keeps the
 // old refresh token when the answer has none.
 func refreshGrant(ctx context.Context, hc *http.Client, cfg oauth2.Config, refreshToken string, now time.Time) (*token.Token, error) {
-	src := cfg.TokenSource(context.WithValue(ctx, oauth2.HTTPClient, hc), &oauth2.Token{RefreshToken: refreshToken})
-	ot, err := src.Token()
+	ot, err := viaOAuth2(ctx, hc, true, func(ctx context.Context) (*oauth2.Token, error) {
+		return cfg.TokenSource(ctx, &oauth2.Token{RefreshToken: refreshToken}).Token()
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -88,7 +88,7 @@ func CheckURL(raw string) (*url.URL, error) {
 		if IsLoopback(u.Hostname()) {
 			return u, nil
 		}
-		return nil, fmt.Errorf("plain http to %s refused: only loopback may use http, use https", u.Host)
+		return nil, plainHTTPError{u.Host}
 	}
 	return nil, fmt.Errorf("invalid URL %q: scheme must be https", raw)
 }
@@ -104,7 +104,7 @@ func checkRequestURL(u *url.URL) error {
 	case u.Scheme == "http" && IsLoopback(u.Hostname()):
 		return nil
 	case u.Scheme == "http":
-		return fmt.Errorf("plain http to %s refused: only loopback may use http, use https", u.Host)
+		return plainHTTPError{u.Host}
 	}
 	return fmt.Errorf("invalid URL scheme %q: use https", u.Scheme)
 }
@@ -143,15 +143,16 @@ func New(o Options) *http.Client {
 // downgrades to plain http off loopback: a token request redirected elsewhere
 // would hand the client secret to a stranger.
 func SameHostRedirects(req *http.Request, via []*http.Request) error {
+	c := causeOf(req)
 	if len(via) >= maxRedirects {
-		return fmt.Errorf("stopped after %d redirects", maxRedirects)
+		return c.raise(redirectError(fmt.Sprintf("stopped after %d redirects", maxRedirects)))
 	}
 	first := via[0].URL
 	if !strings.EqualFold(req.URL.Host, first.Host) {
-		return fmt.Errorf("redirect from %s to another host %s refused", first.Host, req.URL.Host)
+		return c.raise(redirectError(fmt.Sprintf("redirect from %s to another host %s refused", first.Host, req.URL.Host)))
 	}
 	if _, err := CheckURL(req.URL.String()); err != nil {
-		return fmt.Errorf("redirect refused: %v", err)
+		return c.raise(redirectError("redirect refused: " + err.Error()))
 	}
 	return nil
 }
@@ -165,37 +166,40 @@ type Transport struct {
 
 // RoundTrip implements http.RoundTripper.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	c := causeOf(req)
 	if err := checkRequestURL(req.URL); err != nil {
-		return nil, err
+		return nil, c.raise(err)
 	}
 	resp, err := t.Base.RoundTrip(req)
 	if err != nil {
-		return nil, err
+		return nil, c.raise(err)
 	}
+	c.answered(resp.StatusCode)
 	if t.RejectHTML && resp.StatusCode/100 == 2 {
 		if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt == "text/html" {
 			resp.Body.Close()
-			return nil, ErrHTML
+			return nil, c.raise(ErrHTML)
 		}
 	}
 	if resp.ContentLength > t.MaxBody {
 		resp.Body.Close()
-		return nil, fmt.Errorf("%w: %d bytes announced, limit %d", ErrTooLarge, resp.ContentLength, t.MaxBody)
+		return nil, c.raise(fmt.Errorf("%w: %d bytes announced, limit %d", ErrTooLarge, resp.ContentLength, t.MaxBody))
 	}
-	resp.Body = &cappedBody{rc: resp.Body, left: t.MaxBody}
+	resp.Body = &cappedBody{rc: resp.Body, left: t.MaxBody, cause: c}
 	return resp, nil
 }
 
 // cappedBody errors once more than the cap has been read, instead of
 // silently truncating, so a parser never sees half a document as whole.
 type cappedBody struct {
-	rc   io.ReadCloser
-	left int64
+	rc    io.ReadCloser
+	left  int64
+	cause *Cause // nil unless the call asked for one
 }
 
 func (c *cappedBody) Read(p []byte) (int, error) {
 	if c.left < 0 {
-		return 0, ErrTooLarge
+		return 0, c.cause.raise(ErrTooLarge)
 	}
 	if int64(len(p)) > c.left+1 {
 		p = p[:c.left+1]
@@ -203,8 +207,9 @@ func (c *cappedBody) Read(p []byte) (int, error) {
 	n, err := c.rc.Read(p)
 	c.left -= int64(n)
 	if c.left < 0 {
-		return n, ErrTooLarge
+		return n, c.cause.raise(ErrTooLarge)
 	}
+	c.cause.read(p[:n], err == io.EOF)
 	return n, err
 }
 

@@ -13,11 +13,11 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
-	_ "modernc.org/sqlite" // the pure-Go driver, registered as "sqlite"
+	"modernc.org/sqlite" // the pure-Go driver, registered as "sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/tokenbroker/tokenbroker/failure"
 	"github.com/tokenbroker/tokenbroker/store"
@@ -85,8 +85,17 @@ func Open(path string, s *seal.Sealer) (*DB, error) {
 const openAttempts = 100
 
 func isBusy(err error) bool {
-	msg := err.Error()
-	return strings.Contains(msg, "SQLITE_BUSY") || strings.Contains(msg, "database is locked")
+	c := code(err)
+	return c == sqlite3.SQLITE_BUSY || c == sqlite3.SQLITE_LOCKED
+}
+
+// code is SQLite's primary result code of err (0 for errors not SQLite's).
+func code(err error) int {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		return se.Code() & 0xff // an extended code carries the primary one in its low byte
+	}
+	return 0
 }
 
 func stateErr(path, msg string, err error, hint string) error {
@@ -102,12 +111,12 @@ func (d *DB) describe(err error) error {
 	if errors.As(err, &fe) {
 		return err
 	}
-	msg := err.Error()
-	switch {
-	case strings.Contains(msg, "not a database"), strings.Contains(msg, "malformed"):
+	var pe *fs.PathError
+	switch c := code(err); {
+	case c == sqlite3.SQLITE_NOTADB, c == sqlite3.SQLITE_CORRUPT:
 		return stateErr(d.path, "the state file is corrupt or not a tokenbroker state:", err,
 			"move it aside to start afresh (tokens will then be obtained again); it was left as it is")
-	case strings.Contains(msg, "readonly"), strings.Contains(msg, "read-only"), strings.Contains(msg, "unable to open"), strings.Contains(msg, "permission denied"):
+	case c == sqlite3.SQLITE_READONLY, c == sqlite3.SQLITE_CANTOPEN, c == sqlite3.SQLITE_PERM, errors.As(err, &pe) && errors.Is(pe.Err, fs.ErrPermission):
 		return stateErr(d.path, "the state cannot be written:", err,
 			"make the state file and its directory writable by this user; nothing was changed")
 	}
