@@ -108,7 +108,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rc.SetWriteDeadline(time.Time{})
 	resp, err := rt.rt.RoundTrip(out)
 	if err != nil {
-		h.fail(w, name, status(err), errorClass(err), tokenbroker.APIError(name, rt.vendor, rt.base, err).Error())
+		h.fail(w, name, status(err), errorClass(err), failure.APIError(name, rt.vendor, rt.base, err).Error())
 		return
 	}
 	defer resp.Body.Close()
@@ -128,7 +128,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	streamed := resp.ContentLength < 0 || strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
 	if err := h.copyBody(w, rc, resp.Body, streamed); err != nil {
 		if h.Log != nil {
-			h.Log.Warn("proxied answer cut short", "profile", name, "error", tokenbroker.APIError(name, rt.vendor, rt.base, err).Error())
+			h.Log.Warn("proxied answer cut short", "profile", name, "error", failure.APIError(name, rt.vendor, rt.base, err).Error())
 		}
 		// The head is gone: abort the answer (net/http then resets the
 		// connection, or the HTTP/2 stream), so that the caller sees a cut

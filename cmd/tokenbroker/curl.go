@@ -10,7 +10,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/tokenbroker/tokenbroker"
 	"github.com/tokenbroker/tokenbroker/failure"
 )
 
@@ -69,7 +68,7 @@ func (a *app) curlCommand() *cobra.Command {
 			}
 			resp, err := hc.Do(req)
 			if err != nil {
-				return tokenbroker.APIError(name, p.Describe().Vendor, req.URL, err)
+				return failure.APIError(name, p.Describe().Vendor, req.URL, err)
 			}
 			defer resp.Body.Close()
 			if include {

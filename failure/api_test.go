@@ -1,4 +1,4 @@
-package tokenbroker
+package failure
 
 import (
 	"context"
@@ -7,8 +7,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-
-	"github.com/tokenbroker/tokenbroker/failure"
 )
 
 // TestAPIError: a failed API call names the profile, the API's origin
@@ -19,25 +17,25 @@ func TestAPIError(t *testing.T) {
 	wrap := func(err error) error {
 		return &url.Error{Op: "Get", URL: api.String(), Err: err}
 	}
-	refused := failure.New(failure.RateLimited, "profile %q: over the limit", "p")
+	refused := New(RateLimited, "profile %q: over the limit", "p")
 	tests := map[string]struct {
 		err  error
-		kind failure.Kind
+		kind Kind
 		want []string
 	}{
-		"tls": {wrap(x509.UnknownAuthorityError{}), failure.Unreachable,
+		"tls": {wrap(x509.UnknownAuthorityError{}), Unreachable,
 			[]string{"TLS verification of the Acme API failed (https://api.example.net)", "CA certificates"}},
-		"timeout": {wrap(context.DeadlineExceeded), failure.Unreachable,
+		"timeout": {wrap(context.DeadlineExceeded), Unreachable,
 			[]string{"the Acme API did not answer in time (https://api.example.net)", "check the network"}},
-		"refused": {wrap(syscall.ECONNREFUSED), failure.Unreachable,
+		"refused": {wrap(syscall.ECONNREFUSED), Unreachable,
 			[]string{"the Acme API could not be reached (https://api.example.net)", "connection refused", "base_url"}},
-		"cancelled":  {wrap(context.Canceled), failure.Other, []string{"cancelled"}},
-		"classified": {wrap(refused), failure.RateLimited, []string{"over the limit"}},
+		"cancelled":  {wrap(context.Canceled), Other, []string{"cancelled"}},
+		"classified": {wrap(refused), RateLimited, []string{"over the limit"}},
 	}
 	for name, tc := range tests {
 		err := APIError("p", "Acme", api, tc.err)
 		msg := err.Error()
-		if k := failure.KindOf(err); k != tc.kind {
+		if k := KindOf(err); k != tc.kind {
 			t.Errorf("%s: kind %v, want %v", name, k, tc.kind)
 		}
 		for _, w := range tc.want {

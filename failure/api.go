@@ -1,11 +1,10 @@
-package tokenbroker
+package failure
 
 import (
 	"context"
 	"errors"
 	"net/url"
 
-	"github.com/tokenbroker/tokenbroker/failure"
 	"github.com/tokenbroker/tokenbroker/internal/httpx"
 )
 
@@ -18,15 +17,15 @@ func APIError(profile, vendor string, endpoint *url.URL, err error) error {
 	if err == nil {
 		return nil
 	}
-	var fe *failure.Error
+	var fe *Error
 	if errors.As(err, &fe) {
 		return fe // without the url.Error around it, whose text repeats the whole URL
 	}
 	err = httpx.WithoutURL(err)
-	e := &failure.Error{Kind: failure.Unreachable, Profile: profile, Endpoint: endpoint.Scheme + "://" + endpoint.Host, Err: err}
+	e := &Error{Kind: Unreachable, Profile: profile, Endpoint: endpoint.Scheme + "://" + endpoint.Host, Err: err}
 	switch {
 	case errors.Is(err, context.Canceled):
-		e.Kind, e.Msg = failure.Other, "the call to the "+vendor+" API was cancelled"
+		e.Kind, e.Msg = Other, "the call to the "+vendor+" API was cancelled"
 	case httpx.IsTLSVerification(err):
 		e.Msg = "TLS verification of the " + vendor + " API failed"
 		e.Hint = "tokenbroker never skips verification; check the host name in base_url and the system's CA certificates"
