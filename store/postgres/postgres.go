@@ -79,6 +79,12 @@ func unavailable(err error) error {
 		Hint: "tokens in memory are served until they expire; check the database"}
 }
 
+// minReader is the oldest schema whose binaries can use the schema this
+// one leaves: a migration that only adds keeps it; one that changes what
+// older binaries read raises it to its own version. Schemas 2 to 4 only
+// added.
+var minReader = 1
+
 // migrations are append-only; version i+1 is migrations[i].
 var migrations = []string{
 	`CREATE TABLE tokens (
@@ -163,12 +169,22 @@ func (d *DB) migrate(ctx context.Context) error {
 	if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS tokenbroker_schema (version integer NOT NULL)`); err != nil {
 		return unavailable(err)
 	}
-	var v int
-	if err := tx.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM tokenbroker_schema`).Scan(&v); err != nil {
+	// Which binaries may still use the schema (an older release inserts
+	// its version alone, and the column's default says it cannot tell).
+	if _, err := tx.Exec(ctx, `ALTER TABLE tokenbroker_schema ADD COLUMN IF NOT EXISTS min_reader integer NOT NULL DEFAULT 0`); err != nil {
+		return unavailable(err)
+	}
+	var v, floor int
+	if err := tx.QueryRow(ctx, `SELECT coalesce(max(version), 0), coalesce(max(min_reader), 0) FROM tokenbroker_schema`).Scan(&v, &floor); err != nil {
 		return unavailable(err)
 	}
 	if v > len(migrations) {
-		return &failure.Error{Kind: failure.Other, Msg: fmt.Sprintf("the PostgreSQL state was written by a newer tokenbroker (schema %d, this one knows %d)", v, len(migrations)),
+		// A newer replica migrated: run on it if it says binaries of this
+		// schema can, so replicas are upgraded one at a time.
+		if floor >= 1 && floor <= len(migrations) {
+			return nil
+		}
+		return &failure.Error{Kind: failure.Other, Msg: fmt.Sprintf("the PostgreSQL state was written by a newer tokenbroker (schema %d, which needs a tokenbroker that knows schema %d or later; this one knows %d)", v, max(floor, v), len(migrations)),
 			Hint: "upgrade tokenbroker"}
 	}
 	for i := v; i < len(migrations); i++ {
@@ -179,7 +195,7 @@ func (d *DB) migrate(ctx context.Context) error {
 	if _, err := tx.Exec(ctx, `DELETE FROM tokenbroker_schema`); err != nil {
 		return unavailable(err)
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO tokenbroker_schema VALUES ($1)`, len(migrations)); err != nil {
+	if _, err := tx.Exec(ctx, `INSERT INTO tokenbroker_schema (version, min_reader) VALUES ($1, $2)`, len(migrations), minReader); err != nil {
 		return unavailable(err)
 	}
 	return unavailable(tx.Commit(ctx))

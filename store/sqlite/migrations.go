@@ -16,6 +16,13 @@ type migration func(ctx context.Context, tx *sql.Tx, s *seal.Sealer) error
 // sealedSchema is the first schema that seals secrets.
 const sealedSchema = 2
 
+// minReader is the oldest schema whose binaries can use the schema this
+// one leaves: a migration that only adds (a table, a nullable column)
+// keeps it; one that changes what older binaries read raises it to its own
+// version, and those binaries then refuse the state instead of misreading
+// it. Schema 2 moved the tokens into sealed_tokens; 3 to 5 only added.
+var minReader = 2
+
 // migrations are append-only: a newer binary must open any older file.
 var migrations = []migration{
 	// 1: the first release kept tokens as plain JSON.

@@ -135,6 +135,9 @@ func (d *DB) migrate(ctx context.Context) error {
 	if current == len(migrations) {
 		return nil
 	}
+	if current > len(migrations) {
+		return d.newerSchema(ctx, current)
+	}
 	tx, err := d.db.BeginTx(ctx, nil)
 	if err != nil {
 		return d.describe(err)
@@ -145,7 +148,8 @@ func (d *DB) migrate(ctx context.Context) error {
 		return d.describe(err)
 	}
 	if v > len(migrations) {
-		return stateErr(d.path, fmt.Sprintf("the state was written by a newer tokenbroker (schema %d, this one knows %d):", v, len(migrations)), nil, "upgrade tokenbroker")
+		tx.Rollback()
+		return d.newerSchema(ctx, v)
 	}
 	if v == len(migrations) {
 		return nil
@@ -156,6 +160,14 @@ func (d *DB) migrate(ctx context.Context) error {
 		}
 	}
 	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, len(migrations))); err != nil {
+		return d.describe(err)
+	}
+	for _, q := range []string{`CREATE TABLE IF NOT EXISTS schema_floor (min_reader INTEGER NOT NULL)`, `DELETE FROM schema_floor`} {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return d.describe(err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_floor (min_reader) VALUES (?)`, minReader); err != nil {
 		return d.describe(err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -169,6 +181,21 @@ func (d *DB) migrate(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// newerSchema decides about a state a newer tokenbroker migrated: this one
+// runs on it if the newer one recorded that binaries knowing this one's
+// schema can still use it (its changes only added), and refuses otherwise,
+// naming both versions. Replicas are upgraded one at a time this way.
+func (d *DB) newerSchema(ctx context.Context, v int) error {
+	var floor int
+	if err := d.db.QueryRowContext(ctx, `SELECT coalesce(max(min_reader), 0) FROM schema_floor`).Scan(&floor); err != nil {
+		floor = 0 // written before floors were recorded: it cannot say
+	}
+	if floor >= 1 && floor <= len(migrations) {
+		return nil
+	}
+	return stateErr(d.path, fmt.Sprintf("the state was written by a newer tokenbroker (schema %d, which needs a tokenbroker that knows schema %d or later; this one knows %d):", v, max(floor, v), len(migrations)), nil, "upgrade tokenbroker")
 }
 
 // Get implements store.Store.
