@@ -291,13 +291,20 @@ func (b *Broker) renew(ctx context.Context, name string, p provider.Provider, o 
 		b.remember(name, seen)
 		return seen, nil
 	}
-	lease, err := st.Acquire(ctx, name, b.leaseOwner(), b.opts.LeaseTTL)
-	if err != nil {
-		return nil, err
-	}
-	defer st.Release(context.WithoutCancel(ctx), lease)
+	var out *Token
+	err = store.WithLease(ctx, st, name, b.leaseOwner(), b.opts.LeaseTTL, func(l *store.Leased) (err error) {
+		out, err = b.renewLeased(ctx, st, l, p, o, seen)
+		return err
+	})
+	return out, err
+}
+
+// renewLeased is renew's part under the profile's lease: it re-reads the
+// stored token, renews it if still due, and stores the new one.
+func (b *Broker) renewLeased(ctx context.Context, st store.Store, l *store.Leased, p provider.Provider, o TokenOptions, seen *Token) (*Token, error) {
+	name := l.Profile()
 	// Re-read under the lease: another process may have renewed meanwhile.
-	prev, err := st.Get(ctx, name)
+	prev, err := l.Get(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -351,7 +358,7 @@ func (b *Broker) renew(ctx context.Context, name string, p provider.Provider, o 
 	}
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
 	defer cancel()
-	if err := st.Put(cctx, name, next, gen, lease); err != nil {
+	if err := l.Put(cctx, next, gen); err != nil {
 		err = &failure.Error{Kind: failure.Other, Profile: name, Msg: "the new token could not be stored", Err: err,
 			Hint: "the previous token was kept; if the vendor rotated its refresh token, the next refresh will say whether a re-login is needed"}
 		b.audit(st, name, action, next.Grant, err)

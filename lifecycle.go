@@ -6,6 +6,7 @@ import (
 
 	"github.com/tokenbroker/tokenbroker/failure"
 	"github.com/tokenbroker/tokenbroker/provider"
+	"github.com/tokenbroker/tokenbroker/store"
 )
 
 // Login runs the profile's interactive grant and stores the result.
@@ -59,27 +60,24 @@ func (b *Broker) replace(ctx context.Context, name, action string, t *Token) err
 	if err != nil {
 		return err
 	}
-	lease, err := st.Acquire(ctx, name, b.leaseOwner(), b.opts.LeaseTTL)
-	if err != nil {
-		return err
-	}
-	defer st.Release(context.WithoutCancel(ctx), lease)
-	prev, err := st.Get(ctx, name)
-	var gen int64
-	if prev != nil {
-		gen = prev.Generation
-	} else if err != nil {
-		// An unreadable row (wrong key) is not silently replaced.
-		return err
-	}
-	if err := st.Put(context.WithoutCancel(ctx), name, t, gen, lease); err != nil {
-		err = failure.WithProfile(err, name)
-		b.audit(st, name, action, t.Grant, err)
-		return err
-	}
-	b.audit(st, name, action, t.Grant, nil)
-	b.remember(name, t)
-	return nil
+	return store.WithLease(ctx, st, name, b.leaseOwner(), b.opts.LeaseTTL, func(l *store.Leased) error {
+		prev, err := l.Get(ctx)
+		var gen int64
+		if prev != nil {
+			gen = prev.Generation
+		} else if err != nil {
+			// An unreadable row (wrong key) is not silently replaced.
+			return err
+		}
+		if err := l.Put(context.WithoutCancel(ctx), t, gen); err != nil {
+			err = failure.WithProfile(err, name)
+			b.audit(st, name, action, t.Grant, err)
+			return err
+		}
+		b.audit(st, name, action, t.Grant, nil)
+		b.remember(name, t)
+		return nil
+	})
 }
 
 // Revoke revokes the stored token at the vendor where it can, then forgets
@@ -96,31 +94,29 @@ func (b *Broker) Revoke(ctx context.Context, name string, in provider.Prompter) 
 	if err != nil {
 		return false, err
 	}
-	lease, err := st.Acquire(ctx, name, b.leaseOwner(), b.opts.LeaseTTL)
-	if err != nil {
-		return false, err
-	}
-	defer st.Release(context.WithoutCancel(ctx), lease)
-	t, err := st.Get(ctx, name)
-	if err != nil || t == nil {
-		return false, err
-	}
-	if r, ok := p.(provider.Revoker); ok {
-		err := r.Revoke(ctx, t, in)
-		switch {
-		case errors.Is(err, provider.ErrNoRevocation):
-		case err != nil:
-			err = b.scrub(name, t, failure.WithProfile(err, name))
-			b.audit(st, name, "revoke", t.Grant, err)
-			return false, err
-		default:
-			revokedAtVendor = true
+	err = store.WithLease(ctx, st, name, b.leaseOwner(), b.opts.LeaseTTL, func(l *store.Leased) error {
+		t, err := l.Get(ctx)
+		if err != nil || t == nil {
+			return err
 		}
-	}
-	b.forget(name)
-	if err := st.Delete(ctx, name); err != nil {
-		return revokedAtVendor, failure.WithProfile(err, name)
-	}
-	b.audit(st, name, "revoke", t.Grant, nil)
-	return revokedAtVendor, nil
+		if r, ok := p.(provider.Revoker); ok {
+			err := r.Revoke(ctx, t, in)
+			switch {
+			case errors.Is(err, provider.ErrNoRevocation):
+			case err != nil:
+				err = b.scrub(name, t, failure.WithProfile(err, name))
+				b.audit(st, name, "revoke", t.Grant, err)
+				return err
+			default:
+				revokedAtVendor = true
+			}
+		}
+		b.forget(name)
+		if err := l.Delete(ctx); err != nil {
+			return failure.WithProfile(err, name)
+		}
+		b.audit(st, name, "revoke", t.Grant, nil)
+		return nil
+	})
+	return revokedAtVendor, err
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/tokenbroker/tokenbroker/config"
 	"github.com/tokenbroker/tokenbroker/failure"
@@ -67,7 +68,8 @@ func Migrate(ctx context.Context, cfg *config.Config, from, to string) (MigrateR
 			continue
 		}
 		want := t.Clone()
-		if err := dst.Put(ctx, n, t, 0, nil); err != nil {
+		err = store.WithLease(ctx, dst, n, "migrate", time.Minute, func(l *store.Leased) error { return l.Put(ctx, t, 0) })
+		if err != nil {
 			return res, fmt.Errorf("profile %q: %w", n, err)
 		}
 		got, err := dst.Get(ctx, n)

@@ -40,7 +40,7 @@ func TestMigrateBothWays(t *testing.T) {
 		"ruckus": {AccessToken: "at-r", Expiry: time.Now().Add(2 * time.Hour).Round(time.Second), Grant: "client_credentials"},
 	}
 	for n, tok := range want {
-		if err := st.Put(ctx, n, tok.Clone(), 0, nil); err != nil {
+		if err := leasedPut(ctx, st, n, tok.Clone(), 0); err != nil {
 			t.Fatal(err)
 		}
 		st.Append(ctx, store.Event{Time: time.Now(), Profile: n, Action: "obtain", Outcome: "ok"})

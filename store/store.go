@@ -29,8 +29,9 @@ type Store interface {
 	// Get returns the stored token, or nil when none is stored.
 	Get(ctx context.Context, profile string) (*token.Token, error)
 	// Put stores tok if the stored generation equals expect (0 when none is
-	// stored) and, when lease is not nil, the lease is still the profile's
-	// current one. It sets tok.Generation to expect+1 and is durable on return.
+	// stored) and lease is still the profile's current one (ErrNoLease
+	// without one). It sets tok.Generation to expect+1 and is durable on
+	// return. Callers write through WithLease, which holds the lease.
 	Put(ctx context.Context, profile string, tok *token.Token, expect int64, lease *Lease) error
 	// Delete forgets a profile's token.
 	Delete(ctx context.Context, profile string) error

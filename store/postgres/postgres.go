@@ -245,13 +245,13 @@ func (d *DB) Put(ctx context.Context, profile string, tok *token.Token, expect i
 	if gen != expect {
 		return store.ErrConflict
 	}
-	if lease != nil {
-		var owner string
-		var fence int64
-		err := tx.QueryRow(ctx, `SELECT owner, fence FROM leases WHERE profile = $1`, profile).Scan(&owner, &fence)
-		if err != nil || owner != lease.Owner || fence != lease.Fence {
-			return store.ErrFenced
-		}
+	if lease == nil {
+		return store.ErrNoLease
+	}
+	var owner string
+	var fence int64
+	if err := tx.QueryRow(ctx, `SELECT owner, fence FROM leases WHERE profile = $1`, profile).Scan(&owner, &fence); err != nil || owner != lease.Owner || fence != lease.Fence {
+		return store.ErrFenced
 	}
 	if _, err := tx.Exec(ctx, `INSERT INTO tokens (profile, generation, meta, access, refresh, prev_refresh, secrets, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, clock_timestamp())

@@ -74,18 +74,18 @@ func TestPutGetConflictAndFence(t *testing.T) {
 	d := open(t, pgtest.Start(t).Database(t))
 	ctx := context.Background()
 	tok := &token.Token{AccessToken: "at-secret", RefreshToken: "rt-secret", Expiry: time.Now().Add(time.Hour).Round(time.Second), Grant: "refresh_token"}
-	if err := d.Put(ctx, "p", tok, 0, nil); err != nil {
+	if err := leasedPut(ctx, d, "p", tok, 0); err != nil {
 		t.Fatal(err)
 	}
 	got, err := d.Get(ctx, "p")
 	if err != nil || got.AccessToken != "at-secret" || got.RefreshToken != "rt-secret" || got.Generation != 1 || !got.Expiry.Equal(tok.Expiry) {
 		t.Fatalf("got %+v %v", got, err)
 	}
-	if err := d.Put(ctx, "p", tok, 0, nil); !errors.Is(err, store.ErrConflict) {
+	if err := leasedPut(ctx, d, "p", tok, 0); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("stale put: %v, want ErrConflict", err)
 	}
 	a, err := d.Acquire(ctx, "p", "a", time.Minute)
-	if err != nil || a.Fence != 1 {
+	if err != nil || a.Fence != 3 { // after the two Puts' leases
 		t.Fatalf("acquire: %+v %v", a, err)
 	}
 	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
@@ -95,7 +95,7 @@ func TestPutGetConflictAndFence(t *testing.T) {
 	}
 	d.Release(ctx, a)
 	b, err := d.Acquire(ctx, "p", "b", time.Minute)
-	if err != nil || b.Fence != 2 {
+	if err != nil || b.Fence != a.Fence+1 {
 		t.Fatalf("b: %+v %v", b, err)
 	}
 	if err := d.Put(ctx, "p", tok, 1, a); !errors.Is(err, store.ErrFenced) {
@@ -191,7 +191,7 @@ func TestWatchHearsOtherReplicas(t *testing.T) {
 	if p := <-heard; p != "" {
 		t.Fatalf("first notice %q, want the resync \"\"", p)
 	}
-	if err := b.Put(ctx, "ringcentral", &token.Token{AccessToken: "x"}, 0, nil); err != nil {
+	if err := leasedPut(ctx, b, "ringcentral", &token.Token{AccessToken: "x"}, 0); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -223,8 +223,8 @@ func TestQuotaShared(t *testing.T) {
 func TestAuditAndProfiles(t *testing.T) {
 	d := open(t, pgtest.Start(t).Database(t))
 	ctx := context.Background()
-	d.Put(ctx, "b", &token.Token{AccessToken: "x"}, 0, nil)
-	d.Put(ctx, "a", &token.Token{AccessToken: "y"}, 0, nil)
+	leasedPut(ctx, d, "b", &token.Token{AccessToken: "x"}, 0)
+	leasedPut(ctx, d, "a", &token.Token{AccessToken: "y"}, 0)
 	if ps, _ := d.Profiles(ctx); len(ps) != 2 || ps[0] != "a" {
 		t.Errorf("profiles %v", ps)
 	}
@@ -259,5 +259,17 @@ func TestHoldsAreSharedAndKeepTheLater(t *testing.T) {
 	}
 	if until, _ := b.HoldUntil(ctx, "other"); !until.IsZero() {
 		t.Errorf("another profile is held until %v", until)
+	}
+}
+
+// A token is written only under the profile's lease.
+func TestPutWithoutTheLeaseIsRefused(t *testing.T) {
+	d := open(t, pgtest.Start(t).Database(t))
+	ctx := context.Background()
+	if err := d.Put(ctx, "p", &token.Token{AccessToken: "x"}, 0, nil); !errors.Is(err, store.ErrNoLease) {
+		t.Fatalf("Put without a lease: %v, want ErrNoLease", err)
+	}
+	if got, err := d.Get(ctx, "p"); err != nil || got != nil {
+		t.Fatalf("something was written: %v, %v", got, err)
 	}
 }

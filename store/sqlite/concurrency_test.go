@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -172,5 +173,18 @@ func TestHoldsAreSharedAndKeepTheLater(t *testing.T) {
 	}
 	if until, err := b.HoldUntil(ctx, "rc"); err != nil || !until.Equal(later) {
 		t.Fatalf("hold %v (%v), want %v", until, err, later)
+	}
+}
+
+// A token is written only under the profile's lease: Put without one is
+// refused and writes nothing.
+func TestPutWithoutTheLeaseIsRefused(t *testing.T) {
+	d := openDB(t, filepath.Join(t.TempDir(), "state.db"), testSealer(t, 1))
+	ctx := context.Background()
+	if err := d.Put(ctx, "p", &token.Token{AccessToken: "x"}, 0, nil); !errors.Is(err, store.ErrNoLease) {
+		t.Fatalf("Put without a lease: %v, want ErrNoLease", err)
+	}
+	if got, err := d.Get(ctx, "p"); err != nil || got != nil {
+		t.Fatalf("something was written: %v, %v", got, err)
 	}
 }

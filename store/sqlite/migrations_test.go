@@ -90,14 +90,14 @@ func TestMigrateFromSchema1(t *testing.T) {
 	// The migrated row takes part in compare-and-swap at its old generation.
 	next := full.Clone()
 	next.AccessToken = "after-migration"
-	if err := d.Put(ctx, "full", next, 7, nil); err != nil {
+	if err := leasedPut(ctx, d, "full", next, 7); err != nil {
 		t.Errorf("Put expecting the migrated generation 7: %v", err)
 	} else if next.Generation != 8 {
 		t.Errorf("generation after Put: got %d, want 8", next.Generation)
 	}
-	// The new tables exist.
-	if l, err := d.Acquire(ctx, "full", "o", time.Minute); err != nil || l.Fence != 1 {
-		t.Errorf("Acquire after migration: got %+v, %v, want fence 1", l, err)
+	// The new tables exist: the lease of that Put was the first (fence 1).
+	if l, err := d.Acquire(ctx, "full", "o", time.Minute); err != nil || l.Fence != 2 {
+		t.Errorf("Acquire after migration: got %+v, %v, want fence 2", l, err)
 	}
 	if err := d.Close(); err != nil {
 		t.Fatal(err)

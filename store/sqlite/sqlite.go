@@ -235,13 +235,13 @@ func (d *DB) Put(ctx context.Context, profile string, tok *token.Token, expect i
 	if gen != expect {
 		return store.ErrConflict
 	}
-	if lease != nil {
-		var owner string
-		var fence int64
-		err := tx.QueryRowContext(ctx, `SELECT owner, fence FROM leases WHERE profile = ?`, profile).Scan(&owner, &fence)
-		if err != nil || owner != lease.Owner || fence != lease.Fence {
-			return store.ErrFenced
-		}
+	if lease == nil {
+		return store.ErrNoLease
+	}
+	var owner string
+	var fence int64
+	if err := tx.QueryRowContext(ctx, `SELECT owner, fence FROM leases WHERE profile = ?`, profile).Scan(&owner, &fence); err != nil || owner != lease.Owner || fence != lease.Fence {
+		return store.ErrFenced
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO tokens (profile, generation, meta, access, refresh, prev_refresh, secrets, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)

@@ -39,7 +39,7 @@ func TestOpenCreatesPrivateDirectoryAndFile(t *testing.T) {
 		t.Errorf("state file mode: got %04o, want %04o", got, want)
 	}
 	// The WAL and shared-memory files SQLite makes beside it are private too.
-	if err := d.Put(context.Background(), "p", fullToken(), 0, nil); err != nil {
+	if err := leasedPut(context.Background(), d, "p", fullToken(), 0); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range []string{path + "-wal", path + "-shm"} {
@@ -60,7 +60,7 @@ func TestOpenRefusesReadableStateFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := d.Put(context.Background(), "p", fullToken(), 0, nil); err != nil {
+	if err := leasedPut(context.Background(), d, "p", fullToken(), 0); err != nil {
 		t.Fatal(err)
 	}
 	d.Close()
@@ -101,7 +101,7 @@ func TestPutGetRoundTrip(t *testing.T) {
 	}
 
 	tok := fullToken()
-	if err := d.Put(ctx, "p", tok, 0, nil); err != nil {
+	if err := leasedPut(ctx, d, "p", tok, 0); err != nil {
 		t.Fatalf("Put: %v", err)
 	}
 	if tok.Generation != 1 {
@@ -121,7 +121,7 @@ func TestPutGetRoundTrip(t *testing.T) {
 	next.RefreshToken = "second-refresh"
 	next.Secrets = nil
 	next.Extra = nil
-	if err := d.Put(ctx, "p", next, 1, nil); err != nil {
+	if err := leasedPut(ctx, d, "p", next, 1); err != nil {
 		t.Fatalf("second Put: %v", err)
 	}
 	if next.Generation != 2 {
@@ -145,12 +145,12 @@ func TestPutConflictChangesNothing(t *testing.T) {
 	ctx := context.Background()
 	d := openDB(t, filepath.Join(t.TempDir(), "state.db"), testSealer(t, 1))
 	first := fullToken()
-	if err := d.Put(ctx, "p", first, 0, nil); err != nil {
+	if err := leasedPut(ctx, d, "p", first, 0); err != nil {
 		t.Fatal(err)
 	}
 	second := first.Clone()
 	second.AccessToken = "second"
-	if err := d.Put(ctx, "p", second, 1, nil); err != nil {
+	if err := leasedPut(ctx, d, "p", second, 1); err != nil {
 		t.Fatal(err)
 	}
 
@@ -158,7 +158,7 @@ func TestPutConflictChangesNothing(t *testing.T) {
 		stale := first.Clone()
 		stale.AccessToken = "stale"
 		stale.Generation = 42
-		err := d.Put(ctx, "p", stale, expect, nil)
+		err := leasedPut(ctx, d, "p", stale, expect)
 		if !errors.Is(err, store.ErrConflict) {
 			t.Errorf("Put expecting generation %d when 2 is stored: got %v, want ErrConflict", expect, err)
 		}
@@ -175,7 +175,7 @@ func TestPutConflictChangesNothing(t *testing.T) {
 	}
 
 	// A profile that holds nothing conflicts with any expectation but 0.
-	if err := d.Put(ctx, "new", fullToken(), 1, nil); !errors.Is(err, store.ErrConflict) {
+	if err := leasedPut(ctx, d, "new", fullToken(), 1); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("Put expecting generation 1 on an empty profile: got %v, want ErrConflict", err)
 	}
 	if got, err := d.Get(ctx, "new"); got != nil || err != nil {
@@ -187,7 +187,7 @@ func TestDelete(t *testing.T) {
 	ctx := context.Background()
 	d := openDB(t, filepath.Join(t.TempDir(), "state.db"), testSealer(t, 1))
 	for _, p := range []string{"a", "b"} {
-		if err := d.Put(ctx, p, fullToken(), 0, nil); err != nil {
+		if err := leasedPut(ctx, d, p, fullToken(), 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -200,7 +200,7 @@ func TestDelete(t *testing.T) {
 	if got, err := d.Get(ctx, "b"); err != nil || got == nil || got.AccessToken != accessSecret {
 		t.Errorf("Get(b) after Delete(a): got %+v, %v, want b's token", got, err)
 	}
-	if err := d.Put(ctx, "a", fullToken(), 0, nil); err != nil {
+	if err := leasedPut(ctx, d, "a", fullToken(), 0); err != nil {
 		t.Errorf("Put expecting 0 after Delete: %v", err)
 	}
 }
@@ -211,14 +211,14 @@ func TestNoPlaintextSecretsOnDisk(t *testing.T) {
 	d := openDB(t, path, testSealer(t, 1))
 	for _, p := range []string{"alpha", "beta", "gamma"} {
 		tok := fullToken()
-		if err := d.Put(ctx, p, tok, 0, nil); err != nil {
+		if err := leasedPut(ctx, d, p, tok, 0); err != nil {
 			t.Fatal(err)
 		}
 		// Rewrite it a few times, so old versions are left in pages.
 		for i := range 3 {
 			next := tok.Clone()
 			next.Extra = map[string]any{"i": float64(i)}
-			if err := d.Put(ctx, p, next, tok.Generation, nil); err != nil {
+			if err := leasedPut(ctx, d, p, next, tok.Generation); err != nil {
 				t.Fatal(err)
 			}
 			tok = next
@@ -263,7 +263,7 @@ func TestWrongKeyLeavesRowAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 	tok := fullToken()
-	if err := d.Put(ctx, "prof", tok, 0, nil); err != nil {
+	if err := leasedPut(ctx, d, "prof", tok, 0); err != nil {
 		t.Fatal(err)
 	}
 	d.Close()
@@ -302,10 +302,10 @@ func TestTamperedRowIsRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := d.Put(ctx, "prof", fullToken(), 0, nil); err != nil {
+	if err := leasedPut(ctx, d, "prof", fullToken(), 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.Put(ctx, "other", fullToken(), 0, nil); err != nil {
+	if err := leasedPut(ctx, d, "other", fullToken(), 0); err != nil {
 		t.Fatal(err)
 	}
 	d.Close()
@@ -350,7 +350,7 @@ func TestRowMovedToAnotherProfileIsRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := d.Put(ctx, "prof", fullToken(), 0, nil); err != nil {
+	if err := leasedPut(ctx, d, "prof", fullToken(), 0); err != nil {
 		t.Fatal(err)
 	}
 	d.Close()
