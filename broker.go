@@ -22,6 +22,7 @@ import (
 	tbclock "github.com/tokenbroker/tokenbroker/clock"
 	"github.com/tokenbroker/tokenbroker/config"
 	"github.com/tokenbroker/tokenbroker/failure"
+	"github.com/tokenbroker/tokenbroker/internal/httpx"
 	"github.com/tokenbroker/tokenbroker/provider"
 	"github.com/tokenbroker/tokenbroker/store"
 	"github.com/tokenbroker/tokenbroker/token"
@@ -129,6 +130,11 @@ func New(cfg *config.Config, opts Options) *Broker {
 	if b.limits == nil {
 		b.limits = NewAccounts()
 	}
+	if b.opts.HTTP == nil {
+		// One client for every profile's token endpoint: it never reuses a
+		// connection, so no answer crosses between profiles.
+		b.opts.HTTP = httpx.New(httpx.Options{RejectHTML: true})
+	}
 	b.conns.warn = opts.Warn
 	return b
 }
@@ -178,7 +184,7 @@ func (b *Broker) Provider(name string) (provider.Provider, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := provider.New(prof, provider.Env{HTTP: b.opts.HTTP, Now: b.opts.Now, Warn: b.opts.Warn,
+	p, err := provider.New(prof, provider.Env{HTTP: b.opts.HTTP, Now: b.opts.Now, Warn: b.opts.Warn, Pacer: &b.limits.steps,
 		Token: func(ctx context.Context, other string) (*token.Token, error) {
 			return b.Token(ctx, other, TokenOptions{})
 		}})

@@ -100,7 +100,8 @@ func (l *limits) observeQuota(ctx context.Context, h map[string][]string, now ti
 // profile's limits keeps what was counted against them. It is safe for
 // concurrent use.
 type Accounts struct {
-	m sync.Map // account key + settings -> *limits
+	m     sync.Map // account key + settings -> *limits
+	steps provider.Pacer
 }
 
 // NewAccounts returns an empty set of accounts.

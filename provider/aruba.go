@@ -31,12 +31,19 @@ const (
 	arubaDefaultScope = "all"
 )
 
-// stepLimiters pace each of the first three steps to 1 call/s per gateway
-// within this process, so repeated logins never draw a 429.
-var stepLimiters sync.Map // host+path -> *rate.Limiter
+// Pacer paces each of Aruba's first three login steps to 1 call/s per
+// gateway endpoint, so repeated logins never draw a 429. Whoever runs the
+// process owns it (tokenbroker.Accounts does), so that a reload keeps it.
+type Pacer struct {
+	m sync.Map // host+path -> *rate.Limiter
+}
 
-func pace(ctx context.Context, endpoint string) error {
-	l, _ := stepLimiters.LoadOrStore(endpoint, rate.NewLimiter(arubaStepPerSec, 1))
+// NewPacer returns a pacer that has seen no calls.
+func NewPacer() *Pacer { return &Pacer{} }
+
+// Wait waits for endpoint's next slot.
+func (p *Pacer) Wait(ctx context.Context, endpoint string) error {
+	l, _ := p.m.LoadOrStore(endpoint, rate.NewLimiter(arubaStepPerSec, 1))
 	return l.(*rate.Limiter).Wait(ctx)
 }
 
@@ -49,7 +56,7 @@ const stepAttempts = 3
 // that a retry could duplicate.
 func (a *aruba) step(ctx context.Context, req request) (*response, error) {
 	for attempt := 1; ; attempt++ {
-		if err := pace(ctx, req.URL); err != nil {
+		if err := a.env.Pacer.Wait(ctx, req.URL); err != nil {
 			return nil, err
 		}
 		resp, err := call(ctx, a.env.HTTP, req)
@@ -164,7 +171,7 @@ func (a *aruba) mspClient(ctx context.Context, s session, mspClientID string) (c
 // authCode is step 3; the code must be exchanged within 300 s.
 func (a *aruba) authCode(ctx context.Context, s session, clientID string) (string, error) {
 	endpoint := a.hostBase + arubaAuthPath
-	if err := pace(ctx, endpoint); err != nil {
+	if err := a.env.Pacer.Wait(ctx, endpoint); err != nil {
 		return "", err
 	}
 	scope := arubaDefaultScope

@@ -10,7 +10,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/tokenbroker/tokenbroker/config"
@@ -88,16 +87,19 @@ type Env struct {
 	Sleep func(ctx context.Context, d time.Duration) error
 	// Token gives another profile's token (token exchange's subject_profile).
 	Token func(ctx context.Context, profile string) (*token.Token, error)
+	// Pacer paces Aruba's login steps; give every provider of a process
+	// the same one (the Broker does). A provider of its own when nil.
+	Pacer *Pacer
 }
-
-// sharedHTTP is the token-endpoint client of every provider that is given
-// none: one connection pool for all profiles, not one each (10,000 tenants
-// would otherwise hold 10,000 pools of idle connections).
-var sharedHTTP = sync.OnceValue(func() *http.Client { return httpx.New(httpx.Options{RejectHTML: true}) })
 
 func (e Env) withDefaults() Env {
 	if e.HTTP == nil {
-		e.HTTP = sharedHTTP()
+		// Token endpoints never reuse a connection (httpx.New), so a client
+		// per provider holds no idle connections.
+		e.HTTP = httpx.New(httpx.Options{RejectHTML: true})
+	}
+	if e.Pacer == nil {
+		e.Pacer = NewPacer()
 	}
 	if e.Now == nil {
 		e.Now = time.Now
