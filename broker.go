@@ -100,12 +100,10 @@ type Broker struct {
 	owner  string       // this broker's name on leases
 	leases atomic.Int64 // numbers each acquisition, see leaseOwner
 
-	mu            sync.Mutex // guards building providers and limits
-	mem           sync.Map   // profile -> *cached; read without locks on the hot path
-	providers     sync.Map   // profile -> provider.Provider
-	limits        *Accounts  // the vendor accounts' limits; Options.Accounts or the broker's own
-	profileLimits sync.Map   // profile -> *limits, the same ones, found without building the key
-	flights       singleflight.Group
+	mu       sync.Mutex               // guards making an account's limits
+	profiles map[string]*profileState // one per configured profile, made in New and never changed
+	limits   *Accounts                // the vendor accounts' limits; Options.Accounts or the broker's own
+	flights  singleflight.Group
 	conns         conns    // vendor API connections, one pool per profile
 	renewals      renewals // when a 401 last renewed each profile
 }
@@ -136,6 +134,10 @@ func New(cfg *config.Config, opts Options) *Broker {
 		b.opts.HTTP = httpx.New(httpx.Options{RejectHTML: true})
 	}
 	b.conns.warn = opts.Warn
+	b.profiles = make(map[string]*profileState, len(cfg.Profiles))
+	for name, prof := range cfg.Profiles {
+		b.profiles[name] = &profileState{prof: prof}
+	}
 	return b
 }
 
@@ -170,32 +172,69 @@ func (b *Broker) store() (store.Store, error) {
 // Store returns the broker's store, opening it on first use.
 func (b *Broker) Store() (store.Store, error) { return b.store() }
 
+// profileState is what the Broker keeps of one configured profile. The
+// table of them is made in New and never changes: a reload of the config
+// makes a new Broker. Each part is made on first use, once.
+type profileState struct {
+	prof *config.Profile
+
+	providerOnce sync.Once
+	provider     provider.Provider
+	providerErr  error
+
+	limitsOnce sync.Once
+	limits     *limits // its vendor account's, shared with the account's other profiles
+	limitsErr  error
+
+	mem atomic.Pointer[cached] // the token in memory; read without locks on the hot path
+}
+
+// state returns the profile's entry, or the config's error for a name
+// that is no profile.
+func (b *Broker) state(name string) (*profileState, error) {
+	if e := b.profiles[name]; e != nil {
+		return e, nil
+	}
+	_, err := b.cfg.Profile(name)
+	if err == nil {
+		err = failure.New(failure.Config, "profile %q is not in the broker's config", name)
+	}
+	return nil, err
+}
+
 // Provider returns the provider of a profile, built once.
 func (b *Broker) Provider(name string) (provider.Provider, error) {
-	if p, ok := b.providers.Load(name); ok {
-		return p.(provider.Provider), nil
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if p, ok := b.providers.Load(name); ok {
-		return p.(provider.Provider), nil
-	}
-	prof, err := b.cfg.Profile(name)
+	e, err := b.state(name)
 	if err != nil {
 		return nil, err
 	}
-	p, err := provider.New(prof, provider.Env{HTTP: b.opts.HTTP, Now: b.opts.Now, Warn: b.opts.Warn, Pacer: &b.limits.steps,
-		Token: func(ctx context.Context, other string) (*token.Token, error) {
-			return b.Token(ctx, other, TokenOptions{})
-		}})
-	if err != nil {
-		return nil, err
+	e.providerOnce.Do(func() {
+		e.provider, e.providerErr = provider.New(e.prof, provider.Env{HTTP: b.opts.HTTP, Now: b.opts.Now, Warn: b.opts.Warn, Pacer: &b.limits.steps,
+			Token: func(ctx context.Context, other string) (*token.Token, error) {
+				return b.Token(ctx, other, TokenOptions{})
+			}})
+		if e.providerErr == nil {
+			for _, w := range e.prof.Warnings() {
+				b.opts.Warn(w)
+			}
+		}
+	})
+	return e.provider, e.providerErr
+}
+
+// mem is the profile's token in memory, nil when none (or no such profile).
+func (b *Broker) mem(name string) *cached {
+	if e := b.profiles[name]; e != nil {
+		return e.mem.Load()
 	}
-	for _, w := range prof.Warnings() {
-		b.opts.Warn(w)
+	return nil
+}
+
+// keep sets the profile's token in memory (nil forgets it).
+func (b *Broker) keep(name string, c *cached) {
+	if e := b.profiles[name]; e != nil {
+		e.mem.Store(c)
 	}
-	b.providers.Store(name, p)
-	return p, nil
 }
 
 // TokenOptions tune one Token call.
@@ -525,11 +564,10 @@ type cached struct {
 
 // hot returns the in-memory token when it can be handed out as it is.
 func (b *Broker) hot(name string, minTTL time.Duration) *Token {
-	v, ok := b.mem.Load(name)
-	if !ok {
+	c := b.mem(name)
+	if c == nil {
 		return nil
 	}
-	c := v.(*cached)
 	now := b.opts.Now()
 	if !c.tok.Valid(now, minTTL) || (!c.refreshAt.IsZero() && !now.Before(c.refreshAt)) {
 		return nil
@@ -538,8 +576,8 @@ func (b *Broker) hot(name string, minTTL time.Duration) *Token {
 }
 
 func (b *Broker) cached(name string) *Token {
-	if v, ok := b.mem.Load(name); ok {
-		return v.(*cached).tok
+	if c := b.mem(name); c != nil {
+		return c.tok
 	}
 	return nil
 }
@@ -551,7 +589,7 @@ func (b *Broker) remember(name string, t *Token) {
 	if ka := keepAliveAt(t); !ka.IsZero() && (c.refreshAt.IsZero() || ka.Before(c.refreshAt)) {
 		c.refreshAt = ka
 	}
-	b.mem.Store(name, c)
+	b.keep(name, c)
 }
 
 // pause keeps t in memory as usable until the next renewal attempt is due:
@@ -565,10 +603,10 @@ func (b *Broker) pause(name string, t *Token, err error) {
 	if !t.Expiry.IsZero() && next.After(t.Expiry.Add(-time.Second)) {
 		next = t.Expiry.Add(-time.Second)
 	}
-	b.mem.Store(name, &cached{tok: t.Clone(), refreshAt: next})
+	b.keep(name, &cached{tok: t.Clone(), refreshAt: next})
 }
 
-func (b *Broker) forget(name string) { b.mem.Delete(name) }
+func (b *Broker) forget(name string) { b.keep(name, nil) }
 
 // Invalidate drops the in-memory copy of a profile's token ("" for all),
 // because another process or replica wrote a newer one.
@@ -577,7 +615,9 @@ func (b *Broker) Invalidate(name string) {
 		b.forget(name)
 		return
 	}
-	b.mem.Range(func(k, _ any) bool { b.mem.Delete(k); return true })
+	for _, e := range b.profiles {
+		e.mem.Store(nil)
+	}
 }
 
 // Headers returns the header lines that attach a valid token to a request.
@@ -638,11 +678,10 @@ func (b *Broker) HandoutJSON(ctx context.Context, name string) ([]byte, error) {
 }
 
 func (b *Broker) handoutJSONInMemory(name string) ([]byte, bool, error) {
-	v, ok := b.mem.Load(name)
-	if !ok {
+	c := b.mem(name)
+	if c == nil {
 		return nil, false, nil
 	}
-	c := v.(*cached)
 	if b.hot(name, 0) != c.tok {
 		return nil, false, nil
 	}

@@ -135,14 +135,12 @@ func accountKey(p *config.Profile, d provider.Description) string {
 
 // limitsFor returns the shared limits of a profile's account.
 func (b *Broker) limitsFor(name string) (*limits, error) {
-	if l, ok := b.profileLimits.Load(name); ok {
-		return l.(*limits), nil
+	e, err := b.state(name)
+	if err != nil {
+		return nil, err
 	}
-	l, err := b.accountLimits(name)
-	if err == nil {
-		b.profileLimits.Store(name, l)
-	}
-	return l, err
+	e.limitsOnce.Do(func() { e.limits, e.limitsErr = b.accountLimits(name) })
+	return e.limits, e.limitsErr
 }
 
 // accountLimits finds or makes the limits of the profile's vendor account.

@@ -172,14 +172,13 @@ func (b *Broker) Maintain(ctx context.Context, name string) (time.Time, error) {
 	if _, err := b.Token(ctx, name, TokenOptions{Strict: true}); err != nil {
 		return time.Time{}, err
 	}
-	v, ok := b.mem.Load(name)
-	if !ok || v.(*cached).refreshAt.IsZero() {
+	c := b.mem(name)
+	if c == nil || c.refreshAt.IsZero() {
 		return b.opts.Now().Add(maintainIdle), nil
 	}
 	// Each replica looks a little after the refresh point, by its own draw:
 	// the first renews, the others hear of it (NOTIFY) and find the new
 	// token stored, instead of all queueing for the lease at once.
-	c := v.(*cached)
 	spread := min(c.tok.Lifetime()/20, maintainSpreadMax)
 	if spread > 0 {
 		return c.refreshAt.Add(rand.N(spread)), nil
