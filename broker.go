@@ -104,8 +104,8 @@ type Broker struct {
 	profiles map[string]*profileState // one per configured profile, made in New and never changed
 	limits   *Accounts                // the vendor accounts' limits; Options.Accounts or the broker's own
 	flights  singleflight.Group
-	conns         conns    // vendor API connections, one pool per profile
-	renewals      renewals // when a 401 last renewed each profile
+	conns    conns    // vendor API connections, one pool per profile
+	renewals renewals // when a 401 last renewed each profile
 }
 
 // New returns a Broker for cfg.
