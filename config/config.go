@@ -33,11 +33,14 @@ type Config struct {
 
 	// Path is where the config was read from, empty when built in code.
 	Path string `yaml:"-"`
+
+	src *source // the text it was parsed from, for the lines in errors
 }
 
 // Profile is one named credential. Field names are the YAML keys DESIGN.md fixes.
 type Profile struct {
 	Name string `yaml:"-"`
+	src  *source // the config text, for Location
 
 	Provider       string `yaml:"provider"`
 	Region         string `yaml:"region"`
@@ -294,7 +297,7 @@ func Load(path string, explicit bool) (*Config, error) {
 		}
 		return nil, err
 	}
-	c.Path = path
+	c.Path, c.src.path = path, path
 	return c, nil
 }
 
@@ -316,13 +319,15 @@ func Parse(data []byte) (*Config, error) {
 	if c.Profiles == nil {
 		c.Profiles = map[string]*Profile{}
 	}
+	c.src = &source{data: data}
 	for name, p := range c.Profiles {
 		if p == nil {
-			return nil, failure.New(failure.Config, "profile %q is empty: it needs at least `provider`", name)
+			p = &Profile{Name: name, src: c.src}
+			return nil, failure.New(failure.Config, "profile %q (%s) is empty: it needs at least `provider`", name, p.Location())
 		}
-		p.Name = name
+		p.Name, p.src = name, c.src
 		if p.Provider == "" {
-			return nil, failure.New(failure.Config, "profile %q: `provider` is missing", name)
+			return nil, failure.New(failure.Config, "profile %q (%s): `provider` is missing", name, p.Location())
 		}
 	}
 	return c, nil

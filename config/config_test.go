@@ -2,6 +2,7 @@ package config
 
 import (
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -117,8 +118,8 @@ profiles:
 func TestConfigErrorsNameTheLine(t *testing.T) {
 	for doc, want := range map[string][]string{
 		"profiles:\n  p:\n    provider: oauth2\n    tokne_url: x\n": {"line 4", "tokne_url"},
-		"profiles:\n  p:\n    token_url: x\n":                       {`profile "p"`, "provider"},
-		"profiles:\n  p:\n":                                         {`profile "p"`, "empty"},
+		"profiles:\n  p:\n    token_url: x\n":                       {`profile "p" (line 2)`, "provider"},
+		"state: x\nprofiles:\n  q:\n    provider: oauth2\n  p:\n":   {`profile "p" (line 5)`, "empty"},
 		"profiles: [1, 2]\n":                                        {"invalid YAML"},
 		"serve: {max_connections: -1}\n":                            {"serve"},
 	} {
@@ -132,5 +133,23 @@ func TestConfigErrorsNameTheLine(t *testing.T) {
 				t.Errorf("%q: %v, want it to say %q", doc, err, w)
 			}
 		}
+	}
+}
+
+// Location names the file and the line of a profile's key, for errors
+// found after parsing (a provider's checks); nothing for a profile built
+// in code.
+func TestLocation(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	os.WriteFile(path, []byte("# tokenbroker\nprofiles:\n  a:\n    provider: oauth2\n\n  b:\n    provider: ruckus-one\n"), 0o600)
+	c, err := Load(path, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := c.Profiles["b"].Location(), path+" line 6"; got != want {
+		t.Errorf("Location() = %q, want %q", got, want)
+	}
+	if got := (&Profile{Name: "x"}).Location(); got != "" {
+		t.Errorf("a profile built in code: %q", got)
 	}
 }

@@ -24,10 +24,14 @@ type aruba struct{ *oauthProvider }
 
 // Paths of the OAuth grant on the gateway host.
 const (
-	arubaLoginPath    = "/oauth2/authorize/central/api/login"
-	arubaMSPPath      = "/oauth2/authorize/central/api/client_credentials"
-	arubaAuthPath     = "/oauth2/authorize/central/api"
-	arubaStepPerSec   = 1 // seed 004: the first three steps allow 1 call/s each
+	arubaLoginPath  = "/oauth2/authorize/central/api/login"
+	arubaMSPPath    = "/oauth2/authorize/central/api/client_credentials"
+	arubaAuthPath   = "/oauth2/authorize/central/api"
+	arubaStepPerSec = 1 // seed 004: the first three steps allow 1 call/s each
+	// arubaStepMargin is added to the step's second: two calls paced
+	// exactly a second apart may reach the vendor less than a second apart
+	// when the first was delayed on the way.
+	arubaStepMargin   = 150 * time.Millisecond
 	arubaDefaultScope = "all"
 )
 
@@ -43,7 +47,7 @@ func NewPacer() *Pacer { return &Pacer{} }
 
 // Wait waits for endpoint's next slot.
 func (p *Pacer) Wait(ctx context.Context, endpoint string) error {
-	l, _ := p.m.LoadOrStore(endpoint, rate.NewLimiter(arubaStepPerSec, 1))
+	l, _ := p.m.LoadOrStore(endpoint, rate.NewLimiter(rate.Every(time.Second/arubaStepPerSec+arubaStepMargin), 1))
 	return l.(*rate.Limiter).Wait(ctx)
 }
 

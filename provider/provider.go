@@ -143,5 +143,8 @@ func New(p *config.Profile, env Env) (Provider, error) {
 func configErr(p *config.Profile, format string, args ...any) error {
 	e := failure.New(failure.Config, format, args...)
 	e.Profile = p.Name
+	if where := p.Location(); where != "" {
+		e.Msg += " (" + where + ")"
+	}
 	return e
 }

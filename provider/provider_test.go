@@ -571,3 +571,16 @@ func TestNetworkFailures(t *testing.T) {
 		}
 	}
 }
+
+// A profile the provider refuses is named with the file and line where it
+// is defined.
+func TestProviderConfigErrorsNameTheLine(t *testing.T) {
+	c, err := config.Parse([]byte("profiles:\n  ok:\n    provider: static\n    api_key: k\n    base_url: https://api.example.com\n  bad:\n    provider: oauth2\n    client_id: x\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = New(c.Profiles["bad"], Env{})
+	if failure.KindOf(err) != failure.Config || !strings.Contains(err.Error(), "(line 6)") {
+		t.Fatalf("err %v, want a config error naming line 6", err)
+	}
+}
