@@ -39,7 +39,7 @@ type Config struct {
 
 // Profile is one named credential. Field names are the YAML keys DESIGN.md fixes.
 type Profile struct {
-	Name string `yaml:"-"`
+	Name string  `yaml:"-"`
 	src  *source // the config text, for Location
 
 	Provider       string `yaml:"provider"`
