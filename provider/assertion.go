@@ -111,16 +111,6 @@ func (g *generic) jwtBearer(ctx context.Context) (*token.Token, error) {
 	return g.tokenCall(ctx, form, "jwt_bearer", "the assertion", nil, "")
 }
 
-// privateKeyJWT is client_credentials with the client authenticated by a
-// signed JWT instead of a secret (RFC 7523 section 2.2).
-func (g *generic) privateKeyJWT(ctx context.Context) (*token.Token, error) {
-	form := url.Values{"grant_type": {"client_credentials"}}
-	if len(g.p.Scopes) > 0 {
-		form.Set("scope", joinScopes(g.p.Scopes))
-	}
-	return g.tokenCall(ctx, form, "client_credentials", "the client assertion", nil, "")
-}
-
 // tokenCall posts a grant to the token endpoint and reads the token,
 // carrying over from prev what the answer leaves out (used is the refresh
 // token presented, if any).

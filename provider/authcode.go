@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"sync"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -59,24 +60,25 @@ func (a *authCode) Login(ctx context.Context, in Prompter) (*token.Token, error)
 		ru.Path = "/"
 	}
 
-	c, err := a.client(nil)
-	if a.public || err != nil {
-		id, ierr := a.secret(a.p.ClientID, "client_id")
-		if ierr != nil {
-			return nil, ierr
-		}
-		c = clientAuth{ID: id}
+	id, err := a.secret(a.p.ClientID, "client_id")
+	if err != nil {
+		return nil, err
 	}
-	cfg := oauth2.Config{ClientID: c.ID, ClientSecret: c.Secret, RedirectURL: ru.String(), Scopes: a.p.Scopes,
-		Endpoint: oauth2.Endpoint{AuthURL: a.endpoints.Authorization, TokenURL: a.tokenURL, AuthStyle: a.v.ClientAuth}}
+	cfg := oauth2.Config{ClientID: id, RedirectURL: ru.String(), Scopes: a.p.Scopes,
+		Endpoint: oauth2.Endpoint{AuthURL: a.endpoints.Authorization, TokenURL: a.tokenURL}}
 	state, verifier := random(24), oauth2.GenerateVerifier()
-	authURL := cfg.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier))
+	opts := []oauth2.AuthCodeOption{oauth2.S256ChallengeOption(verifier)}
+	if a.p.Audience != "" {
+		opts = append(opts, oauth2.SetAuthURLParam("audience", a.p.Audience))
+	}
+	authURL := cfg.AuthCodeURL(state, opts...)
 
 	type result struct {
-		code string
-		err  error
+		tok *token.Token
+		err error
 	}
 	got := make(chan result, 1)
+	var once sync.Once
 	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != ru.Path {
 			http.NotFound(w, r)
@@ -93,17 +95,27 @@ func (a *authCode) Login(ctx context.Context, in Prompter) (*token.Token, error)
 				Hint: "approve the request in the browser, or check the client's redirect URIs and scopes"}
 		case q.Get("code") == "":
 			res.err = &failure.Error{Kind: failure.Protocol, Profile: a.p.Name, Msg: "the redirect carried no code"}
-		default:
-			res.code = q.Get("code")
 		}
-		if res.err != nil {
-			http.Error(w, "tokenbroker: "+res.err.Error(), http.StatusBadRequest)
-		} else {
+		first := false
+		once.Do(func() {
+			first = true
+			if res.err == nil {
+				// The code is exchanged before the page says anything, so
+				// "logged in" is only shown once it is true.
+				res.tok, res.err = a.tokenCall(ctx, url.Values{"grant_type": {"authorization_code"}, "code": {q.Get("code")},
+					"redirect_uri": {ru.String()}, "code_verifier": {verifier}}, "authorization_code", "the authorization code", nil, "")
+			}
+			got <- res
+		})
+		switch {
+		case !first:
+			http.Error(w, "tokenbroker: this login was already answered; run `tokenbroker login` again if it failed", http.StatusConflict)
+		case res.err != nil:
+			// The reason goes to the terminal, where the vendor's text is
+			// scrubbed of the profile's secrets first.
+			http.Error(w, "tokenbroker: the login failed; the terminal says why.", http.StatusBadRequest)
+		default:
 			fmt.Fprintln(w, "tokenbroker: logged in; you may close this window.")
-		}
-		select {
-		case got <- res:
-		default:
 		}
 	})}
 	go srv.Serve(ln)
@@ -117,28 +129,12 @@ func (a *authCode) Login(ctx context.Context, in Prompter) (*token.Token, error)
 	}
 	wctx, cancel := context.WithTimeout(ctx, loginTimeout)
 	defer cancel()
-	var res result
 	select {
-	case res = <-got:
+	case res := <-got:
+		return res.tok, res.err
 	case <-wctx.Done():
 		return nil, &failure.Error{Kind: failure.Other, Profile: a.p.Name, Msg: "no login came back in time", Err: wctx.Err()}
 	}
-	if res.err != nil {
-		return nil, res.err
-	}
-	now := a.env.Now()
-	ot, err := viaOAuth2(ctx, a.env.HTTP, true, func(ctx context.Context) (*oauth2.Token, error) {
-		return cfg.Exchange(ctx, res.code, oauth2.VerifierOption(verifier))
-	})
-	if err != nil {
-		return nil, classify(err, a.site(a.tokenURL, "the authorization code"))
-	}
-	t, err := fromOAuth2(ot, "authorization_code", now)
-	if err != nil {
-		return nil, classify(err, a.site(a.tokenURL, "the authorization code"))
-	}
-	a.carryOver(t, nil, "")
-	return t, nil
 }
 
 func random(n int) string {

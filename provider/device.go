@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/url"
 	"time"
@@ -27,37 +28,46 @@ func (d *deviceCode) Login(ctx context.Context, in Prompter) (*token.Token, erro
 	if d.endpoints.Device == "" {
 		return nil, configErr(d.p, "the device_code grant needs `device_url` or an `issuer` that announces one")
 	}
-	id, err := d.secret(d.p.ClientID, "client_id")
+	// The device authorization request carries the client's authentication
+	// like every other call (x/oauth2's sends only client_id, which a
+	// confidential client is refused for: RFC 8628 3.1).
+	started := d.env.Now()
+	form := url.Values{}
+	d.requested(form)
+	ds := d.site(d.endpoints.Device, "the device authorization request")
+	resp, err := d.clientCall(ctx, d.endpoints.Device, form)
 	if err != nil {
-		return nil, err
+		return nil, classify(err, ds)
 	}
-	cfg := oauth2.Config{ClientID: id, Scopes: d.p.Scopes, Endpoint: oauth2.Endpoint{DeviceAuthURL: d.endpoints.Device, TokenURL: d.tokenURL, AuthStyle: d.v.ClientAuth}}
-	if !d.public {
-		c, err := d.client(nil)
-		if err != nil {
-			return nil, err
-		}
-		cfg.ClientSecret = c.Secret
+	var da struct {
+		DeviceCode              string      `json:"device_code"`
+		UserCode                string      `json:"user_code"`
+		VerificationURI         string      `json:"verification_uri"`
+		VerificationURL         string      `json:"verification_url"` // Google's spelling
+		VerificationURIComplete string      `json:"verification_uri_complete"`
+		ExpiresIn               json.Number `json:"expires_in"`
+		Interval                json.Number `json:"interval"`
 	}
-	started, wall := d.env.Now(), time.Now()
-	da, err := viaOAuth2(ctx, d.env.HTTP, false, func(ctx context.Context) (*oauth2.DeviceAuthResponse, error) {
-		return cfg.DeviceAuth(ctx)
-	})
-	if err != nil {
-		return nil, classify(err, d.site(d.endpoints.Device, "the device authorization request"))
+	if json.Unmarshal(resp.Body, &da) != nil {
+		return nil, classify(errInvalidJSON, ds)
+	}
+	if da.DeviceCode == "" || da.UserCode == "" {
+		return nil, classify(errors.New("the answer has no device_code or user_code"), ds)
+	}
+	if da.VerificationURI == "" {
+		da.VerificationURI = da.VerificationURL
 	}
 	d.env.Warn("to log in profile " + d.p.Name + ", open " + da.VerificationURI + " and enter the code " + da.UserCode)
 	if b, ok := in.(Browser); ok && da.VerificationURIComplete != "" {
 		b.OpenURL(da.VerificationURIComplete)
 	}
-	interval := time.Duration(da.Interval) * time.Second
-	if interval <= 0 {
-		interval = 5 * time.Second // RFC 8628 3.2's default
+	interval := 5 * time.Second // RFC 8628 3.2's default
+	if n, ok := seconds(da.Interval); ok && n > 0 {
+		interval = n
 	}
-	// x/oauth2 reads expires_in on the wall clock; carry it to ours.
 	var deadline time.Time
-	if !da.Expiry.IsZero() {
-		deadline = started.Add(da.Expiry.Sub(wall))
+	if n, ok := seconds(da.ExpiresIn); ok && n > 0 {
+		deadline = started.Add(n)
 	}
 	for {
 		if !deadline.IsZero() && !d.env.Now().Before(deadline) {
@@ -67,7 +77,7 @@ func (d *deviceCode) Login(ctx context.Context, in Prompter) (*token.Token, erro
 			return nil, err
 		}
 		now := d.env.Now()
-		resp, err := d.clientCall(ctx, d.tokenURL, url.Values{"grant_type": {deviceCodeGrant}, "device_code": {da.DeviceCode}})
+		resp, err = d.clientCall(ctx, d.tokenURL, url.Values{"grant_type": {deviceCodeGrant}, "device_code": {da.DeviceCode}})
 		var re *oauth2.RetrieveError
 		if errors.As(err, &re) {
 			switch re.ErrorCode {

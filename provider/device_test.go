@@ -20,11 +20,28 @@ type deviceServer struct {
 	mu      sync.Mutex
 	answers []string // error codes, or "" for the token
 	polls   int
+	// secret, when set, makes it a confidential client's server: every
+	// call must carry HTTP Basic with it, as Hydra requires.
+	secret string
+	forms  map[string][]string // path -> the forms it received, encoded
 }
 
 func (s *deviceServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r.ParseForm()
 	w.Header().Set("Content-Type", "application/json")
+	s.mu.Lock()
+	if s.forms == nil {
+		s.forms = map[string][]string{}
+	}
+	s.forms[r.URL.Path] = append(s.forms[r.URL.Path], r.PostForm.Encode())
+	s.mu.Unlock()
+	if s.secret != "" {
+		if id, sec, ok := r.BasicAuth(); !ok || id != "cli" || sec != s.secret {
+			w.WriteHeader(401)
+			json.NewEncoder(w).Encode(map[string]string{"error": "invalid_client"})
+			return
+		}
+	}
 	switch r.URL.Path {
 	case "/device":
 		json.NewEncoder(w).Encode(map[string]any{"device_code": "dev-123", "user_code": "WDJB-MJHT",
@@ -124,4 +141,28 @@ func equalDurations(a, b []time.Duration) bool {
 		}
 	}
 	return true
+}
+
+// A confidential device client authenticates on the device authorization
+// request too (RFC 8628 3.1; Hydra answers 401 invalid_client otherwise),
+// and the profile's scope and audience go with it.
+func TestDeviceCodeConfidentialClient(t *testing.T) {
+	ds := &deviceServer{answers: []string{""}, secret: "device-secret"}
+	srv := httptest.NewServer(ds)
+	defer srv.Close()
+	p, err := New(&config.Profile{Name: "dev", Provider: "oauth2", Grant: "device_code", TokenURL: srv.URL + "/token",
+		DeviceURL: srv.URL + "/device", ClientID: "cli", ClientSecret: "device-secret", AuthStyle: "basic",
+		Scopes: []string{"offline", "read"}, Audience: "https://api.example"}, Env{
+		Sleep: func(context.Context, time.Duration) error { return nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := p.(Loginer).Login(context.Background(), nil)
+	if err != nil || tok.AccessToken != "at-device" {
+		t.Fatalf("login: %+v, %v", tok, err)
+	}
+	if got := ds.forms["/device"]; len(got) != 1 || !strings.Contains(got[0], "audience=https%3A%2F%2Fapi.example") || !strings.Contains(got[0], "scope=offline+read") {
+		t.Errorf("device authorization request: %q, want the scope and the audience", got)
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -77,6 +78,15 @@ func newAuthServer(t *testing.T) *authServer {
 	// an issuer whose signed assertions stand for a user (RFC 7523 grant).
 	store.Clients["tb-pkjwt"] = &fosite.DefaultOpenIDConnectClient{
 		DefaultClient:           &fosite.DefaultClient{ID: "tb-pkjwt", GrantTypes: []string{"client_credentials"}, Scopes: []string{"read"}},
+		JSONWebKeys:             &jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &clientKey.PublicKey, KeyID: "client-key", Algorithm: "RS256", Use: "sig"}}},
+		TokenEndpointAuthMethod: "private_key_jwt",
+	}
+	// The same way of authenticating, for a person's login: every call to
+	// the server (the code exchange, refresh, revocation, introspection)
+	// must carry the assertion.
+	store.Clients["tb-pkjwt-code"] = &fosite.DefaultOpenIDConnectClient{
+		DefaultClient: &fosite.DefaultClient{ID: "tb-pkjwt-code", GrantTypes: []string{"authorization_code", "refresh_token"},
+			ResponseTypes: []string{"code"}, Scopes: []string{"offline", "read"}, RedirectURIs: []string{"http://127.0.0.1/callback"}},
 		JSONWebKeys:             &jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &clientKey.PublicKey, KeyID: "client-key", Algorithm: "RS256", Use: "sig"}}},
 		TokenEndpointAuthMethod: "private_key_jwt",
 	}
@@ -275,6 +285,7 @@ func TestDiscoveryFromAnotherIssuerIsRefused(t *testing.T) {
 type headlessBrowser struct {
 	tamper func(*url.URL) // changes the URL before it is opened, if set
 	done   chan error
+	page   chan string // the page the redirect answered, if set
 }
 
 func (h *headlessBrowser) Prompt(string, bool) (string, error) { return "", errors.New("no prompts") }
@@ -290,7 +301,11 @@ func (h *headlessBrowser) OpenURL(raw string) error {
 	go func() {
 		resp, err := http.Get(u.String())
 		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
+			if h.page != nil {
+				h.page <- string(b)
+			}
 		}
 		h.done <- err
 	}()
@@ -375,5 +390,49 @@ func TestFositeJWTBearerGrant(t *testing.T) {
 	p = fositeProvider(t, as, config.Profile{TokenURL: as.URL + "/token", Grant: "jwt_bearer", PrivateKey: "not a key", AssertionClaims: claims})
 	if _, err := p.Obtain(context.Background(), nil); failure.KindOf(err) != failure.Config || !strings.Contains(err.Error(), "private_key") {
 		t.Errorf("bad key: %v", err)
+	}
+}
+
+// A private_key_jwt client that logs a person in authenticates with its
+// assertion on the code exchange, the refresh and the revocation, as on the client-credentials grant (Hydra answered the
+// exchange 401 invalid_client when only the first grant carried one).
+func TestFositePrivateKeyJWTOnEveryCall(t *testing.T) {
+	as := newAuthServer(t)
+	ctx := context.Background()
+	p := fositeProvider(t, as, config.Profile{Issuer: as.URL, Grant: "authorization_code", ClientID: "tb-pkjwt-code", ClientSecret: "none",
+		AuthStyle: "private_key_jwt", PrivateKey: pemOf(clientKey), Scopes: []string{"offline", "read"}})
+	tok, err := p.(Loginer).Login(ctx, &headlessBrowser{done: make(chan error, 1)})
+	if err != nil || tok.AccessToken == "" || tok.RefreshToken == "" {
+		t.Fatalf("login (code exchange): %+v %v", tok, err)
+	}
+	next, err := p.Obtain(ctx, tok)
+	if err != nil || next.AccessToken == tok.AccessToken {
+		t.Fatalf("refresh: %+v %v", next, err)
+	}
+	// (fosite's introspection takes only Basic or a bearer token, so it is
+	// not tried here; revocation authenticates the client as the token
+	// endpoint does.)
+	if err := p.(Revoker).Revoke(ctx, next, nil); err != nil {
+		t.Fatalf("revocation: %v", err)
+	}
+	if _, err := p.Obtain(ctx, next); failure.KindOf(err) != failure.Rejected {
+		t.Errorf("refresh after revocation: %v, want Rejected", err)
+	}
+}
+
+// The login page says "logged in" only once the code was exchanged: a
+// refused exchange (here a wrong client secret) says the login failed.
+func TestLoginPageWaitsForTheExchange(t *testing.T) {
+	as := newAuthServer(t)
+	for _, c := range []struct {
+		secret string
+		page   string
+	}{{fositeSecret, "logged in"}, {"wrong-secret", "login failed"}} {
+		p := fositeProvider(t, as, config.Profile{Issuer: as.URL, Grant: "authorization_code", ClientSecret: config.Secret(c.secret), Scopes: []string{"offline"}})
+		b := &headlessBrowser{done: make(chan error, 1), page: make(chan string, 1)}
+		_, err := p.(Loginer).Login(context.Background(), b)
+		if page := <-b.page; !strings.Contains(page, c.page) {
+			t.Errorf("secret %q: the page says %q (login: %v), want %q", c.secret, page, err, c.page)
+		}
 	}
 }

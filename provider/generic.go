@@ -9,6 +9,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/tokenbroker/tokenbroker/config"
+	"github.com/tokenbroker/tokenbroker/failure"
 	"github.com/tokenbroker/tokenbroker/internal/httpx"
 	"github.com/tokenbroker/tokenbroker/token"
 )
@@ -124,33 +125,36 @@ type generic struct {
 	endpoints endpoints
 }
 
-// Obtain implements Provider.
+// Obtain implements Provider. Every call to the authorization server goes
+// through tokenCall or clientCall, so the client authenticates the one way
+// its profile says (a secret in Basic or the body, a signed assertion, or
+// none for a public client) on every grant, not only the first.
 func (g *generic) Obtain(ctx context.Context, prev *token.Token) (*token.Token, error) {
 	if err := g.discover(ctx); err != nil {
 		return nil, err
 	}
 	if prev.RefreshUsable(g.env.Now()) || g.v.PrimaryGrant == "refresh_token" {
-		if g.public {
-			return g.obtainPublic(ctx, prev)
+		t, err := g.refresh(ctx, prev)
+		if failure.KindOf(err) != failure.Rejected || !g.reobtainable() || g.v.PrimaryGrant == "refresh_token" {
+			return t, err
 		}
-		return g.oauthProvider.Obtain(ctx, prev)
+		// The refresh token is dead but the primary grant needs none:
+		// start over rather than stop.
 	}
-	switch {
-	case g.v.PrimaryGrant == "jwt_bearer":
+	switch g.v.PrimaryGrant {
+	case "jwt_bearer":
 		return g.jwtBearer(ctx)
-	case g.v.PrimaryGrant == "token_exchange":
+	case "token_exchange":
 		return g.tokenExchange(ctx)
-	case g.p.AuthStyle == "private_key_jwt" && g.v.PrimaryGrant == "client_credentials":
-		return g.privateKeyJWT(ctx)
-	case g.public:
-		return g.obtainPublic(ctx, prev)
+	case "client_credentials":
+		return g.clientCredentialsGrant(ctx)
 	}
-	return g.oauthProvider.Obtain(ctx, prev)
+	return g.oauthProvider.Obtain(ctx, nil) // says what the profile needs: a login
 }
 
-// obtainPublic is the refresh_token grant of a public client (no secret):
-// client_id travels in the body, per RFC 6749 3.2.1.
-func (g *generic) obtainPublic(ctx context.Context, prev *token.Token) (*token.Token, error) {
+// refresh runs the refresh_token grant with the stored refresh token, or
+// the configured seed when none is stored.
+func (g *generic) refresh(ctx context.Context, prev *token.Token) (*token.Token, error) {
 	rt := ""
 	if prev.RefreshUsable(g.env.Now()) {
 		rt = prev.RefreshToken
@@ -160,6 +164,30 @@ func (g *generic) obtainPublic(ctx context.Context, prev *token.Token) (*token.T
 		return g.oauthProvider.Obtain(ctx, prev)
 	}
 	return g.tokenCall(ctx, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}, "refresh_token", "the refresh token", prev, rt)
+}
+
+// clientCredentialsGrant is RFC 6749 4.4, with the profile's scopes and
+// audience.
+func (g *generic) clientCredentialsGrant(ctx context.Context) (*token.Token, error) {
+	form := url.Values{"grant_type": {"client_credentials"}}
+	g.requested(form)
+	what := "the credentials"
+	if g.p.AuthStyle == "private_key_jwt" {
+		what = "the client assertion"
+	}
+	return g.tokenCall(ctx, form, "client_credentials", what, nil, "")
+}
+
+// requested adds what the profile asks for to a grant or an authorization
+// request: its scopes and its audience (Hydra, Auth0 and Okta take
+// `audience` on every grant, not only on token exchange).
+func (g *generic) requested(form url.Values) {
+	if len(g.p.Scopes) > 0 {
+		form.Set("scope", joinScopes(g.p.Scopes))
+	}
+	if g.p.Audience != "" {
+		form.Set("audience", g.p.Audience)
+	}
 }
 
 // checkHeader validates a header template such as "X-Auth-Token: {token}".

@@ -584,3 +584,23 @@ func TestProviderConfigErrorsNameTheLine(t *testing.T) {
 		t.Fatalf("err %v, want a config error naming line 6", err)
 	}
 }
+
+// `audience` goes with every grant that asks for a token, not only token
+// exchange (Hydra, Auth0 and Okta read it on client credentials).
+func TestAudienceOnClientCredentials(t *testing.T) {
+	rec := &recorder{body: `{"access_token":"a","expires_in":60}`}
+	base := serve(t, rec)
+	for _, style := range []string{"basic", "private_key_jwt"} {
+		prof := &config.Profile{Name: "aud", Provider: "oauth2", TokenURL: base + "/token", ClientID: "id", ClientSecret: "sec",
+			AuthStyle: style, Audience: "https://api.example", Scopes: []string{"read"}}
+		if style == "private_key_jwt" {
+			prof.PrivateKey = pemOf(clientKey)
+		}
+		if _, err := newProvider(t, prof).Obtain(context.Background(), nil); err != nil {
+			t.Fatal(err)
+		}
+		if f := rec.last(t).Form; f.Get("audience") != "https://api.example" || f.Get("scope") != "read" {
+			t.Errorf("%s: form %v, want the audience and the scope", style, f)
+		}
+	}
+}
