@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/oauth2"
 
@@ -120,9 +121,13 @@ type generic struct {
 	*oauthProvider
 	public bool
 
-	once      sync.Once
-	found     error
-	endpoints endpoints
+	discoveryMu sync.Mutex // guards what discovery found
+	discovered  bool       // a document answered: found says whether it is usable
+	found       error
+	transient   error     // the last unreachable issuer's failure, until retryAt
+	retryAt     time.Time // when discovery may be tried again
+	failures    int       // unreachable attempts in a row
+	endpoints   endpoints
 }
 
 // Obtain implements Provider. Every call to the authorization server goes
