@@ -458,10 +458,19 @@ func (b *Broker) keepRetryAfter(st store.Store, name string, err error) {
 // one used. When both are refused the only way on is a person.
 func (b *Broker) obtain(ctx context.Context, name string, p provider.Provider, prev *Token) (*Token, error) {
 	next, err := p.Obtain(ctx, prev)
-	if failure.KindOf(err) != failure.Rejected || !prev.RefreshUsable(b.opts.Now()) || !p.Describe().Interactive {
+	d := p.Describe()
+	var fe *failure.Error
+	if failure.KindOf(err) != failure.Rejected || !prev.RefreshUsable(b.opts.Now()) || !d.Interactive || !errors.As(err, &fe) {
 		return next, err
 	}
-	if prev.PrevRefreshToken != "" {
+	if fe.Code == "invalid_client" {
+		return nil, err // the client's credentials were refused: a login would not help
+	}
+	// The one before the newest only where the vendor's rules make it
+	// safe: a server with reuse detection revokes the chain when an old
+	// refresh token comes back.
+	triedFallback := d.RefreshFallback && prev.PrevRefreshToken != ""
+	if triedFallback {
 		fb := prev.Clone()
 		fb.RefreshToken, fb.PrevRefreshToken = prev.PrevRefreshToken, ""
 		if next, ferr := p.Obtain(ctx, fb); ferr == nil {
@@ -469,10 +478,12 @@ func (b *Broker) obtain(ctx context.Context, name string, p provider.Provider, p
 			return next, nil
 		}
 	}
-	return nil, &failure.Error{Kind: failure.Rejected, Profile: name,
-		Msg: "re-login needed: the vendor refused the stored refresh token" +
-			map[bool]string{true: " and the one before it", false: ""}[prev.PrevRefreshToken != ""],
-		Err: err}
+	msg := "refresh token rejected: re-login needed (" + fe.Msg
+	if triedFallback {
+		msg += "; the one before it was refused too"
+	}
+	return nil, &failure.Error{Kind: failure.Rejected, Profile: name, Endpoint: fe.Endpoint, Code: fe.Code, Msg: msg + ")",
+		Hint: "run `tokenbroker login " + name + "` (or `tokenbroker import " + name + " FILE`); the access token is handed out until it expires"}
 }
 
 // scrub removes the profile's secrets, and the tokens of t, from a

@@ -85,6 +85,11 @@ func (b *Broker) Status(ctx context.Context) ([]ProfileStatus, error) {
 		switch {
 		case terr != nil:
 			s.State, s.LastError, s.LastErrorClass = StateError, terr.Error(), failure.KindOf(terr).String()
+		case lastFail != nil && lastFail.ErrorClass == failure.Rejected.String() && t != nil:
+			// The vendor refused the refresh token or the credentials since the
+			// last renewal: only a person can fix it, even while the access
+			// token still works (and is still handed out).
+			s.State = StateNeedsLogin
 		case t.Valid(now, 0):
 			s.State = StateValid
 			if !b.fresh(t, now, 0) {

@@ -75,10 +75,15 @@ type Profile struct {
 	SubjectProfile   string `yaml:"subject_profile"`
 	SubjectTokenType string `yaml:"subject_token_type"` // default urn:ietf:params:oauth:token-type:access_token
 	Audience         string `yaml:"audience"`
-	Resource         string `yaml:"resource"`
-	Assertion        Secret `yaml:"assertion"`
-	PrivateKey       Secret `yaml:"private_key"`
-	AuthStyle        string `yaml:"auth_style"`
+	// RefreshFallback lets a generic profile present the refresh token
+	// before the newest when the newest is refused. Off by default: servers
+	// with refresh-token reuse detection (Hydra, Okta, Auth0) revoke the
+	// whole chain when an old one comes back.
+	RefreshFallback *bool  `yaml:"refresh_fallback"`
+	Resource        string `yaml:"resource"`
+	Assertion       Secret `yaml:"assertion"`
+	PrivateKey      Secret `yaml:"private_key"`
+	AuthStyle       string `yaml:"auth_style"`
 	// AssertionClaims are the claims of the JWTs tokenbroker signs with
 	// private_key: jwt_bearer assertions (RFC 7523) and private_key_jwt client
 	// authentication (which fills iss, sub and aud itself).

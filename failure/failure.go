@@ -65,7 +65,11 @@ type Error struct {
 	Hint     string // what to do about it
 	// RetryAfter is the vendor's Retry-After, when it sent one.
 	RetryAfter time.Duration
-	Err        error
+	// Code is the vendor's OAuth error code (invalid_grant, invalid_client),
+	// when it sent one, and invalid_client for a 401 without one (RFC 6749
+	// 5.2): it says whether the grant or the client was refused.
+	Code string
+	Err  error
 }
 
 func (e *Error) Error() string {

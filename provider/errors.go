@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/oauth2"
 
@@ -45,6 +46,12 @@ func classify(err error, s site) error {
 			status = re.Response.StatusCode
 		}
 		msg := vendorMessage(re.Body)
+		e.Code = re.ErrorCode
+		if e.Code == "" && status == http.StatusUnauthorized {
+			// RFC 6749 5.2 answers 401 for a client that failed to
+			// authenticate; Aruba says only "Auth failure".
+			e.Code = "invalid_client"
+		}
 		switch {
 		case status == http.StatusTooManyRequests:
 			e.Kind, e.Msg = failure.RateLimited, s.vendor+" is rate limiting token requests (429)"
@@ -59,6 +66,15 @@ func classify(err error, s site) error {
 		case status == http.StatusNotFound:
 			e.Kind, e.Msg = failure.Config, s.vendor+" has no token endpoint at this address (404)"
 			e.Hint = "check region, base_url, token_url and tenant_id"
+		case e.Code == "invalid_client" && s.what != "the credentials":
+			// The grant presented something else (a refresh token, a code):
+			// say that it is the client that was refused, not the grant.
+			e.Kind = failure.Rejected
+			e.Msg = fmt.Sprintf("%s rejected the client (%d)", s.vendor, status)
+			if msg != "" {
+				e.Msg += ": " + msg
+			}
+			e.Hint = "check client_id and client_secret (and auth_style) for profile " + s.profile
 		default:
 			e.Kind = failure.Rejected
 			e.Msg = fmt.Sprintf("%s rejected %s (%d)", s.vendor, s.what, status)
@@ -127,10 +143,7 @@ func vendorMessage(body []byte) string {
 	if len(m.Errors) > 0 && m.Errors[0].Code != "" {
 		msg += " [" + m.Errors[0].Code + "]"
 	}
-	if len(msg) > 300 {
-		msg = msg[:300] + "..."
-	}
-	return msg
+	return printable(msg, maxVendorText)
 }
 
 func retryAfter(resp *http.Response) time.Duration {
@@ -155,4 +168,28 @@ func stripQuery(raw string) string {
 		return raw[:i]
 	}
 	return raw
+}
+
+// maxVendorText bounds the vendor's words kept in an error: enough for a
+// server's whole reason, not a page.
+const maxVendorText = 4096
+
+// printable makes vendor text safe to show and keep: valid UTF-8, no
+// control characters (a terminal would act on escapes), at most max bytes
+// cut on a character boundary.
+func printable(s string, max int) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return ' '
+		}
+		return r
+	}, strings.ToValidUTF8(s, "\uFFFD"))
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
 }

@@ -109,7 +109,8 @@ func (o *oauthProvider) Describe() Description {
 	return Description{
 		Vendor: o.v.Display, APIBase: o.apiBase, Limits: l,
 		Refreshable: o.v.Refreshable, RefreshIdle: o.v.RefreshIdle,
-		Interactive: !o.reobtainable(),
+		Interactive:     !o.reobtainable(),
+		RefreshFallback: o.v.RefreshFallback || (o.p.RefreshFallback != nil && *o.p.RefreshFallback),
 	}
 }
 

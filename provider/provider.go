@@ -44,6 +44,9 @@ type Description struct {
 	RefreshIdle time.Duration
 	// Interactive means a token can only be had by `login` or `import`.
 	Interactive bool
+	// RefreshFallback means the refresh token before the newest may be
+	// presented when the newest is refused (see Vendor.RefreshFallback).
+	RefreshFallback bool
 	// Stateless means the token comes from configuration (a static key)
 	// and is not stored.
 	Stateless bool

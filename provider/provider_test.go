@@ -13,6 +13,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tokenbroker/tokenbroker/config"
 	"github.com/tokenbroker/tokenbroker/failure"
@@ -602,5 +603,23 @@ func TestAudienceOnClientCredentials(t *testing.T) {
 		if f := rec.last(t).Form; f.Get("audience") != "https://api.example" || f.Get("scope") != "read" {
 			t.Errorf("%s: form %v, want the audience and the scope", style, f)
 		}
+	}
+}
+
+// Vendor text is kept whole up to a few KB (the server's reason may be
+// long), cut on a character boundary, with control characters (a
+// terminal's escapes) taken out.
+func TestVendorTextKeptWholeAndPrintable(t *testing.T) {
+	long := strings.Repeat("é", 1000) + " the real reason"
+	if got := vendorMessage([]byte(`{"error":"invalid_request","error_description":"` + long + `"}`)); !strings.HasSuffix(got, "the real reason") {
+		t.Errorf("a 2 KB description was cut: ...%q", got[len(got)-40:])
+	}
+	huge := strings.Repeat("é", 5000)
+	got := vendorMessage([]byte(`{"message":"` + huge + `"}`))
+	if len(got) > maxVendorText+3 || !utf8.ValidString(got) || !strings.HasSuffix(got, "...") {
+		t.Errorf("a 10 KB message: %d bytes, valid UTF-8 %v", len(got), utf8.ValidString(got))
+	}
+	if got := vendorMessage([]byte(`{"message":"bad\u001b[31m red\r\nline"}`)); strings.ContainsAny(got, "\x1b\r\n") {
+		t.Errorf("control characters kept: %q", got)
 	}
 }

@@ -29,12 +29,17 @@ type Vendor struct {
 	// RefreshInQuery sends refresh parameters in the query string with an
 	// empty body, as Aruba's reference SDK does.
 	RefreshInQuery bool
-	Refreshable    bool          // the vendor issues refresh tokens
-	RefreshIdle    time.Duration // refresh tokens die when unused this long
-	Header         string        // how the token is attached
-	TenantHeader   string        // header carrying delegate_tenant, "" when none
-	Limits         Limits
-	Required       []string // profile fields that must be set
+	Refreshable    bool // the vendor issues refresh tokens
+	// RefreshFallback: the vendor's rules make it safe to present the
+	// refresh token before the newest when the newest is refused (Aruba:
+	// the old one lives until the new one is used). Servers with reuse
+	// detection revoke the whole chain when an old one comes back.
+	RefreshFallback bool
+	RefreshIdle     time.Duration // refresh tokens die when unused this long
+	Header          string        // how the token is attached
+	TenantHeader    string        // header carrying delegate_tenant, "" when none
+	Limits          Limits
+	Required        []string // profile fields that must be set
 	// RevokePath is the revoke call's path on the token host, "" when none.
 	RevokePath string
 	// RejectHint tells the user what to do when the vendor refuses the
@@ -70,17 +75,18 @@ var vendors = map[string]*Vendor{
 			"apac-east1":  sameHost("apigw-apaceast.central.arubanetworks.com"),
 			"apac-south1": sameHost("apigw-apacsouth.central.arubanetworks.com"),
 		},
-		TokenPath:      "/oauth2/token",
-		ClientAuth:     oauth2.AuthStyleInParams,
-		RefreshInQuery: true,
-		Refreshable:    true,
-		RefreshIdle:    15 * 24 * time.Hour,
-		Header:         bearer,
-		TenantHeader:   "TenantID",
-		Limits:         Limits{PerSecond: 7, PerDay: 5000},
-		Required:       []string{"client_id", "client_secret"},
-		RevokePath:     "/oauth2/api/tokens",
-		RejectHint:     "run `tokenbroker login {profile}` or import a new token with `tokenbroker import {profile} FILE`",
+		TokenPath:       "/oauth2/token",
+		ClientAuth:      oauth2.AuthStyleInParams,
+		RefreshInQuery:  true,
+		Refreshable:     true,
+		RefreshFallback: true,
+		RefreshIdle:     15 * 24 * time.Hour,
+		Header:          bearer,
+		TenantHeader:    "TenantID",
+		Limits:          Limits{PerSecond: 7, PerDay: 5000},
+		Required:        []string{"client_id", "client_secret"},
+		RevokePath:      "/oauth2/api/tokens",
+		RejectHint:      "run `tokenbroker login {profile}` or import a new token with `tokenbroker import {profile} FILE`",
 	},
 	"ruckus-one": {
 		ID: "ruckus-one", Display: "RUCKUS One", RegionKey: "region", DefaultRegion: "us",
