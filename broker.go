@@ -619,17 +619,31 @@ func (b *Broker) pause(name string, t *Token, err error) {
 
 func (b *Broker) forget(name string) { b.keep(name, nil) }
 
-// Invalidate drops the in-memory copy of a profile's token ("" for all),
-// because another process or replica wrote a newer one.
+// Invalidate marks the in-memory copy of a profile's token ("" for all)
+// as stale, because another process or replica wrote a newer one: the next
+// call reads the store. The copy is not dropped: while the store cannot be
+// read (a PostgreSQL outage, whose start is also when the watch reports
+// that anything may have changed) it is still handed out until it expires.
 func (b *Broker) Invalidate(name string) {
+	stale := func(e *profileState) {
+		if c := e.mem.Load(); c != nil {
+			e.mem.Store(&cached{tok: c.tok, refreshAt: staleSince})
+		}
+	}
 	if name != "" {
-		b.forget(name)
+		if e := b.profiles[name]; e != nil {
+			stale(e)
+		}
 		return
 	}
 	for _, e := range b.profiles {
-		e.mem.Store(nil)
+		stale(e)
 	}
 }
+
+// staleSince is a refresh point long past: a token marked with it is never
+// handed out from memory without a look at the store first.
+var staleSince = time.Unix(1, 0)
 
 // Headers returns the header lines that attach a valid token to a request.
 func (b *Broker) Headers(ctx context.Context, name string) (http.Header, error) {
