@@ -211,6 +211,14 @@ func (t *transport) send(req *http.Request, replay []byte) (*http.Response, stri
 	}
 	out.Header.Del("Authorization")
 	for k, v := range att.header {
+		// The profile's names are spelled as the vendor documents them;
+		// whatever the caller sent under the same name, in any case, goes.
+		out.Header.Del(k)
+		for ck := range out.Header {
+			if strings.EqualFold(ck, k) {
+				delete(out.Header, ck)
+			}
+		}
 		out.Header[k] = v
 	}
 	rt := t.rt

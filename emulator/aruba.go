@@ -364,7 +364,10 @@ func (a *Aruba) token(w http.ResponseWriter, r *http.Request) {
 	}
 	grant := param("grant_type")
 	a.countToken(grant, "refresh_token", "authorization_code")
-	if err != nil {
+	if err != nil && query.Get("grant_type") == "" {
+		// A body that is no form is fine when the parameters are in the
+		// query string: a published Aruba client sends them there with a
+		// "{}" body and no content type, and Central accepts it.
 		arubaError(w, http.StatusBadRequest, "request body must be application/x-www-form-urlencoded")
 		return
 	}
@@ -640,11 +643,13 @@ func (a *Aruba) rateHeaders(w http.ResponseWriter, customer string, now time.Tim
 		dayLeft = max(0, a.DailyQuota-a.today(customer, now).used)
 		secLeft = a.perSecond.remaining(customer, a.PerSecondLimit, now)
 	}
+	// Spelled as Central sends them (pycentral looks them up as written),
+	// not in Go's canonical X-Ratelimit-Remaining-Day.
 	h := w.Header()
-	h.Set("X-RateLimit-Limit-day", strconv.Itoa(a.DailyQuota))
-	h.Set("X-RateLimit-Remaining-day", strconv.Itoa(dayLeft))
-	h.Set("X-RateLimit-Limit-second", strconv.Itoa(a.PerSecondLimit))
-	h.Set("X-RateLimit-Remaining-second", strconv.Itoa(secLeft))
+	h["X-RateLimit-Limit-day"] = []string{strconv.Itoa(a.DailyQuota)}
+	h["X-RateLimit-Remaining-day"] = []string{strconv.Itoa(dayLeft)}
+	h["X-RateLimit-Limit-second"] = []string{strconv.Itoa(a.PerSecondLimit)}
+	h["X-RateLimit-Remaining-second"] = []string{strconv.Itoa(secLeft)}
 }
 
 // today returns customer's daily counter, reset at midnight GMT on the emulator's clock.

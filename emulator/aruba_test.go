@@ -1,7 +1,11 @@
 package emulator
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -617,5 +621,47 @@ func TestArubaRevokeAllAndDown(t *testing.T) {
 	wantStatus(t, r, http.StatusServiceUnavailable)
 	if r.str("message") != "service unavailable" {
 		t.Fatalf("down body %s", r.body)
+	}
+}
+
+// Central's rate headers go out spelled as Central spells them: pycentral
+// looks them up as written, and Go would send X-Ratelimit-Remaining-Day.
+func TestArubaRateHeadersKeepTheirSpelling(t *testing.T) {
+	a := NewAruba(nil)
+	srv := httptest.NewServer(a)
+	defer srv.Close()
+	c, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "GET /monitoring/v1/aps HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer nope\r\nConnection: close\r\n\r\n")
+	head, _ := io.ReadAll(c)
+	for _, want := range []string{"\r\nX-RateLimit-Limit-day: ", "\r\nX-RateLimit-Remaining-day: ", "\r\nX-RateLimit-Limit-second: ", "\r\nX-RateLimit-Remaining-second: "} {
+		if !bytes.Contains(head, []byte(want)) {
+			t.Errorf("the answer lacks %q:\n%s", strings.TrimSpace(want), head)
+		}
+	}
+}
+
+// A published Aruba client sends the refresh with its parameters in the
+// query string and a "{}" body without a content type; Central takes it.
+func TestArubaRefreshWithQueryParamsAndAnEmptyJSONBody(t *testing.T) {
+	a := NewAruba(nil)
+	srv := httptest.NewServer(a)
+	defer srv.Close()
+	var off struct {
+		RefreshToken string `json:"refresh_token"`
+	}
+	json.Unmarshal(a.IssueOfflineToken(), &off)
+	q := url.Values{"client_id": {a.ClientID}, "client_secret": {a.ClientSecret}, "grant_type": {"refresh_token"}, "refresh_token": {off.RefreshToken}}
+	r := send(t, srv, http.MethodPost, "/oauth2/token?"+q.Encode(), "{}")
+	if r.status != http.StatusOK || r.str("access_token") == "" {
+		t.Fatalf("refresh with a {} body: %d %s", r.status, r.body)
+	}
+	// Without the parameters in the query, a body that is no form is refused.
+	r = send(t, srv, http.MethodPost, "/oauth2/token", "{}")
+	if r.status != http.StatusBadRequest {
+		t.Errorf("a {} body alone: %d %s", r.status, r.body)
 	}
 }

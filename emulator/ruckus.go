@@ -3,6 +3,7 @@ package emulator
 import (
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -77,10 +78,16 @@ func (s *Ruckus) token(w http.ResponseWriter, r *http.Request) {
 	defer s.mu.Unlock()
 	grant := form.Get("grant_type")
 	s.countToken(grant, "client_credentials")
+	// The seed documents the form body, which the provider sends; the
+	// service also takes HTTP Basic, which requests-oauthlib, authlib and
+	// third-party RUCKUS clients send by default.
+	id, secret := form.Get("client_id"), form.Get("client_secret")
+	if bid, bsecret, ok := r.BasicAuth(); ok && id == "" && secret == "" {
+		id, secret = bid, bsecret
+	}
 	switch {
-	case r.Header.Get("Authorization") != "":
-		oauthError(w, http.StatusUnauthorized, "invalid_client",
-			"client credentials must be sent in the form body (client_id, client_secret), not in an Authorization header")
+	case r.Header.Get("Authorization") != "" && !strings.HasPrefix(strings.ToLower(r.Header.Get("Authorization")), "basic "):
+		oauthError(w, http.StatusUnauthorized, "invalid_client", "client authentication must be the form body or HTTP Basic")
 		return
 	case r.PathValue("tenantId") != s.TenantID:
 		oauthError(w, http.StatusNotFound, "invalid_request", "unknown tenant "+r.PathValue("tenantId"))
@@ -97,10 +104,10 @@ func (s *Ruckus) token(w http.ResponseWriter, r *http.Request) {
 	case grant != "client_credentials":
 		oauthError(w, http.StatusBadRequest, "unsupported_grant_type", "only client_credentials is supported")
 		return
-	case form.Get("client_id") == "" || form.Get("client_secret") == "":
+	case id == "" || secret == "":
 		oauthError(w, http.StatusBadRequest, "invalid_request", "client_id and client_secret are required")
 		return
-	case form.Get("client_id") != s.ClientID || form.Get("client_secret") != s.ClientSecret:
+	case id != s.ClientID || secret != s.ClientSecret:
 		oauthError(w, http.StatusUnauthorized, "invalid_client", "bad client credentials")
 		return
 	}

@@ -65,10 +65,15 @@ func TestRuckusTokenErrors(t *testing.T) {
 		want    int
 		err     string
 	}{
+		// The service takes HTTP Basic too (requests-oauthlib's and authlib's default).
 		{"basic auth", "/oauth2/token/0a1b2c3d4e5f", "grant_type=client_credentials",
-			[]string{"Content-Type", formType, "Authorization", basic("ruckus-client-id", "ruckus-client-secret")}, 401, "invalid_client"},
+			[]string{"Content-Type", formType, "Authorization", basic("ruckus-client-id", "ruckus-client-secret")}, 200, ""},
 		{"basic auth with body too", "/oauth2/token/0a1b2c3d4e5f", ruckusForm,
-			[]string{"Content-Type", formType, "Authorization", basic("ruckus-client-id", "ruckus-client-secret")}, 401, "invalid_client"},
+			[]string{"Content-Type", formType, "Authorization", basic("ruckus-client-id", "ruckus-client-secret")}, 200, ""},
+		{"basic auth, wrong secret", "/oauth2/token/0a1b2c3d4e5f", "grant_type=client_credentials",
+			[]string{"Content-Type", formType, "Authorization", basic("ruckus-client-id", "nope")}, 401, "invalid_client"},
+		{"bearer header", "/oauth2/token/0a1b2c3d4e5f", ruckusForm,
+			[]string{"Content-Type", formType, "Authorization", "Bearer x"}, 401, "invalid_client"},
 		{"unknown tenant", "/oauth2/token/ffffffffffff", ruckusForm, []string{"Content-Type", formType}, 404, "invalid_request"},
 		{"json body", "/oauth2/token/0a1b2c3d4e5f", `{"grant_type":"client_credentials"}`, []string{"Content-Type", "application/json"}, 415, "invalid_request"},
 		{"form without content type", "/oauth2/token/0a1b2c3d4e5f", ruckusForm, nil, 415, "invalid_request"},

@@ -114,13 +114,15 @@ func (o *oauthProvider) Describe() Description {
 	}
 }
 
-// Headers renders the vendor's header template and the tenant header.
+// Headers renders the vendor's header template and the tenant header,
+// each name spelled as the vendor documents it (`TenantID`,
+// `x-rks-tenantid`), not in Go's canonical form: some clients and servers
+// look names up case-sensitively.
 func (o *oauthProvider) Headers(tok *token.Token) http.Header {
-	h := http.Header{}
 	name, value := renderHeader(o.v.Header, tok.AccessToken)
-	h.Set(name, value)
+	h := http.Header{name: {value}}
 	if o.v.TenantHeader != "" && o.p.DelegateTenant != "" {
-		h.Set(o.v.TenantHeader, o.p.DelegateTenant)
+		h[o.v.TenantHeader] = []string{o.p.DelegateTenant}
 	}
 	return h
 }

@@ -56,7 +56,7 @@ func (s *static) Obtain(context.Context, *token.Token) (*token.Token, error) {
 
 func (s *static) Headers(tok *token.Token) http.Header {
 	name, value := renderHeader(s.header, tok.AccessToken)
-	return http.Header{http.CanonicalHeaderKey(name): {value}}
+	return http.Header{name: {value}} // spelled as configured
 }
 
 func (s *static) Describe() Description {

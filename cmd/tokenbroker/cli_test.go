@@ -142,11 +142,11 @@ func TestTokenIsObtainedOnceAndReused(t *testing.T) {
 	if err := json.Unmarshal([]byte(mustOK(t, w.run(t, "token", "ruckus", "--json")).stdout), &js); err != nil {
 		t.Fatal(err)
 	}
-	if js.AccessToken != tok || js.ExpiresAt == "" || js.Headers["Authorization"] != "Bearer "+tok || js.Headers["X-Rks-Tenantid"] != w.set.Ruckus.DelegatedTenants[0] {
+	if js.AccessToken != tok || js.ExpiresAt == "" || js.Headers["Authorization"] != "Bearer "+tok || js.Headers["x-rks-tenantid"] != w.set.Ruckus.DelegatedTenants[0] {
 		t.Errorf("--json: %+v", js)
 	}
 	hdr := mustOK(t, w.run(t, "header", "ruckus")).stdout
-	want := "Authorization: Bearer " + tok + "\nX-Rks-Tenantid: " + w.set.Ruckus.DelegatedTenants[0] + "\n"
+	want := "Authorization: Bearer " + tok + "\nx-rks-tenantid: " + w.set.Ruckus.DelegatedTenants[0] + "\n"
 	if hdr != want {
 		t.Errorf("header printed %q, want %q", hdr, want)
 	}

@@ -27,7 +27,7 @@ func (a *app) headerCommand() *cobra.Command {
 			}
 			sort.Strings(names)
 			for _, k := range names {
-				fmt.Fprintf(a.stdout, "%s: %s\n", k, h.Get(k))
+				fmt.Fprintf(a.stdout, "%s: %s\n", k, h[k][0]) // the name as the vendor spells it
 			}
 			return nil
 		},
