@@ -29,11 +29,37 @@ func TestWrongArubaSecretNamesTheClient(t *testing.T) {
 	b := New(cfg, Options{Store: st})
 	t.Cleanup(func() { b.Close() })
 	ctx := context.Background()
-	if _, err := b.Import(ctx, "aruba", a.IssueOfflineToken()); err != nil {
+	if _, err := b.Import(ctx, "aruba", a.IssueOfflineToken(), ImportOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	_, err = b.Token(ctx, "aruba", TokenOptions{Force: true})
 	if failure.KindOf(err) != failure.Rejected || !strings.Contains(err.Error(), "client_secret") || strings.Contains(err.Error(), "re-login") {
 		t.Fatalf("wrong client secret: %v, want a rejection naming client_secret, not a re-login", err)
+	}
+}
+
+// An Aruba token file taken into another vendor's profile is refused,
+// naming both (exit 2); --force takes it in.
+func TestImportRefusesAnotherVendorsFile(t *testing.T) {
+	a := emulator.NewAruba(nil)
+	cfg := &config.Config{State: "sqlite:" + filepath.Join(t.TempDir(), "state.db"), Profiles: map[string]*config.Profile{
+		"rc": {Name: "rc", Provider: "oauth2", TokenURL: "https://idp.example/token", ClientID: "id", ClientSecret: "sec", Grant: "refresh_token"},
+	}}
+	st, err := OpenStore(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := New(cfg, Options{Store: st})
+	t.Cleanup(func() { b.Close() })
+	ctx := context.Background()
+	_, err = b.Import(ctx, "rc", a.IssueOfflineToken(), ImportOptions{})
+	if failure.KindOf(err) != failure.Config || failure.KindOf(err).ExitCode() != 2 || !strings.Contains(err.Error(), "Aruba Central token") || !strings.Contains(err.Error(), "OAuth2") {
+		t.Fatalf("an Aruba file into an oauth2 profile: %v", err)
+	}
+	if stored, _ := b.Stored(ctx, "rc"); stored != nil {
+		t.Fatal("the refused file was stored")
+	}
+	if _, err := b.Import(ctx, "rc", a.IssueOfflineToken(), ImportOptions{Force: true}); err != nil {
+		t.Fatalf("--force: %v", err)
 	}
 }

@@ -34,7 +34,7 @@ func (b *Broker) Login(ctx context.Context, name string, in provider.Prompter) (
 }
 
 // Import stores a token downloaded from the vendor's UI.
-func (b *Broker) Import(ctx context.Context, name string, data []byte) (*Token, error) {
+func (b *Broker) Import(ctx context.Context, name string, data []byte, o ImportOptions) (*Token, error) {
 	p, err := b.Provider(name)
 	if err != nil {
 		return nil, err
@@ -43,11 +43,22 @@ func (b *Broker) Import(ctx context.Context, name string, data []byte) (*Token, 
 	if !ok {
 		return nil, &failure.Error{Kind: failure.Config, Profile: name, Msg: p.Describe().Vendor + " tokens cannot be imported"}
 	}
+	if theirs, ours := provider.FileVendor(data), p.Describe().Vendor; theirs != "" && theirs != ours && !o.Force {
+		return nil, &failure.Error{Kind: failure.Config, Profile: name,
+			Msg:  "the file is a " + theirs + " token, and profile " + name + " is " + ours,
+			Hint: "import it into a " + theirs + " profile, or pass --force if it is meant for this one"}
+	}
 	t, err := im.Import(data)
 	if err != nil {
 		return nil, err
 	}
 	return t, b.replace(ctx, name, "import", t)
+}
+
+// ImportOptions tune Import.
+type ImportOptions struct {
+	// Force takes in a file that plainly is another vendor's token.
+	Force bool
 }
 
 // replace stores t over whatever is stored, for flows started by a person,

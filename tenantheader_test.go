@@ -54,7 +54,7 @@ func TestTenantHeaderSpelledAsDocumentedAndNotDoubled(t *testing.T) {
 	}
 	b := New(cfg, Options{Store: st})
 	t.Cleanup(func() { b.Close() })
-	if _, err := b.Import(context.Background(), "msp", a.IssueOfflineToken()); err != nil {
+	if _, err := b.Import(context.Background(), "msp", a.IssueOfflineToken(), ImportOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	hc, err := b.HTTPClient("msp")

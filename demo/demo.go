@@ -176,7 +176,7 @@ func (r *runner) simple(profile, path string, renew bool) {
 func (r *runner) aruba(set *emulator.Set) {
 	const p, path = "aruba", "/monitoring/v1/aps"
 	if !r.step(p, "import offline token", func() (string, error) {
-		t, err := r.b.Import(r.ctx, p, set.Aruba.IssueOfflineToken())
+		t, err := r.b.Import(r.ctx, p, set.Aruba.IssueOfflineToken(), tokenbroker.ImportOptions{})
 		if err != nil {
 			return "", err
 		}

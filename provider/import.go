@@ -53,3 +53,33 @@ func epoch(v any) (time.Time, bool) {
 	}
 	return time.Unix(n, 0), true
 }
+
+// fileSignatures are fields that only one vendor's token files carry, all
+// of them together: Aruba Central's offline token (seed 001) and
+// RingCentral's token answer.
+var fileSignatures = []struct {
+	vendor string // the display name, as Description.Vendor says it
+	fields []string
+}{
+	{"Aruba Central", []string{"appname", "authenticated_userid", "credential_id"}},
+	{"RingCentral", []string{"owner_id", "endpoint_id"}},
+}
+
+// FileVendor names the vendor whose token file data plainly is, or "" when
+// it does not say: `import` refuses another vendor's file.
+func FileVendor(data []byte) string {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(data, &m) != nil {
+		return ""
+	}
+next:
+	for _, sig := range fileSignatures {
+		for _, f := range sig.fields {
+			if _, ok := m[f]; !ok {
+				continue next
+			}
+		}
+		return sig.vendor
+	}
+	return ""
+}

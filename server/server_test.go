@@ -104,7 +104,7 @@ func newRig(t *testing.T, maxWait time.Duration) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.srv.Broker().Import(context.Background(), "aruba", set.Aruba.IssueOfflineToken()); err != nil {
+	if _, err := r.srv.Broker().Import(context.Background(), "aruba", set.Aruba.IssueOfflineToken(), tokenbroker.ImportOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	r.api = serveFront(t, r.srv)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tokenbroker/tokenbroker"
 	"github.com/tokenbroker/tokenbroker/failure"
 )
 
@@ -14,7 +15,8 @@ import (
 const maxImport = 1 << 20
 
 func (a *app) importCommand() *cobra.Command {
-	return &cobra.Command{
+	var force bool
+	cmd := &cobra.Command{
 		Use:   "import PROFILE FILE|-",
 		Short: "Store a token JSON downloaded from the vendor (Aruba Central offline token)",
 		Args:  cobra.ExactArgs(2),
@@ -36,7 +38,7 @@ func (a *app) importCommand() *cobra.Command {
 			if err != nil {
 				return failure.New(failure.Config, "cannot read %s: %v", args[1], err)
 			}
-			t, err := b.Import(cmd.Context(), args[0], data)
+			t, err := b.Import(cmd.Context(), args[0], data, tokenbroker.ImportOptions{Force: force})
 			if err != nil {
 				return err
 			}
@@ -44,4 +46,6 @@ func (a *app) importCommand() *cobra.Command {
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&force, "force", false, "take in a file that plainly is another vendor's token")
+	return cmd
 }
