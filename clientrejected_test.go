@@ -63,3 +63,37 @@ func TestImportRefusesAnotherVendorsFile(t *testing.T) {
 		t.Fatalf("--force: %v", err)
 	}
 }
+
+// An imported Aruba token (an SSO user's: no username or password) is not
+// revoked by asking for a login that cannot work: it is forgotten locally,
+// with a warning that says where to delete it.
+func TestRevokeImportedArubaTokenForgetsItWithAReason(t *testing.T) {
+	a := emulator.NewAruba(nil)
+	hs := httptest.NewServer(a)
+	t.Cleanup(hs.Close)
+	cfg := &config.Config{State: "sqlite:" + filepath.Join(t.TempDir(), "state.db"), Profiles: map[string]*config.Profile{
+		"aruba": {Name: "aruba", Provider: "aruba-central", BaseURL: hs.URL, ClientID: config.Secret(a.ClientID),
+			ClientSecret: config.Secret(a.ClientSecret), CustomerID: a.CustomerID},
+	}}
+	st, err := OpenStore(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var warned []string
+	b := New(cfg, Options{Store: st, Warn: func(s string) { warned = append(warned, s) }})
+	t.Cleanup(func() { b.Close() })
+	ctx := context.Background()
+	if _, err := b.Import(ctx, "aruba", a.IssueOfflineToken(), ImportOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	revoked, err := b.Revoke(ctx, "aruba", nil)
+	if err != nil || revoked {
+		t.Fatalf("revoke of an imported token: revoked %v, %v; want forgotten locally", revoked, err)
+	}
+	if stored, _ := b.Stored(ctx, "aruba"); stored != nil {
+		t.Error("the token was kept")
+	}
+	if len(warned) == 0 || !strings.Contains(strings.Join(warned, "\n"), "My Apps & Tokens") {
+		t.Errorf("warnings %q, want where to delete it", warned)
+	}
+}

@@ -3,6 +3,7 @@ package tokenbroker
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/tokenbroker/tokenbroker/failure"
 	"github.com/tokenbroker/tokenbroker/provider"
@@ -114,6 +115,9 @@ func (b *Broker) Revoke(ctx context.Context, name string, in provider.Prompter) 
 			err := r.Revoke(ctx, t, in)
 			switch {
 			case errors.Is(err, provider.ErrNoRevocation):
+				if err != provider.ErrNoRevocation { // it says why, and what to do
+					b.opts.Warn(fmt.Sprintf("profile %q: not revoked at the vendor: %v", name, err))
+				}
 			case err != nil:
 				err = b.scrub(name, t, failure.WithProfile(err, name))
 				b.audit(st, name, "revoke", t.Grant, err)

@@ -3,6 +3,7 @@ package provider
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -223,6 +224,13 @@ func (a *aruba) Revoke(ctx context.Context, tok *token.Token, in Prompter) error
 	if a.p.CustomerID == "" {
 		return configErr(a.p, "revoking an Aruba Central token needs `customer_id`")
 	}
+	if tok.Grant == "import" && !a.p.Username.IsSet() {
+		// The delete call needs a login session, which an SSO user (the
+		// reason to import a token) cannot open: forget it here and say
+		// where it is revoked.
+		return fmt.Errorf("%w: Central deletes a token only in a login session, which an imported token's SSO user cannot open; "+
+			"delete it in Central (API Gateway > My Apps & Tokens), or set `username` and `password` to delete it from here", ErrNoRevocation)
+	}
 	c, err := a.client(nil)
 	if err != nil {
 		return err
@@ -239,7 +247,9 @@ func (a *aruba) Revoke(ctx context.Context, tok *token.Token, in Prompter) error
 		Method: http.MethodDelete, URL: endpoint, Header: sess.header(),
 		JSON: map[string]string{"customer_id": a.p.CustomerID, "access_token": tok.AccessToken},
 	})
-	return classify(err, a.loginSite(endpoint, "the delete request"))
+	s := a.loginSite(endpoint, "the delete request")
+	s.endpointName, s.missingHint = "token delete call", "set `revocation_url` to the delete call's URL (the path is weakly documented)"
+	return classify(err, s)
 }
 
 func (a *aruba) loginSite(endpoint, what string) site {

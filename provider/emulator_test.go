@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/tokenbroker/tokenbroker/config"
@@ -93,5 +94,24 @@ func TestGenericRefreshTokenGrant(t *testing.T) {
 	}
 	if ws.Counts()["client_credentials"] != 1 {
 		t.Errorf("the generic refresh_token profile fell back to client_credentials: %v", ws.Counts())
+	}
+}
+
+// A 404 on Aruba's delete call is about the delete call and revocation_url,
+// not the token endpoint.
+func TestArubaDelete404NamesRevocationURL(t *testing.T) {
+	a := emulator.NewAruba(nil)
+	srv := httptest.NewServer(a)
+	defer srv.Close()
+	p := newProvider(t, &config.Profile{Name: "aruba", Provider: "aruba-central", BaseURL: srv.URL, CustomerID: a.CustomerID,
+		ClientID: config.Secret(a.ClientID), ClientSecret: config.Secret(a.ClientSecret),
+		Username: config.Secret(a.Username), Password: config.Secret(a.Password), RevocationURL: srv.URL + "/no/such/path"})
+	tok, err := p.(Loginer).Login(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = p.(Revoker).Revoke(context.Background(), tok, nil)
+	if failure.KindOf(err) != failure.Config || !strings.Contains(err.Error(), "revocation_url") || strings.Contains(err.Error(), "token endpoint") {
+		t.Fatalf("a 404 on the delete call: %v", err)
 	}
 }

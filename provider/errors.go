@@ -24,6 +24,9 @@ type site struct {
 	endpoint string // URL; its query string is dropped
 	what     string // what was presented: "the refresh token", "the credentials"
 	hint     string // what to do when rejected
+	// endpointName and missingHint say what a 404 means: by default that
+	// there is no token endpoint at the configured address.
+	endpointName, missingHint string
 }
 
 // classify turns any error from a vendor call into a failure.Error whose
@@ -64,8 +67,12 @@ func classify(err error, s site) error {
 			e.Kind, e.Msg = failure.Unreachable, fmt.Sprintf("%s answered %d %s", s.vendor, status, http.StatusText(status))
 			e.Hint = "the vendor is having trouble; tokenbroker keeps the last good token and retries later"
 		case status == http.StatusNotFound:
-			e.Kind, e.Msg = failure.Config, s.vendor+" has no token endpoint at this address (404)"
-			e.Hint = "check region, base_url, token_url and tenant_id"
+			name, hint := s.endpointName, s.missingHint
+			if name == "" {
+				name, hint = "token endpoint", "check region, base_url, token_url and tenant_id"
+			}
+			e.Kind, e.Msg = failure.Config, s.vendor+" has no "+name+" at this address (404)"
+			e.Hint = hint
 		case e.Code == "invalid_client" && s.what != "the credentials":
 			// The grant presented something else (a refresh token, a code):
 			// say that it is the client that was refused, not the grant.

@@ -23,7 +23,7 @@ func (a *app) revokeCommand() *cobra.Command {
 			if atVendor {
 				fmt.Fprintf(a.stdout, "%s: revoked at the vendor and forgotten locally\n", args[0])
 			} else {
-				fmt.Fprintf(a.stdout, "%s: forgotten locally (the vendor offers no revoke call)\n", args[0])
+				fmt.Fprintf(a.stdout, "%s: forgotten locally (not revoked at the vendor)\n", args[0])
 			}
 			return nil
 		},
