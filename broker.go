@@ -246,6 +246,9 @@ type TokenOptions struct {
 	// Strict reports a failed early renewal as an error even though the
 	// current token is still valid (the background refresher needs to know).
 	Strict bool
+	// IDToken makes Handout carry the OpenID id_token the server sent with
+	// the token (an error when it sent none).
+	IDToken bool
 }
 
 // retryPause is how long a still-valid token is handed out after a failed
@@ -686,6 +689,7 @@ type Handout struct {
 	TokenType   string            `json:"token_type"`
 	ExpiresAt   string            `json:"expires_at,omitempty"` // RFC 3339; absent when the vendor did not say
 	Headers     map[string]string `json:"headers"`
+	IDToken     string            `json:"id_token,omitempty"` // only when asked for (TokenOptions.IDToken)
 }
 
 // HandoutJSON is Handout encoded as JSON, encoded once per token: the local
@@ -732,7 +736,15 @@ func (b *Broker) Handout(ctx context.Context, name string, o TokenOptions) (*Han
 	if err != nil {
 		return nil, err
 	}
-	return b.handout(name, t)
+	h, err := b.handout(name, t)
+	if err != nil || !o.IDToken {
+		return h, err
+	}
+	if h.IDToken = t.Secrets["id_token"]; h.IDToken == "" {
+		return nil, &failure.Error{Kind: failure.Config, Profile: name, Msg: "the server sent no id_token with this token",
+			Hint: "an OpenID server sends one when the profile's scopes include openid; log in again after adding it"}
+	}
+	return h, nil
 }
 
 func (b *Broker) handout(name string, t *Token) (*Handout, error) {

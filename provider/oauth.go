@@ -318,8 +318,15 @@ func (o *oauthProvider) carryOver(t, prev *token.Token, used string) {
 	if prev == nil {
 		return
 	}
-	if prev.Secrets != nil {
-		t.Secrets = prev.Clone().Secrets
+	// Minted client credentials and the last id_token carry over; what the
+	// answer brought anew (a fresh id_token) wins.
+	for k, v := range prev.Secrets {
+		if t.Secrets[k] == "" {
+			if t.Secrets == nil {
+				t.Secrets = map[string]string{}
+			}
+			t.Secrets[k] = v
+		}
 	}
 	for k, v := range prev.Extra {
 		if _, ok := t.Extra[k]; !ok {

@@ -155,8 +155,17 @@ func build(get lookup, tokenField, grant string, now time.Time) (*token.Token, e
 	} else {
 		t.Expiry = jwtExpiry(at, now)
 	}
-	if s, ok := seconds(get("refresh_token_expires_in")); ok && s > 0 {
-		t.RefreshExpiry = now.Add(s)
+	// refresh_token_expires_in is RingCentral's and Aruba's; Keycloak says
+	// refresh_expires_in (0 there means an offline token that never ends).
+	for _, f := range []string{"refresh_token_expires_in", "refresh_expires_in"} {
+		if s, ok := seconds(get(f)); ok && s > 0 && t.RefreshExpiry.IsZero() {
+			t.RefreshExpiry = now.Add(s)
+		}
+	}
+	if id := str(get("id_token")); id != "" && tokenField != "id_token" {
+		// An OpenID id_token is kept (sealed, with the other secrets) and
+		// handed out on request: `token --id-token`, ?id_token=true.
+		t.Secrets = map[string]string{"id_token": id}
 	}
 	for _, f := range extraFields {
 		if v := get(f); v != nil && f != "scope" {

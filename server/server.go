@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"strings"
 	"sync/atomic"
+	"strconv"
 	"time"
 
 	"github.com/tokenbroker/tokenbroker"
@@ -326,6 +327,14 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		o.MinTTL = d
+	}
+	if v := r.URL.Query().Get("id_token"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "bad_request", "message": "id_token: want true or false"})
+			return
+		}
+		o.IDToken = b
 	}
 	h, err := s.Broker().Handout(r.Context(), r.PathValue("name"), o)
 	if err != nil {

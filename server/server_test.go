@@ -433,3 +433,19 @@ func TestDailyQuotaAndMetrics(t *testing.T) {
 		t.Error("/metrics shows a secret")
 	}
 }
+
+// ?id_token=true asks for the OpenID id_token too: a profile whose server
+// sent none says so (400, naming the scope to ask for), and a value that is
+// no boolean is a bad request.
+func TestTokenRouteIDToken(t *testing.T) {
+	r := newRig(t, time.Second)
+	if code, body := r.get(t, "/v1/profiles/ruckus/token?id_token=true", testKey); code != http.StatusBadRequest || !strings.Contains(string(body), "id_token") {
+		t.Errorf("no id_token sent: %d %s", code, body)
+	}
+	if code, body := r.get(t, "/v1/profiles/ruckus/token?id_token=maybe", testKey); code != http.StatusBadRequest {
+		t.Errorf("id_token=maybe: %d %s", code, body)
+	}
+	if code, body := r.get(t, "/v1/profiles/ruckus/token?id_token=false", testKey); code != http.StatusOK || strings.Contains(string(body), `"id_token"`) {
+		t.Errorf("id_token=false: %d %s", code, body)
+	}
+}

@@ -11,7 +11,7 @@ import (
 )
 
 func (a *app) tokenCommand() *cobra.Command {
-	var asJSON bool
+	var asJSON, idToken bool
 	var minTTL time.Duration
 	cmd := &cobra.Command{
 		Use:   "token PROFILE",
@@ -22,12 +22,16 @@ func (a *app) tokenCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			h, err := b.Handout(cmd.Context(), args[0], tokenbroker.TokenOptions{MinTTL: minTTL})
+			h, err := b.Handout(cmd.Context(), args[0], tokenbroker.TokenOptions{MinTTL: minTTL, IDToken: idToken})
 			if err != nil {
 				return err
 			}
 			if asJSON {
 				return writeJSON(a, h)
+			}
+			if idToken {
+				_, err = fmt.Fprintln(a.stdout, h.IDToken)
+				return err
 			}
 			_, err = fmt.Fprintln(a.stdout, h.AccessToken)
 			return err
@@ -35,6 +39,7 @@ func (a *app) tokenCommand() *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON with access_token, token_type, expires_at and headers")
 	cmd.Flags().DurationVar(&minTTL, "min-ttl", 0, "refresh first when less than this is left (e.g. 10m)")
+	cmd.Flags().BoolVar(&idToken, "id-token", false, "print the OpenID id_token the server sent with the token (with --json: add it)")
 	return cmd
 }
 
