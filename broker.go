@@ -365,6 +365,9 @@ func (b *Broker) renewLeased(ctx context.Context, st store.Store, l *store.Lease
 	if prev.RefreshUsable(b.opts.Now()) {
 		action = "refresh"
 	}
+	if p.Describe().SeedOnly && !prev.RefreshUsable(b.opts.Now()) {
+		return nil, b.seedNeeded(ctx, st, name, prev)
+	}
 	began := time.Now()
 	next, err := (*Token)(nil), b.heldBack(ctx, st, name, p)
 	held := err != nil

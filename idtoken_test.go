@@ -64,6 +64,9 @@ func TestIDTokenKeptAndHandedOutOnRequest(t *testing.T) {
 	cfg.Profiles["plain"] = &config.Profile{Name: "plain", Provider: "oauth2", TokenURL: srv.URL + "/token", ClientID: "id", ClientSecret: "sec", Grant: "refresh_token", RefreshToken: "seed"}
 	b2 := New(cfg, Options{Store: st, Now: clk.Now})
 	t.Cleanup(func() { b2.Close() })
+	if _, err := b2.TakeSeed(ctx, "plain"); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := b2.Handout(ctx, "plain", TokenOptions{IDToken: true}); failure.KindOf(err) != failure.Config {
 		t.Errorf("no id_token sent: %v, want a config error", err)
 	}

@@ -2,8 +2,11 @@ package tokenbroker
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/tokenbroker/tokenbroker/failure"
 	"github.com/tokenbroker/tokenbroker/provider"
@@ -134,4 +137,103 @@ func (b *Broker) Revoke(ctx context.Context, name string, in provider.Prompter) 
 		return nil
 	})
 	return revokedAtVendor, err
+}
+
+// seedHash names a refresh-token seed in the store without keeping it.
+func seedHash(seed string) string {
+	sum := sha256.Sum256([]byte(seed))
+	return hex.EncodeToString(sum[:])
+}
+
+// seedNeeded says what to do when the only way to a token is the
+// configured refresh_token seed, which renewals never present on their own.
+func (b *Broker) seedNeeded(ctx context.Context, st store.Store, name string, prev *Token) error {
+	prof, _ := b.cfg.Profile(name)
+	seed, err := prof.RefreshToken.Resolve()
+	if err != nil {
+		return &failure.Error{Kind: failure.Config, Profile: name, Msg: "refresh_token: " + err.Error()}
+	}
+	if seeds, ok := st.(store.Seeds); ok {
+		if at, taken, err := seeds.SeedTaken(ctx, name, seedHash(seed)); err == nil && taken {
+			return &failure.Error{Kind: failure.Rejected, Profile: name,
+				Msg:  "no usable refresh token is stored, and the configured refresh_token was taken in on " + at.UTC().Format(time.RFC3339) + " already (it is single-use)",
+				Hint: "get a new refresh token from the server, put it in the config, and run `tokenbroker import " + name + " --refresh-token`"}
+		}
+	}
+	const why = "the configured refresh_token has not been taken in: tokenbroker never presents it on its own, because it is single-use"
+	msg := why
+	if prev != nil {
+		msg = "the stored refresh token has expired, and " + why
+	}
+	return &failure.Error{Kind: failure.Rejected, Profile: name, Msg: msg,
+		Hint: "run `tokenbroker import " + name + " --refresh-token` once, on one machine"}
+}
+
+// TakeSeed takes in the profile's configured refresh_token seed: it is
+// presented to the server once, the token stored, and its hash kept, so
+// that this state never presents the same seed again (servers with reuse
+// detection revoke the chain for it).
+func (b *Broker) TakeSeed(ctx context.Context, name string) (*Token, error) {
+	p, err := b.Provider(name)
+	if err != nil {
+		return nil, err
+	}
+	if !p.Describe().SeedOnly {
+		return nil, &failure.Error{Kind: failure.Config, Profile: name, Msg: "the profile has no refresh_token seed to take in",
+			Hint: "set `grant: refresh_token` and `refresh_token:` in the profile"}
+	}
+	prof, _ := b.cfg.Profile(name)
+	seed, err := prof.RefreshToken.Resolve()
+	if err != nil {
+		return nil, &failure.Error{Kind: failure.Config, Profile: name, Msg: "refresh_token: " + err.Error()}
+	}
+	st, err := b.store()
+	if err != nil {
+		return nil, err
+	}
+	seeds, _ := st.(store.Seeds)
+	var out *Token
+	err = store.WithLease(ctx, st, name, b.leaseOwner(), b.opts.LeaseTTL, func(l *store.Leased) error {
+		if seeds != nil {
+			at, taken, err := seeds.SeedTaken(ctx, name, seedHash(seed))
+			if err != nil {
+				return err
+			}
+			if taken {
+				return &failure.Error{Kind: failure.Config, Profile: name,
+					Msg:  "this refresh_token was taken in on " + at.UTC().Format(time.RFC3339) + " already; presenting it again would revoke the chain at servers with reuse detection",
+					Hint: "put a new refresh token in the config to start over"}
+			}
+		}
+		prev, err := l.Get(ctx)
+		if err != nil {
+			return err
+		}
+		t, err := p.Obtain(ctx, nil) // a nil token: the provider presents the seed
+		if failure.KindOf(err) != failure.Config && seeds != nil {
+			// It was (or may have been) presented: never again.
+			if serr := seeds.TakeSeed(context.WithoutCancel(ctx), name, seedHash(seed), b.opts.Now()); serr != nil && err == nil {
+				err = serr
+			}
+		}
+		if err == nil {
+			err = checkToken(name, t)
+		}
+		if err = b.scrub(name, nil, err); err != nil {
+			b.audit(st, name, "import", "refresh_token", err)
+			return err
+		}
+		var gen int64
+		if prev != nil {
+			gen = prev.Generation
+		}
+		if err := l.Put(context.WithoutCancel(ctx), t, gen); err != nil {
+			return failure.WithProfile(err, name)
+		}
+		b.audit(st, name, "import", t.Grant, nil)
+		b.remember(name, t)
+		out = t
+		return nil
+	})
+	return out, err
 }

@@ -111,6 +111,7 @@ func (o *oauthProvider) Describe() Description {
 		Refreshable: o.v.Refreshable, RefreshIdle: o.v.RefreshIdle,
 		Interactive:     !o.reobtainable(),
 		RefreshFallback: o.v.RefreshFallback || (o.p.RefreshFallback != nil && *o.p.RefreshFallback),
+		SeedOnly:        o.v.PrimaryGrant == "refresh_token" && o.p.RefreshToken.IsSet(),
 	}
 }
 

@@ -47,6 +47,10 @@ type Description struct {
 	// RefreshFallback means the refresh token before the newest may be
 	// presented when the newest is refused (see Vendor.RefreshFallback).
 	RefreshFallback bool
+	// SeedOnly means the first token comes from a configured refresh_token
+	// seed, which is single-use: it is presented only when a person says so
+	// (`import --refresh-token`), never by a renewal on its own.
+	SeedOnly bool
 	// Stateless means the token comes from configuration (a static key)
 	// and is not stored.
 	Stateless bool

@@ -82,6 +82,18 @@ type Holds interface {
 	SetHold(ctx context.Context, profile string, until time.Time) error
 }
 
+// Seeds is a store that remembers the configured refresh-token seeds it
+// took in, by hash: a seed is single-use at servers with reuse detection,
+// and a second state presenting it again would revoke the chain the first
+// depends on.
+type Seeds interface {
+	// SeedTaken says whether, and when, profile's seed with this hash was
+	// taken in.
+	SeedTaken(ctx context.Context, profile, hash string) (at time.Time, taken bool, err error)
+	// TakeSeed records that the seed was taken in (presented to the server).
+	TakeSeed(ctx context.Context, profile, hash string, at time.Time) error
+}
+
 // Lease is the right to renew one profile's token.
 type Lease struct {
 	Profile string

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -309,5 +310,33 @@ func TestDemoPasses(t *testing.T) {
 		if !strings.Contains(r.stdout, step) {
 			t.Errorf("demo lacks step %q", step)
 		}
+	}
+}
+
+// `import PROFILE --refresh-token` takes the configured seed in once:
+// `token` before it exits 3 saying what to run, and a second take-in
+// exits 2.
+func TestImportRefreshTokenSeed(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"access_token":"at-from-seed","token_type":"Bearer","expires_in":3600,"refresh_token":"rt-next"}`)
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.yaml")
+	os.WriteFile(cfg, []byte("state: sqlite:"+filepath.Join(dir, "state.db")+"\nprofiles:\n  idp:\n    provider: oauth2\n    grant: refresh_token\n    token_url: "+srv.URL+"/token\n    client_id: id\n    client_secret: env:TB_SEED_SECRET\n    refresh_token: env:TB_SEED\n"), 0o600)
+	t.Setenv("TB_SEED_SECRET", "sec")
+	t.Setenv("TB_SEED", "the-seed")
+	if r := cli(t, "--config", cfg, "token", "idp"); r.code != 3 || !strings.Contains(r.stderr, "import idp --refresh-token") {
+		t.Fatalf("token before the take-in: exit %d, %s", r.code, r.stderr)
+	}
+	if r := mustOK(t, cli(t, "--config", cfg, "import", "idp", "--refresh-token")); !strings.Contains(r.stdout, "refresh_token taken in") {
+		t.Errorf("import --refresh-token: %q", r.stdout)
+	}
+	if r := mustOK(t, cli(t, "--config", cfg, "token", "idp")); strings.TrimSpace(r.stdout) != "at-from-seed" {
+		t.Errorf("token after the take-in: %q", r.stdout)
+	}
+	if r := cli(t, "--config", cfg, "import", "idp", "--refresh-token"); r.code != 2 || !strings.Contains(r.stderr, "already") {
+		t.Errorf("a second take-in: exit %d, %s", r.code, r.stderr)
 	}
 }

@@ -15,15 +15,28 @@ import (
 const maxImport = 1 << 20
 
 func (a *app) importCommand() *cobra.Command {
-	var force bool
+	var force, seed bool
 	cmd := &cobra.Command{
-		Use:   "import PROFILE FILE|-",
-		Short: "Store a token JSON downloaded from the vendor (Aruba Central offline token)",
-		Args:  cobra.ExactArgs(2),
+		Use:   "import PROFILE FILE|-  |  import PROFILE --refresh-token",
+		Short: "Store a token JSON downloaded from the vendor (Aruba Central offline token), or take in the configured refresh_token once",
+		Args: func(cmd *cobra.Command, args []string) error {
+			if seed {
+				return cobra.ExactArgs(1)(cmd, args)
+			}
+			return cobra.ExactArgs(2)(cmd, args)
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			b, err := a.load()
 			if err != nil {
 				return err
+			}
+			if seed {
+				t, err := b.TakeSeed(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stdout, "%s: refresh_token taken in, %s\n", args[0], expiresIn(t))
+				return nil
 			}
 			var r io.Reader = a.stdin
 			if args[1] != "-" {
@@ -47,5 +60,6 @@ func (a *app) importCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&force, "force", false, "take in a file that plainly is another vendor's token")
+	cmd.Flags().BoolVar(&seed, "refresh-token", false, "take in the profile's configured refresh_token (once: it is single-use)")
 	return cmd
 }

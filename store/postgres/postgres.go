@@ -152,6 +152,13 @@ var migrations = []string{
 		profile  text PRIMARY KEY,
 		until_at timestamptz NOT NULL
 	);`,
+	// The refresh-token seeds taken in, by hash.
+	`CREATE TABLE seeds (
+		profile  text NOT NULL,
+		hash     text NOT NULL,
+		taken_at timestamptz NOT NULL,
+		PRIMARY KEY (profile, hash)
+	);`,
 }
 
 // migrationLock is the advisory lock key of schema changes.
@@ -507,5 +514,21 @@ func (d *DB) HoldUntil(ctx context.Context, profile string) (time.Time, error) {
 func (d *DB) SetHold(ctx context.Context, profile string, until time.Time) error {
 	_, err := d.pool.Exec(ctx, `INSERT INTO holds (profile, until_at) VALUES ($1, $2)
 		ON CONFLICT (profile) DO UPDATE SET until_at = greatest(holds.until_at, excluded.until_at)`, profile, until)
+	return unavailable(err)
+}
+
+// SeedTaken implements store.Seeds.
+func (d *DB) SeedTaken(ctx context.Context, profile, hash string) (time.Time, bool, error) {
+	var at time.Time
+	err := d.pool.QueryRow(ctx, `SELECT taken_at FROM seeds WHERE profile = $1 AND hash = $2`, profile, hash).Scan(&at)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return time.Time{}, false, nil
+	}
+	return at, err == nil, unavailable(err)
+}
+
+// TakeSeed implements store.Seeds.
+func (d *DB) TakeSeed(ctx context.Context, profile, hash string, at time.Time) error {
+	_, err := d.pool.Exec(ctx, `INSERT INTO seeds (profile, hash, taken_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, profile, hash, at)
 	return unavailable(err)
 }

@@ -62,6 +62,13 @@ var migrations = []migration{
 		profile  TEXT PRIMARY KEY,
 		until_ms INTEGER NOT NULL
 	)`),
+	// 6: the refresh-token seeds taken in, by hash.
+	execAll(`CREATE TABLE seeds (
+		profile  TEXT NOT NULL,
+		hash     TEXT NOT NULL,
+		taken_ms INTEGER NOT NULL,
+		PRIMARY KEY (profile, hash)
+	)`),
 }
 
 func execAll(stmts ...string) migration {

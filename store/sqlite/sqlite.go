@@ -364,6 +364,29 @@ func (d *DB) query(ctx context.Context, q string, args ...any) (*sql.Rows, error
 	return st.QueryContext(ctx, args...)
 }
 
+// SeedTaken implements store.Seeds.
+func (d *DB) SeedTaken(ctx context.Context, profile, hash string) (time.Time, bool, error) {
+	rows, err := d.query(ctx, `SELECT taken_ms FROM seeds WHERE profile = ? AND hash = ?`, profile, hash)
+	if err != nil {
+		return time.Time{}, false, d.describe(err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		return time.Time{}, false, d.describe(rows.Err())
+	}
+	var ms int64
+	if err := rows.Scan(&ms); err != nil {
+		return time.Time{}, false, d.describe(err)
+	}
+	return time.UnixMilli(ms), true, nil
+}
+
+// TakeSeed implements store.Seeds.
+func (d *DB) TakeSeed(ctx context.Context, profile, hash string, at time.Time) error {
+	_, err := d.db.ExecContext(ctx, `INSERT INTO seeds (profile, hash, taken_ms) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`, profile, hash, at.UnixMilli())
+	return d.describe(err)
+}
+
 // HoldUntil implements store.Holds.
 func (d *DB) HoldUntil(ctx context.Context, profile string) (time.Time, error) {
 	rows, err := d.query(ctx, `SELECT until_ms FROM holds WHERE profile = ?`, profile)
