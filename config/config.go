@@ -66,6 +66,9 @@ type Profile struct {
 	// AuthorizationURL is the authorization endpoint of the
 	// authorization_code grant (oauth2; optional when discovered).
 	AuthorizationURL string `yaml:"authorization_url"`
+	// AuthorizationParams are added to a login's authorization request
+	// (prompt, login_hint, acr_values, ...).
+	AuthorizationParams map[string]string `yaml:"authorization_params"`
 	// DeviceURL is the device authorization endpoint of the device_code
 	// grant (oauth2; optional when discovered).
 	DeviceURL string `yaml:"device_url"`
@@ -157,6 +160,13 @@ type AssertionClaims struct {
 	Audience string        `yaml:"aud"`      // default: the token endpoint
 	Lifetime time.Duration `yaml:"lifetime"` // default 5m
 	KeyID    string        `yaml:"kid"`
+	// Algorithm picks the signature: RS256 (default for RSA keys) or PS256;
+	// EC keys sign ES256/ES384, Ed25519 keys EdDSA.
+	Algorithm string `yaml:"alg"`
+	// Certificate is the key's X.509 certificate (PEM, a secret reference):
+	// its SHA-256 thumbprint goes in the x5t#S256 header, as Microsoft
+	// Entra identifies a certificate credential.
+	Certificate Secret `yaml:"certificate"`
 }
 
 // Webhook is an Aruba Central webhook received by `serve`.

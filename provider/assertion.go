@@ -4,8 +4,11 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/pem"
 	"net/url"
 	"time"
@@ -42,9 +45,19 @@ func (g *generic) signingKey() (crypto.Signer, jwt.SigningMethod, error) {
 	if err != nil {
 		return nil, nil, configErr(g.p, "private_key does not parse as a private key: %v", err)
 	}
+	alg := ""
+	if c := g.p.AssertionClaims; c != nil {
+		alg = c.Algorithm
+	}
 	switch k := key.(type) {
 	case *rsa.PrivateKey:
-		return k, jwt.SigningMethodRS256, nil
+		switch alg {
+		case "", "RS256":
+			return k, jwt.SigningMethodRS256, nil
+		case "PS256":
+			return k, jwt.SigningMethodPS256, nil
+		}
+		return nil, nil, configErr(g.p, "assertion_claims.alg %q does not fit an RSA key: use RS256 or PS256", alg)
 	case *ecdsa.PrivateKey:
 		switch k.Curve.Params().BitSize {
 		case 256:
@@ -52,16 +65,54 @@ func (g *generic) signingKey() (crypto.Signer, jwt.SigningMethod, error) {
 		case 384:
 			return k, jwt.SigningMethodES384, nil
 		}
+	case ed25519.PrivateKey:
+		return k, jwt.SigningMethodEdDSA, nil
 	}
-	return nil, nil, configErr(g.p, "private_key: use an RSA or an EC P-256/P-384 key")
+	return nil, nil, configErr(g.p, "private_key: use an RSA, an EC P-256/P-384 or an Ed25519 key")
 }
 
-// signAssertion signs claims with the profile's private key, adding iat,
-// exp and a fresh jti.
-func (g *generic) signAssertion(claims jwt.MapClaims) (string, error) {
-	key, method, err := g.signingKey()
+// thumbprint is the x5t#S256 header of the configured certificate (RFC
+// 7515 4.1.8), or "" when none is configured.
+func (g *generic) thumbprint() (string, error) {
+	c := g.p.AssertionClaims
+	if c == nil || !c.Certificate.IsSet() {
+		return "", nil
+	}
+	text, err := g.secret(c.Certificate, "assertion_claims.certificate")
 	if err != nil {
 		return "", err
+	}
+	block, _ := pem.Decode([]byte(text))
+	if block == nil || block.Type != "CERTIFICATE" {
+		return "", configErr(g.p, "assertion_claims.certificate is not a PEM certificate")
+	}
+	if _, err := x509.ParseCertificate(block.Bytes); err != nil {
+		return "", configErr(g.p, "assertion_claims.certificate does not parse: %v", err)
+	}
+	sum := sha256.Sum256(block.Bytes)
+	return base64.RawURLEncoding.EncodeToString(sum[:]), nil
+}
+
+// signAssertion signs claims with the profile's private key (or, for a
+// client_secret_jwt client's own assertion, its secret), adding iat, exp
+// and a fresh jti.
+func (g *generic) signAssertion(claims jwt.MapClaims, clientAuth bool) (string, error) {
+	var key any
+	var method jwt.SigningMethod
+	if clientAuth && g.p.AuthStyle == "client_secret_jwt" {
+		// A client assertion keyed by the secret; a jwt_bearer grant's
+		// assertion is still signed with the private key.
+		sec, err := g.secret(g.p.ClientSecret, "client_secret")
+		if err != nil {
+			return "", err
+		}
+		key, method = []byte(sec), jwt.SigningMethodHS256
+	} else {
+		k, m, err := g.signingKey()
+		if err != nil {
+			return "", err
+		}
+		key, method = k, m
 	}
 	c := g.p.AssertionClaims
 	if c == nil {
@@ -76,6 +127,15 @@ func (g *generic) signAssertion(claims jwt.MapClaims) (string, error) {
 	t := jwt.NewWithClaims(method, claims)
 	if c.KeyID != "" {
 		t.Header["kid"] = c.KeyID
+	}
+	if method != jwt.SigningMethodHS256 {
+		x5t, err := g.thumbprint()
+		if err != nil {
+			return "", err
+		}
+		if x5t != "" {
+			t.Header["x5t#S256"] = x5t
+		}
 	}
 	s, err := t.SignedString(key)
 	if err != nil {
@@ -99,7 +159,7 @@ func (g *generic) jwtBearer(ctx context.Context) (*token.Token, error) {
 		if aud == "" {
 			aud = g.tokenURL
 		}
-		assertion, err = g.signAssertion(jwt.MapClaims{"iss": c.Issuer, "sub": c.Subject, "aud": aud})
+		assertion, err = g.signAssertion(jwt.MapClaims{"iss": c.Issuer, "sub": c.Subject, "aud": aud}, false)
 	}
 	if err != nil {
 		return nil, err
@@ -138,8 +198,12 @@ func (g *generic) authenticate(req *request) error {
 		return err
 	}
 	switch {
-	case g.p.AuthStyle == "private_key_jwt":
-		a, err := g.signAssertion(jwt.MapClaims{"iss": id, "sub": id, "aud": g.tokenURL})
+	case g.p.AuthStyle == "private_key_jwt" || g.p.AuthStyle == "client_secret_jwt":
+		aud := g.tokenURL
+		if c := g.p.AssertionClaims; c != nil && c.Audience != "" && g.v.PrimaryGrant != "jwt_bearer" {
+			aud = c.Audience // some servers want their issuer, not the token URL
+		}
+		a, err := g.signAssertion(jwt.MapClaims{"iss": id, "sub": id, "aud": aud}, true)
 		if err != nil {
 			return err
 		}

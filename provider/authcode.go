@@ -71,6 +71,9 @@ func (a *authCode) Login(ctx context.Context, in Prompter) (*token.Token, error)
 	if a.p.Audience != "" {
 		opts = append(opts, oauth2.SetAuthURLParam("audience", a.p.Audience))
 	}
+	for k, v := range a.p.AuthorizationParams {
+		opts = append(opts, oauth2.SetAuthURLParam(k, v))
+	}
 	authURL := cfg.AuthCodeURL(state, opts...)
 
 	type result struct {

@@ -76,8 +76,20 @@ func newGeneric(p *config.Profile, env Env) (Provider, error) {
 		}
 		v.ClientAuth = oauth2.AuthStyleInParams
 		v.Required = []string{"client_id"}
+	case "client_secret_jwt":
+		// RFC 7523 2.2 with an HMAC (HS256) keyed by the client secret.
+		if !p.ClientSecret.IsSet() {
+			return nil, configErr(p, "auth_style client_secret_jwt needs `client_secret`")
+		}
+		v.ClientAuth = oauth2.AuthStyleInParams
 	default:
-		return nil, configErr(p, "auth_style %q: use basic, body or private_key_jwt", p.AuthStyle)
+		return nil, configErr(p, "auth_style %q: use basic, body, private_key_jwt or client_secret_jwt", p.AuthStyle)
+	}
+	for k := range p.AuthorizationParams {
+		switch k {
+		case "client_id", "redirect_uri", "response_type", "state", "code_challenge", "code_challenge_method", "scope":
+			return nil, configErr(p, "authorization_params: %q is set by tokenbroker itself", k)
+		}
 	}
 	if p.Header != "" {
 		if err := checkHeader(p.Header); err != nil {
