@@ -5,6 +5,7 @@ package tokenbroker
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -134,6 +135,12 @@ func New(cfg *config.Config, opts Options) *Broker {
 		b.opts.HTTP = httpx.New(httpx.Options{RejectHTML: true})
 	}
 	b.conns.warn = opts.Warn
+	b.conns.cert = func(name string) *tls.Certificate {
+		if _, err := b.Provider(name); err != nil {
+			return nil
+		}
+		return b.profiles[name].cert
+	}
 	b.profiles = make(map[string]*profileState, len(cfg.Profiles))
 	for name, prof := range cfg.Profiles {
 		b.profiles[name] = &profileState{prof: prof}
@@ -187,6 +194,8 @@ type profileState struct {
 	limitsErr  error
 
 	mem atomic.Pointer[cached] // the token in memory; read without locks on the hot path
+
+	cert *tls.Certificate // the client certificate (mutual TLS), set with the provider
 }
 
 // state returns the profile's entry, or the config's error for a name
@@ -209,7 +218,16 @@ func (b *Broker) Provider(name string) (provider.Provider, error) {
 		return nil, err
 	}
 	e.providerOnce.Do(func() {
-		e.provider, e.providerErr = provider.New(e.prof, provider.Env{HTTP: b.opts.HTTP, Now: b.opts.Now, Warn: b.opts.Warn, Pacer: &b.limits.steps,
+		hc := b.opts.HTTP
+		if e.cert, e.providerErr = clientCert(e.prof); e.providerErr != nil {
+			return
+		}
+		if e.cert != nil {
+			// A client certificate is a credential: its token calls go on
+			// a client of the profile's own.
+			hc = httpx.New(httpx.Options{RejectHTML: true, ClientCert: e.cert})
+		}
+		e.provider, e.providerErr = provider.New(e.prof, provider.Env{HTTP: hc, Now: b.opts.Now, Warn: b.opts.Warn, Pacer: &b.limits.steps,
 			Token: func(ctx context.Context, other string) (*token.Token, error) {
 				return b.Token(ctx, other, TokenOptions{})
 			}})
@@ -770,4 +788,31 @@ func (b *Broker) handout(name string, t *Token) (*Handout, error) {
 		h.Headers[k] = v[0]
 	}
 	return h, nil
+}
+
+// clientCert reads the profile's client certificate and key (mutual TLS),
+// nil when it has none.
+func clientCert(p *config.Profile) (*tls.Certificate, error) {
+	if !p.TLSClientCert.IsSet() && !p.TLSClientKey.IsSet() {
+		return nil, nil
+	}
+	bad := func(msg string) error {
+		return &failure.Error{Kind: failure.Config, Profile: p.Name, Msg: msg, Hint: "give tls_client_cert and tls_client_key as PEM (file:PATH or env:NAME)"}
+	}
+	if !p.TLSClientCert.IsSet() || !p.TLSClientKey.IsSet() {
+		return nil, bad("mutual TLS needs both tls_client_cert and tls_client_key")
+	}
+	certPEM, err := p.TLSClientCert.Resolve()
+	if err != nil {
+		return nil, bad("tls_client_cert: " + err.Error())
+	}
+	keyPEM, err := p.TLSClientKey.Resolve()
+	if err != nil {
+		return nil, bad("tls_client_key: " + err.Error())
+	}
+	c, err := tls.X509KeyPair([]byte(certPEM), []byte(keyPEM))
+	if err != nil {
+		return nil, bad("tls_client_cert and tls_client_key are not a certificate and its key: " + err.Error())
+	}
+	return &c, nil
 }

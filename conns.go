@@ -1,6 +1,7 @@
 package tokenbroker
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net/http"
 	"sync"
@@ -25,8 +26,11 @@ const apiIdleTimeout = 90 * time.Second
 // idle and closed are dropped, so that thousands of mostly idle profiles do
 // not keep thousands of transports.
 type conns struct {
-	warn  func(string) // told when a vendor sends stray bytes
-	mu    sync.Mutex   // guards pools and swept
+	warn func(string) // told when a vendor sends stray bytes
+	// cert is a profile's client certificate, nil for none (mutual TLS):
+	// the pool is the profile's own, so it is never presented for another.
+	cert  func(profile string) *tls.Certificate
+	mu    sync.Mutex // guards pools and swept
 	pools map[string]*pool
 	swept time.Time
 }
@@ -92,6 +96,12 @@ func (c *conns) get(profile string, now time.Time) *pool {
 		p.tr, p.rt = newAPITransport(onStray)
 		p.onceTr, p.once = newAPITransport(onStray)
 		p.onceTr.MaxIdleConnsPerHost = -1 // net/http: keep no idle connection, say nothing
+		if c.cert != nil {
+			if cert := c.cert(profile); cert != nil {
+				p.tr.TLSClientConfig.Certificates = []tls.Certificate{*cert}
+				p.onceTr.TLSClientConfig.Certificates = []tls.Certificate{*cert}
+			}
+		}
 		c.pools[profile] = p
 	}
 	p.used = now

@@ -66,6 +66,11 @@ type Profile struct {
 	// AuthorizationURL is the authorization endpoint of the
 	// authorization_code grant (oauth2; optional when discovered).
 	AuthorizationURL string `yaml:"authorization_url"`
+	// TLSClientCert and TLSClientKey are a client certificate (PEM, secret
+	// references) presented on this profile's token and API calls (RFC
+	// 8705 mutual TLS), on connections of the profile's own.
+	TLSClientCert Secret `yaml:"tls_client_cert"`
+	TLSClientKey  Secret `yaml:"tls_client_key"`
 	// AuthorizationParams are added to a login's authorization request
 	// (prompt, login_hint, acr_values, ...).
 	AuthorizationParams map[string]string `yaml:"authorization_params"`

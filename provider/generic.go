@@ -76,6 +76,14 @@ func newGeneric(p *config.Profile, env Env) (Provider, error) {
 		}
 		v.ClientAuth = oauth2.AuthStyleInParams
 		v.Required = []string{"client_id"}
+	case "tls_client_auth":
+		// RFC 8705 2.1: the client is its certificate; client_id goes in
+		// the body.
+		if !p.TLSClientCert.IsSet() || !p.TLSClientKey.IsSet() {
+			return nil, configErr(p, "auth_style tls_client_auth needs `tls_client_cert` and `tls_client_key`")
+		}
+		v.ClientAuth = oauth2.AuthStyleInParams
+		v.Required = []string{"client_id"}
 	case "client_secret_jwt":
 		// RFC 7523 2.2 with an HMAC (HS256) keyed by the client secret.
 		if !p.ClientSecret.IsSet() {
@@ -83,7 +91,7 @@ func newGeneric(p *config.Profile, env Env) (Provider, error) {
 		}
 		v.ClientAuth = oauth2.AuthStyleInParams
 	default:
-		return nil, configErr(p, "auth_style %q: use basic, body, private_key_jwt or client_secret_jwt", p.AuthStyle)
+		return nil, configErr(p, "auth_style %q: use basic, body, private_key_jwt, client_secret_jwt or tls_client_auth", p.AuthStyle)
 	}
 	for k := range p.AuthorizationParams {
 		switch k {
@@ -107,7 +115,7 @@ func newGeneric(p *config.Profile, env Env) (Provider, error) {
 	if p.TokenField != "" {
 		o.tokenField = p.TokenField
 	}
-	g := &generic{oauthProvider: o, public: !p.ClientSecret.IsSet() && p.AuthStyle != "private_key_jwt" && v.PrimaryGrant != "client_credentials" && v.PrimaryGrant != "jwt_bearer" && v.PrimaryGrant != "token_exchange",
+	g := &generic{oauthProvider: o, public: !p.ClientSecret.IsSet() && p.AuthStyle != "private_key_jwt" && p.AuthStyle != "tls_client_auth" && v.PrimaryGrant != "client_credentials" && v.PrimaryGrant != "jwt_bearer" && v.PrimaryGrant != "token_exchange",
 		endpoints: endpoints{Token: o.tokenURL, Revocation: p.RevocationURL, Introspection: p.IntrospectionURL,
 			Authorization: p.AuthorizationURL, Device: p.DeviceURL}}
 	switch p.Grant {

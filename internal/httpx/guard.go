@@ -302,6 +302,8 @@ func NewTransport(headerTimeout time.Duration, idlePerHost int, onStray func()) 
 	}
 	w := watch{onStray: onStray, idleFor: func() time.Duration { return tr.IdleConnTimeout }}
 	tr.DialContext = guardedDial(dial, w, proxyAddr)
+	// (guardedDialTLS dials with tr.TLSClientConfig itself: a client
+	// certificate set there afterwards is presented.)
 	tr.DialTLSContext = guardedDialTLS(dial, tlsConfig, w)
 	return tr, guarded{tr}
 }
