@@ -66,6 +66,9 @@ type Profile struct {
 	// AuthorizationURL is the authorization endpoint of the
 	// authorization_code grant (oauth2; optional when discovered).
 	AuthorizationURL string `yaml:"authorization_url"`
+	// JWKSURL is where the server's signing keys are, for verifying an
+	// id_token when there is no issuer to discover it from.
+	JWKSURL string `yaml:"jwks_url"`
 	// TLSClientCert and TLSClientKey are a client certificate (PEM, secret
 	// references) presented on this profile's token and API calls (RFC
 	// 8705 mutual TLS), on connections of the profile's own.

@@ -74,6 +74,11 @@ func (a *authCode) Login(ctx context.Context, in Prompter) (*token.Token, error)
 	for k, v := range a.p.AuthorizationParams {
 		opts = append(opts, oauth2.SetAuthURLParam(k, v))
 	}
+	nonce := ""
+	if a.wantsOpenID() {
+		nonce = random(18)
+		opts = append(opts, oauth2.SetAuthURLParam("nonce", nonce))
+	}
 	authURL := cfg.AuthCodeURL(state, opts...)
 
 	type result struct {
@@ -107,6 +112,13 @@ func (a *authCode) Login(ctx context.Context, in Prompter) (*token.Token, error)
 				// "logged in" is only shown once it is true.
 				res.tok, res.err = a.tokenCall(ctx, url.Values{"grant_type": {"authorization_code"}, "code": {q.Get("code")},
 					"redirect_uri": {ru.String()}, "code_verifier": {verifier}}, "authorization_code", "the authorization code", nil, "")
+				if res.err == nil {
+					if id := a.idTokenOf(res.tok); id != "" {
+						if err := a.verifyIDToken(ctx, id, nonce); err != nil {
+							res.tok, res.err = nil, err
+						}
+					}
+				}
 			}
 			got <- res
 		})

@@ -22,6 +22,7 @@ type endpoints struct {
 	Revocation    string `json:"revocation_endpoint"`
 	Introspection string `json:"introspection_endpoint"`
 	Device        string `json:"device_authorization_endpoint"`
+	JWKS          string `json:"jwks_uri"`
 	Issuer        string `json:"issuer"`
 }
 
@@ -108,7 +109,7 @@ func (g *generic) applyMetadata(issuer string, doc endpoints, err error) error {
 		have *string
 		doc  string
 	}{{&g.endpoints.Token, doc.Token}, {&g.endpoints.Revocation, doc.Revocation}, {&g.endpoints.Introspection, doc.Introspection},
-		{&g.endpoints.Authorization, doc.Authorization}, {&g.endpoints.Device, doc.Device}} {
+		{&g.endpoints.Authorization, doc.Authorization}, {&g.endpoints.Device, doc.Device}, {&g.endpoints.JWKS, doc.JWKS}} {
 		if *f.have == "" && f.doc != "" {
 			if _, err := httpx.CheckURL(f.doc); err != nil {
 				return &failure.Error{Kind: failure.Config, Profile: g.p.Name, Endpoint: issuer, Msg: "the discovery document has an unusable endpoint", Err: err}
@@ -120,6 +121,7 @@ func (g *generic) applyMetadata(issuer string, doc endpoints, err error) error {
 		return &failure.Error{Kind: failure.Config, Profile: g.p.Name, Endpoint: issuer, Msg: "the discovery document has no token_endpoint"}
 	}
 	g.tokenURL = g.endpoints.Token
+	g.endpoints.Issuer = doc.Issuer // what an id_token's iss must say, exactly
 	return nil
 }
 

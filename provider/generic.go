@@ -117,14 +117,14 @@ func newGeneric(p *config.Profile, env Env) (Provider, error) {
 	}
 	g := &generic{oauthProvider: o, public: !p.ClientSecret.IsSet() && p.AuthStyle != "private_key_jwt" && p.AuthStyle != "tls_client_auth" && v.PrimaryGrant != "client_credentials" && v.PrimaryGrant != "jwt_bearer" && v.PrimaryGrant != "token_exchange",
 		endpoints: endpoints{Token: o.tokenURL, Revocation: p.RevocationURL, Introspection: p.IntrospectionURL,
-			Authorization: p.AuthorizationURL, Device: p.DeviceURL}}
+			Authorization: p.AuthorizationURL, Device: p.DeviceURL, JWKS: p.JWKSURL, Issuer: p.Issuer}}
 	switch p.Grant {
 	case "authorization_code":
 		return &authCode{g}, nil
 	case "device_code":
 		return &deviceCode{g}, nil
 	}
-	for _, u := range []string{p.RevocationURL, p.IntrospectionURL} {
+	for _, u := range []string{p.RevocationURL, p.IntrospectionURL, p.JWKSURL} {
 		if u != "" {
 			if _, err := httpx.CheckURL(u); err != nil {
 				return nil, configErr(p, "%v", err)
