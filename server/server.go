@@ -11,9 +11,9 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
-	"strconv"
 	"time"
 
 	"github.com/tokenbroker/tokenbroker"
