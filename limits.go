@@ -37,29 +37,63 @@ type waiter interface {
 // be reached it falls back to the local window (per replica) rather than
 // stopping every call.
 type sharedWindow struct {
-	st       store.Limits
-	key      string
-	n        int
-	window   time.Duration
-	maxWait  time.Duration
-	fallback *ratelimit.Window
-	warn     func(string)
+	st      store.Limits
+	key     string
+	n       int
+	window  time.Duration
+	maxWait time.Duration
+	now     func() time.Time
+	warn    func(string)
+	// down is when the store may next be tried (Unix ns), 0 while it
+	// answers. While it does not, this replica calls the account not at
+	// all: the other replicas still share the vendor's whole limit, and
+	// this one taking a share of its own would exceed it (it doubled the
+	// vendor's calls in a partition once). Its callers get tokenbroker's
+	// 429, and /readyz, which cannot read the state either, says not
+	// ready, so a load balancer drains it.
+	down atomic.Int64
 }
 
+// storeRetry is how often a replica whose shared limit is unavailable
+// tries the store again (one caller tries; the others are refused).
+const storeRetry = time.Second
+
 func (w *sharedWindow) Wait(ctx context.Context) (time.Duration, error) {
+	now := w.now()
+	if until := w.down.Load(); until != 0 {
+		if now.UnixNano() < until || !w.down.CompareAndSwap(until, now.Add(storeRetry).UnixNano()) {
+			return 0, w.refusal()
+		}
+		// This caller tries the store; the others are refused meanwhile.
+	}
 	d, err := w.st.Reserve(ctx, w.key, w.n, w.window, w.maxWait)
 	var refused *ratelimit.Refused
 	if errors.As(err, &refused) {
+		w.up()
 		return 0, refused
 	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return 0, ctx.Err()
 		}
-		w.warn("the shared rate limit is unavailable, limiting this replica alone: " + err.Error())
-		return w.fallback.Wait(ctx)
+		if w.down.Swap(w.now().Add(storeRetry).UnixNano()) == 0 {
+			w.warn("the shared rate limit is unavailable (" + err.Error() + "): calls to this account from this replica are refused until the state answers again, so that the replicas together stay within the vendor's limit")
+		}
+		return 0, w.refusal()
 	}
+	w.up()
 	return d, wait.Sleep(ctx, d)
+}
+
+// up notes that the store answers, saying so once after an outage.
+func (w *sharedWindow) up() {
+	if w.down.Load() != 0 && w.down.Swap(0) != 0 {
+		w.warn("the shared rate limit is available again: calls to this account go on")
+	}
+}
+
+func (w *sharedWindow) refusal() error {
+	return &ratelimit.Refused{RetryAfter: storeRetry, Reason: "the shared rate limit is unavailable (the state cannot be reached from this replica)"}
 }
 
 // quotaCheckEvery bounds how often a replica asks the store whether another
@@ -181,7 +215,8 @@ func (b *Broker) accountLimits(name string) (*limits, error) {
 		l.window = local
 		if l.shared != nil {
 			n, per := local.Size()
-			l.window = &sharedWindow{st: l.shared, key: key, n: n, window: per, maxWait: cfg.MaxWait, fallback: local, warn: b.opts.Warn}
+			l.window = &sharedWindow{st: l.shared, key: key, n: n, window: per, maxWait: cfg.MaxWait, now: b.opts.Now,
+				warn: func(msg string) { b.opts.Warn(fmt.Sprintf("account %s: %s", key, msg)) }}
 		}
 	}
 	if l, loaded := b.limits.m.LoadOrStore(entry, l); loaded {

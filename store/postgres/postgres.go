@@ -43,7 +43,7 @@ func Open(ctx context.Context, dsn string, s *seal.Sealer) (*DB, error) {
 		return nil, &failure.Error{Kind: failure.Config, Msg: "state: not a PostgreSQL connection string", Err: redact(err)}
 	}
 	cfg.MaxConns = max(cfg.MaxConns, 16)
-	cfg.ConnConfig.ConnectTimeout = 10 * time.Second
+	cfg.ConnConfig.ConnectTimeout = connectTimeout
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, unavailable(err)
@@ -54,6 +54,20 @@ func Open(ctx context.Context, dsn string, s *seal.Sealer) (*DB, error) {
 		return nil, err
 	}
 	return d, nil
+}
+
+// Every call to the database is bounded, so that a database that is
+// gone, or a network that swallows packets (a blackhole), is noticed in
+// seconds: the call fails as the state being unavailable, and the broker
+// serves what it holds in memory.
+const (
+	connectTimeout = 3 * time.Second
+	opTimeout      = 3 * time.Second
+)
+
+// op bounds one database call, within the caller's own deadline.
+func (d *DB) op(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, opTimeout)
 }
 
 // redact keeps a password in a DSN out of error messages.
@@ -210,6 +224,8 @@ func (d *DB) migrate(ctx context.Context) error {
 
 // Get implements store.Store.
 func (d *DB) Get(ctx context.Context, profile string) (*token.Token, error) {
+	ctx, cancel := d.op(ctx)
+	defer cancel()
 	var gen int64
 	var r store.Row
 	err := d.pool.QueryRow(ctx, `SELECT generation, meta, access, refresh, prev_refresh, secrets FROM tokens WHERE profile = $1`, profile).
@@ -232,6 +248,8 @@ func lockKey(kind, name string) int64 {
 
 // Put implements store.Store, and notifies the other replicas.
 func (d *DB) Put(ctx context.Context, profile string, tok *token.Token, expect int64, lease *store.Lease) error {
+	ctx, cancel := d.op(ctx)
+	defer cancel()
 	r, err := store.Seal(d.sealer, profile, expect+1, tok)
 	if err != nil {
 		return err
@@ -279,6 +297,8 @@ func (d *DB) Put(ctx context.Context, profile string, tok *token.Token, expect i
 
 // Delete implements store.Store.
 func (d *DB) Delete(ctx context.Context, profile string) error {
+	ctx, cancel := d.op(ctx)
+	defer cancel()
 	tx, err := d.pool.Begin(ctx)
 	if err != nil {
 		return unavailable(err)
@@ -295,6 +315,8 @@ func (d *DB) Delete(ctx context.Context, profile string) error {
 
 // Profiles implements store.Store.
 func (d *DB) Profiles(ctx context.Context) ([]string, error) {
+	ctx, cancel := d.op(ctx)
+	defer cancel()
 	rows, err := d.pool.Query(ctx, `SELECT profile FROM tokens ORDER BY profile`)
 	if err != nil {
 		return nil, unavailable(err)
@@ -310,6 +332,8 @@ func (d *DB) Acquire(ctx context.Context, profile, owner string, ttl time.Durati
 }
 
 func (d *DB) tryAcquire(ctx context.Context, profile, owner string, ttl time.Duration) (*store.Lease, error) {
+	ctx, cancel := d.op(ctx)
+	defer cancel()
 	tx, err := d.pool.Begin(ctx)
 	if err != nil {
 		return nil, unavailable(err)
@@ -343,6 +367,8 @@ func (d *DB) tryAcquire(ctx context.Context, profile, owner string, ttl time.Dur
 
 // Release implements store.Store; the row stays, so fences keep growing.
 func (d *DB) Release(ctx context.Context, l *store.Lease) error {
+	ctx, cancel := d.op(ctx)
+	defer cancel()
 	if l == nil {
 		return nil
 	}
@@ -352,6 +378,8 @@ func (d *DB) Release(ctx context.Context, l *store.Lease) error {
 
 // Append implements store.Store.
 func (d *DB) Append(ctx context.Context, e store.Event) error {
+	ctx, cancel := d.op(ctx)
+	defer cancel()
 	_, err := d.pool.Exec(ctx, `INSERT INTO audit (at, profile, action, grant_type, outcome, error_class, error, pid) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
 		e.Time, e.Profile, e.Action, e.Grant, e.Outcome, e.ErrorClass, e.Error, e.PID)
 	return unavailable(err)
@@ -359,6 +387,8 @@ func (d *DB) Append(ctx context.Context, e store.Event) error {
 
 // Events implements store.Store.
 func (d *DB) Events(ctx context.Context, profile string, limit int) ([]store.Event, error) {
+	ctx, cancel := d.op(ctx)
+	defer cancel()
 	const cols = `SELECT at, profile, action, grant_type, outcome, error_class, error, pid FROM audit`
 	var rows pgx.Rows
 	var err error
@@ -403,6 +433,8 @@ func (d *DB) Reserve(ctx context.Context, key string, n int, window, maxWait tim
 }
 
 func (d *DB) reserve(ctx context.Context, key string, n int, window, maxWait time.Duration) (time.Time, error) {
+	ctx, cancel := d.op(ctx)
+	defer cancel()
 	tx, err := d.pool.Begin(ctx)
 	if err != nil {
 		return time.Time{}, unavailable(err)
@@ -446,6 +478,8 @@ func (d *DB) reserve(ctx context.Context, key string, n int, window, maxWait tim
 // clockOffset is the database clock minus this machine's, measured NTP-style
 // (the sample with the shortest round trip) and refreshed every 30 s.
 func (d *DB) clockOffset(ctx context.Context) time.Duration {
+	ctx, cancel := d.op(ctx)
+	defer cancel()
 	if at := d.offsetAt.Load(); at != 0 && time.Since(time.Unix(0, at)) < 30*time.Second {
 		return time.Duration(d.offset.Load())
 	}
@@ -469,6 +503,8 @@ func (d *DB) clockOffset(ctx context.Context) time.Duration {
 // SpendQuota implements store.Limits: the vendor said the daily quota of key
 // is spent until resetAt.
 func (d *DB) SpendQuota(ctx context.Context, key string, resetAt time.Time) error {
+	ctx, cancel := d.op(ctx)
+	defer cancel()
 	_, err := d.pool.Exec(ctx, `INSERT INTO spent_quotas (key, reset_at) VALUES ($1, $2)
 		ON CONFLICT (key) DO UPDATE SET reset_at = excluded.reset_at`, key, resetAt)
 	return unavailable(err)
@@ -477,6 +513,8 @@ func (d *DB) SpendQuota(ctx context.Context, key string, resetAt time.Time) erro
 // QuotaSpent implements store.Limits: until when key's quota is spent
 // (zero when it is not).
 func (d *DB) QuotaSpent(ctx context.Context, key string) (time.Time, error) {
+	ctx, cancel := d.op(ctx)
+	defer cancel()
 	var at time.Time
 	err := d.pool.QueryRow(ctx, `SELECT reset_at FROM spent_quotas WHERE key = $1 AND reset_at > clock_timestamp()`, key).Scan(&at)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -502,6 +540,8 @@ func init() {
 
 // HoldUntil implements store.Holds.
 func (d *DB) HoldUntil(ctx context.Context, profile string) (time.Time, error) {
+	ctx, cancel := d.op(ctx)
+	defer cancel()
 	var at time.Time
 	err := d.pool.QueryRow(ctx, `SELECT until_at FROM holds WHERE profile = $1`, profile).Scan(&at)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -512,6 +552,8 @@ func (d *DB) HoldUntil(ctx context.Context, profile string) (time.Time, error) {
 
 // SetHold implements store.Holds.
 func (d *DB) SetHold(ctx context.Context, profile string, until time.Time) error {
+	ctx, cancel := d.op(ctx)
+	defer cancel()
 	_, err := d.pool.Exec(ctx, `INSERT INTO holds (profile, until_at) VALUES ($1, $2)
 		ON CONFLICT (profile) DO UPDATE SET until_at = greatest(holds.until_at, excluded.until_at)`, profile, until)
 	return unavailable(err)
@@ -519,6 +561,8 @@ func (d *DB) SetHold(ctx context.Context, profile string, until time.Time) error
 
 // SeedTaken implements store.Seeds.
 func (d *DB) SeedTaken(ctx context.Context, profile, hash string) (time.Time, bool, error) {
+	ctx, cancel := d.op(ctx)
+	defer cancel()
 	var at time.Time
 	err := d.pool.QueryRow(ctx, `SELECT taken_at FROM seeds WHERE profile = $1 AND hash = $2`, profile, hash).Scan(&at)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -529,6 +573,8 @@ func (d *DB) SeedTaken(ctx context.Context, profile, hash string) (time.Time, bo
 
 // TakeSeed implements store.Seeds.
 func (d *DB) TakeSeed(ctx context.Context, profile, hash string, at time.Time) error {
+	ctx, cancel := d.op(ctx)
+	defer cancel()
 	_, err := d.pool.Exec(ctx, `INSERT INTO seeds (profile, hash, taken_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, profile, hash, at)
 	return unavailable(err)
 }

@@ -273,3 +273,48 @@ func TestPutWithoutTheLeaseIsRefused(t *testing.T) {
 		t.Fatalf("something was written: %v, %v", got, err)
 	}
 }
+
+// A network that swallows packets (a blackhole: the connections stay open,
+// no byte moves) is noticed in seconds: every call fails as the state
+// being unavailable instead of hanging, and works again once the network
+// does.
+func TestBlackholeFailsCallsInsteadOfHanging(t *testing.T) {
+	relay, dsn := pgtest.NewRelay(t, pgtest.Start(t).Database(t))
+	d := open(t, dsn)
+	ctx := context.Background()
+	if err := leasedPut(ctx, d, "p", &token.Token{AccessToken: "x"}, 0); err != nil {
+		t.Fatal(err)
+	}
+	relay.Blackhole()
+	done := map[string]chan error{}
+	for name, call := range map[string]func() error{
+		"get":     func() error { _, err := d.Get(ctx, "p"); return err },
+		"acquire": func() error { _, err := d.tryAcquire(ctx, "p", "o", time.Minute); return err },
+		"reserve": func() error { _, err := d.Reserve(ctx, "k", 7, time.Second, time.Second); return err },
+		"events":  func() error { _, err := d.Events(ctx, "p", 10); return err },
+	} {
+		done[name] = make(chan error, 1)
+		go func() { done[name] <- call() }()
+	}
+	guard := time.After(30 * time.Second) // a hang guard, not a speed test
+	for name, ch := range done {
+		select {
+		case err := <-ch:
+			if err == nil {
+				t.Errorf("%s through a blackhole: no error", name)
+			}
+		case <-guard:
+			t.Fatalf("%s hung through a blackhole", name)
+		}
+	}
+	relay.Restore()
+	var err error
+	for range 10 { // the pool may first hand out a connection broken by the timeout
+		if _, err = d.Get(ctx, "p"); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("after the network came back: %v", err)
+	}
+}

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"time"
 
@@ -17,6 +18,10 @@ func (d *DB) Watch(ctx context.Context, changed func(profile string)) {
 	go d.poll(ctx, changed)
 }
 
+// listenQuiet is how long the LISTEN connection may be quiet before it is
+// pinged.
+const listenQuiet = 5 * time.Second
+
 // pollEvery is how often the fallback looks for changes.
 const pollEvery = 10 * time.Second
 
@@ -31,11 +36,25 @@ func (d *DB) listen(ctx context.Context, changed func(string)) {
 			backoff = 100 * time.Millisecond
 			changed("") // notifications may have been missed while disconnected
 			for {
-				n, werr := conn.WaitForNotification(ctx)
-				if werr != nil {
+				// A quiet connection is pinged now and then: over a network
+				// that swallows packets, a LISTEN would otherwise wait for
+				// ever on a connection that is gone.
+				wctx, cancel := context.WithTimeout(ctx, listenQuiet)
+				n, werr := conn.WaitForNotification(wctx)
+				cancel()
+				if werr == nil {
+					changed(n.Payload)
+					continue
+				}
+				if ctx.Err() != nil || !errors.Is(werr, context.DeadlineExceeded) {
 					break
 				}
-				changed(n.Payload)
+				pctx, pcancel := context.WithTimeout(ctx, opTimeout)
+				perr := conn.Ping(pctx)
+				pcancel()
+				if perr != nil {
+					break
+				}
 			}
 		}
 		if conn != nil {

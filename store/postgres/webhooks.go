@@ -11,6 +11,8 @@ import (
 
 // Enqueue implements store.Webhooks.
 func (d *DB) Enqueue(ctx context.Context, dl *store.Delivery) (bool, error) {
+	ctx, cancel := d.op(ctx)
+	defer cancel()
 	var mac *string
 	if dl.MAC != "" {
 		mac = &dl.MAC
@@ -26,6 +28,8 @@ func (d *DB) Enqueue(ctx context.Context, dl *store.Delivery) (bool, error) {
 
 // Pending implements store.Webhooks.
 func (d *DB) Pending(ctx context.Context, profile, webhook string, limit int) ([]store.Delivery, error) {
+	ctx, cancel := d.op(ctx)
+	defer cancel()
 	rows, err := d.pool.Query(ctx, `SELECT seq, delivery_id, service, ts, body, received_at FROM deliveries
 		WHERE profile = $1 AND webhook = $2 AND NOT forwarded ORDER BY seq LIMIT $3`, profile, webhook, limit)
 	if err != nil {
@@ -42,6 +46,8 @@ func (d *DB) Pending(ctx context.Context, profile, webhook string, limit int) ([
 // Forwarded implements store.Webhooks, and forgets deliveries too old to
 // be replayed.
 func (d *DB) Forwarded(ctx context.Context, seqs []int64) error {
+	ctx, cancel := d.op(ctx)
+	defer cancel()
 	if len(seqs) == 0 {
 		return nil
 	}
@@ -55,6 +61,8 @@ func (d *DB) Forwarded(ctx context.Context, seqs []int64) error {
 
 // WebhookToken implements store.Webhooks.
 func (d *DB) WebhookToken(ctx context.Context, profile, webhook string) (*store.WebhookToken, error) {
+	ctx, cancel := d.op(ctx)
+	defer cancel()
 	var sealed []byte
 	err := d.pool.QueryRow(ctx, `SELECT sealed FROM webhook_tokens WHERE profile = $1 AND webhook = $2`, profile, webhook).Scan(&sealed)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -68,6 +76,8 @@ func (d *DB) WebhookToken(ctx context.Context, profile, webhook string) (*store.
 
 // PutWebhookToken implements store.Webhooks.
 func (d *DB) PutWebhookToken(ctx context.Context, profile, webhook string, t *store.WebhookToken) error {
+	ctx, cancel := d.op(ctx)
+	defer cancel()
 	sealed, err := store.SealWebhookToken(d.sealer, profile, webhook, t)
 	if err != nil {
 		return err
