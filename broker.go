@@ -97,6 +97,10 @@ type Broker struct {
 	storeOnce sync.Once
 	st        store.Store
 	stErr     error
+	ownStore  bool // opened by the broker (Options.OpenStore): Close closes it
+
+	closed    chan struct{} // closed by Close: background writers stop
+	closeOnce sync.Once
 
 	owner  string       // this broker's name on leases
 	leases atomic.Int64 // numbers each acquisition, see leaseOwner
@@ -125,7 +129,7 @@ func New(cfg *config.Config, opts Options) *Broker {
 	if opts.LeaseTTL <= 0 {
 		opts.LeaseTTL = DefaultLeaseTTL
 	}
-	b := &Broker{cfg: cfg, opts: opts, owner: store.NewOwner(), limits: opts.Accounts}
+	b := &Broker{cfg: cfg, opts: opts, owner: store.NewOwner(), limits: opts.Accounts, closed: make(chan struct{})}
 	if b.limits == nil {
 		b.limits = NewAccounts()
 	}
@@ -148,10 +152,13 @@ func New(cfg *config.Config, opts Options) *Broker {
 	return b
 }
 
-// Close releases the store and the idle vendor connections.
+// Close closes the idle vendor connections and the store when the Broker
+// opened it (Options.OpenStore); a store it was handed (Options.Store) is
+// the caller's to close. Background writes of unstored tokens stop.
 func (b *Broker) Close() error {
+	b.closeOnce.Do(func() { close(b.closed) })
 	b.conns.close()
-	if b.st != nil {
+	if b.st != nil && b.ownStore {
 		return b.st.Close()
 	}
 	return nil
@@ -163,6 +170,7 @@ func (b *Broker) store() (store.Store, error) {
 		case b.opts.Store != nil:
 			b.st = b.opts.Store
 		case b.opts.OpenStore != nil:
+			b.ownStore = true
 			st, err := b.opts.OpenStore()
 			if err != nil {
 				b.stErr = err // b.st stays nil, not a typed nil
@@ -196,6 +204,8 @@ type profileState struct {
 	mem atomic.Pointer[cached] // the token in memory; read without locks on the hot path
 
 	cert *tls.Certificate // the client certificate (mutual TLS), set with the provider
+
+	writing atomic.Bool // a token the state could not take is being written (keepWriting)
 }
 
 // state returns the profile's entry, or the config's error for a name
@@ -425,17 +435,97 @@ func (b *Broker) renewLeased(ctx context.Context, st store.Store, l *store.Lease
 	if prev != nil {
 		gen = prev.Generation
 	}
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
-	defer cancel()
-	if err := l.Put(cctx, next, gen); err != nil {
-		err = &failure.Error{Kind: failure.Other, Profile: name, Msg: "the new token could not be stored", Err: err,
-			Hint: "the previous token was kept; if the vendor rotated its refresh token, the next refresh will say whether a re-login is needed"}
-		b.audit(st, name, action, next.Grant, err)
-		return nil, err
+	if err := b.commit(ctx, l, next, gen); err != nil {
+		if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrFenced) || errors.Is(err, store.ErrNoLease) {
+			// Another replica wrote first, or this one lost the lease: the
+			// state has moved on without this token.
+			err = &failure.Error{Kind: failure.Other, Profile: name, Msg: "the new token could not be stored", Err: err,
+				Hint: "another process renewed the token meanwhile; the next call reads it"}
+			b.audit(st, name, action, next.Grant, err)
+			return nil, err
+		}
+		// The vendor has answered (and may have rotated its refresh token):
+		// the new token is never dropped. It is served from memory and
+		// written as soon as the state answers again.
+		b.remember(name, next)
+		b.keepWriting(name, action, next, gen)
+		b.opts.Warn(fmt.Sprintf("profile %q: the new token could not be stored yet (%v); it is served from memory and written when the state answers", name, err))
+		return next, nil
 	}
 	b.audit(st, name, action, next.Grant, nil)
 	b.remember(name, next)
 	return next, nil
+}
+
+// commitAttempts bounds the writes of a new token tried while its
+// callers wait; after them the token is handed out and written in the
+// background (keepWriting).
+const commitAttempts = 3
+
+// commit writes a new token under the lease, trying again a few times
+// while the state is unavailable (a blip), within commitTimeout.
+func (b *Broker) commit(ctx context.Context, l *store.Leased, next *Token, gen int64) error {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
+	defer cancel()
+	pause := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := l.Put(cctx, next, gen)
+		if err == nil || errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrFenced) || errors.Is(err, store.ErrNoLease) {
+			return err
+		}
+		if attempt == commitAttempts || cctx.Err() != nil || b.opts.Clock.Sleep(cctx, pause) != nil {
+			return err
+		}
+		pause *= 2
+	}
+}
+
+// keepWriting writes a token the vendor issued but the state could not
+// take, in the background, under a new lease each time, until it is
+// stored or the state holds something newer (another process renewed:
+// its token wins). Only one such writer runs per profile.
+func (b *Broker) keepWriting(name, action string, next *Token, gen int64) {
+	e := b.profiles[name]
+	if e == nil || !e.writing.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer e.writing.Store(false)
+		pause := time.Second
+		for {
+			select {
+			case <-b.closed:
+				return
+			case <-b.opts.Clock.After(pause):
+			}
+			pause = min(2*pause, 30*time.Second)
+			st, err := b.store()
+			if err != nil {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), b.opts.LeaseTTL)
+			err = store.WithLease(ctx, st, name, b.leaseOwner(), b.opts.LeaseTTL, func(l *store.Leased) error {
+				cur, err := l.Get(ctx)
+				if err != nil {
+					return err
+				}
+				if cur != nil && cur.Generation != gen {
+					return store.ErrConflict
+				}
+				return l.Put(ctx, next, gen)
+			})
+			cancel()
+			switch {
+			case err == nil:
+				b.audit(st, name, action, next.Grant, nil)
+				b.opts.Warn(fmt.Sprintf("profile %q: the new token is stored now", name))
+				return
+			case errors.Is(err, store.ErrConflict):
+				b.Invalidate(name)
+				return
+			}
+		}
+	}()
 }
 
 // heldBack refuses to send a token request while the vendor's last
