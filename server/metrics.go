@@ -163,9 +163,12 @@ func (m *metrics) writeState(w io.Writer) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	rows, err := m.status(ctx)
+	vmetrics.WriteMetadataIfNeeded(w, "tokenbroker_store_up", "gauge")
 	if err != nil {
+		io.WriteString(w, "tokenbroker_store_up 0\n") // the state could not be read in time
 		return
 	}
+	io.WriteString(w, "tokenbroker_store_up 1\n")
 	now := m.now()
 	counts := map[string]int{}
 	var expiry, refresh, remaining, limit []string

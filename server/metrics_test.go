@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -84,6 +85,7 @@ func TestMetricsEscapeLabelValues(t *testing.T) {
 		{"tokenbroker_quota_remaining", map[string]string{"profile": odd}, 4},
 		{"tokenbroker_quota_limit", map[string]string{"profile": odd}, 9},
 		{"tokenbroker_tokens", map[string]string{"state": "valid"}, 1},
+		{"tokenbroker_store_up", nil, 1},
 	} {
 		if got, ok := value(c.family, c.labels); !ok || got != c.want {
 			t.Errorf("%s%v = %v (found %v), want %v", c.family, c.labels, got, ok, c.want)
@@ -94,5 +96,15 @@ func TestMetricsEscapeLabelValues(t *testing.T) {
 	}
 	if mfs["go_goroutines"] == nil || mfs["process_resident_memory_bytes"] == nil {
 		t.Error("no Go or process series")
+	}
+}
+
+// tokenbroker_store_up says 0 when the state cannot be read at scrape time.
+func TestStoreUpMetric(t *testing.T) {
+	m := newMetrics(time.Now, func(context.Context) ([]statusRow, error) { return nil, errors.New("state gone") })
+	rec := httptest.NewRecorder()
+	m.handler(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if !strings.Contains(rec.Body.String(), "\ntokenbroker_store_up 0\n") {
+		t.Errorf("/metrics with the state gone:\n%s", rec.Body.String())
 	}
 }

@@ -374,6 +374,8 @@ func writeError(w http.ResponseWriter, err error) {
 		code = http.StatusBadRequest
 	case kind == failure.RateLimited:
 		code = http.StatusTooManyRequests
+	case errors.Is(err, store.ErrUnavailable):
+		code = http.StatusServiceUnavailable // this replica's state, not the vendor
 	case kind == failure.Rejected, kind == failure.Unreachable, kind == failure.Protocol:
 		code = http.StatusBadGateway
 	}

@@ -19,6 +19,25 @@ import (
 // expected one: someone else stored a newer token first.
 var ErrConflict = errors.New("store: the token changed concurrently")
 
+// ErrUnavailable is in the chain of every error that says the state could
+// not be reached (a database down, cut off or too slow): it is not the
+// vendor's trouble, and callers are told so (503, not 502).
+var ErrUnavailable = errors.New("store: the state is unavailable")
+
+// Unavailable marks err as the state being unavailable, reading as err.
+func Unavailable(err error) error {
+	if err == nil {
+		return nil
+	}
+	return unavailableError{err}
+}
+
+type unavailableError struct{ err error }
+
+func (e unavailableError) Error() string        { return e.err.Error() }
+func (e unavailableError) Unwrap() error        { return e.err }
+func (e unavailableError) Is(target error) bool { return target == ErrUnavailable }
+
 // ErrFenced is returned by Put when the caller's lease was taken over by
 // another process after it expired: the caller must not write.
 var ErrFenced = errors.New("store: the lease was lost to another process")

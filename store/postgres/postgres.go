@@ -89,7 +89,7 @@ func unavailable(err error) error {
 	if errors.As(err, &fe) || errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrFenced) {
 		return err
 	}
-	return &failure.Error{Kind: failure.Other, Msg: "the PostgreSQL state is unavailable", Err: redact(err),
+	return &failure.Error{Kind: failure.Other, Msg: "the PostgreSQL state is unavailable", Err: store.Unavailable(redact(err)),
 		Hint: "tokens in memory are served until they expire; check the database"}
 }
 

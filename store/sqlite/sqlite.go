@@ -113,6 +113,9 @@ func (d *DB) describe(err error) error {
 	}
 	var pe *fs.PathError
 	switch c := code(err); {
+	case isBusy(err):
+		return stateErr(d.path, "the state is locked by another process:", store.Unavailable(err),
+			"another tokenbroker holds the state's write lock; tokens in memory are served meanwhile")
 	case c == sqlite3.SQLITE_NOTADB, c == sqlite3.SQLITE_CORRUPT:
 		return stateErr(d.path, "the state file is corrupt or not a tokenbroker state:", err,
 			"move it aside to start afresh (tokens will then be obtained again); it was left as it is")
