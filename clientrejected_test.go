@@ -3,7 +3,6 @@ package tokenbroker
 import (
 	"context"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -19,20 +18,14 @@ func TestWrongArubaSecretNamesTheClient(t *testing.T) {
 	a := emulator.NewAruba(nil)
 	hs := httptest.NewServer(a)
 	t.Cleanup(hs.Close)
-	cfg := &config.Config{State: "sqlite:" + filepath.Join(t.TempDir(), "state.db"), Profiles: map[string]*config.Profile{
+	b := brokerOn(t, map[string]*config.Profile{
 		"aruba": {Name: "aruba", Provider: "aruba-central", BaseURL: hs.URL, ClientID: config.Secret(a.ClientID), ClientSecret: "not-the-secret"},
-	}}
-	st, err := OpenStore(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := New(cfg, Options{Store: st})
-	t.Cleanup(func() { b.Close() })
+	}, Options{})
 	ctx := context.Background()
 	if _, err := b.Import(ctx, "aruba", a.IssueOfflineToken(), ImportOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	_, err = b.Token(ctx, "aruba", TokenOptions{Force: true})
+	_, err := b.Token(ctx, "aruba", TokenOptions{Force: true})
 	if failure.KindOf(err) != failure.Rejected || !strings.Contains(err.Error(), "client_secret") || strings.Contains(err.Error(), "re-login") {
 		t.Fatalf("wrong client secret: %v, want a rejection naming client_secret, not a re-login", err)
 	}
@@ -42,17 +35,11 @@ func TestWrongArubaSecretNamesTheClient(t *testing.T) {
 // naming both (exit 2); --force takes it in.
 func TestImportRefusesAnotherVendorsFile(t *testing.T) {
 	a := emulator.NewAruba(nil)
-	cfg := &config.Config{State: "sqlite:" + filepath.Join(t.TempDir(), "state.db"), Profiles: map[string]*config.Profile{
+	b := brokerOn(t, map[string]*config.Profile{
 		"rc": {Name: "rc", Provider: "oauth2", TokenURL: "https://idp.example/token", ClientID: "id", ClientSecret: "sec", Grant: "refresh_token"},
-	}}
-	st, err := OpenStore(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := New(cfg, Options{Store: st})
-	t.Cleanup(func() { b.Close() })
+	}, Options{})
 	ctx := context.Background()
-	_, err = b.Import(ctx, "rc", a.IssueOfflineToken(), ImportOptions{})
+	_, err := b.Import(ctx, "rc", a.IssueOfflineToken(), ImportOptions{})
 	if failure.KindOf(err) != failure.Config || failure.KindOf(err).ExitCode() != 2 || !strings.Contains(err.Error(), "Aruba Central token") || !strings.Contains(err.Error(), "OAuth2") {
 		t.Fatalf("an Aruba file into an oauth2 profile: %v", err)
 	}
@@ -71,17 +58,11 @@ func TestRevokeImportedArubaTokenForgetsItWithAReason(t *testing.T) {
 	a := emulator.NewAruba(nil)
 	hs := httptest.NewServer(a)
 	t.Cleanup(hs.Close)
-	cfg := &config.Config{State: "sqlite:" + filepath.Join(t.TempDir(), "state.db"), Profiles: map[string]*config.Profile{
+	var warned []string
+	b := brokerOn(t, map[string]*config.Profile{
 		"aruba": {Name: "aruba", Provider: "aruba-central", BaseURL: hs.URL, ClientID: config.Secret(a.ClientID),
 			ClientSecret: config.Secret(a.ClientSecret), CustomerID: a.CustomerID},
-	}}
-	st, err := OpenStore(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var warned []string
-	b := New(cfg, Options{Store: st, Warn: func(s string) { warned = append(warned, s) }})
-	t.Cleanup(func() { b.Close() })
+	}, Options{Warn: func(s string) { warned = append(warned, s) }})
 	ctx := context.Background()
 	if _, err := b.Import(ctx, "aruba", a.IssueOfflineToken(), ImportOptions{}); err != nil {
 		t.Fatal(err)

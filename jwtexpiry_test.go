@@ -3,7 +3,6 @@ package tokenbroker
 import (
 	"context"
 	"net/http/httptest"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -19,17 +18,11 @@ func TestExpiryFromTheJWTWhenNoExpiresIn(t *testing.T) {
 	cat := emulator.NewCatalystCenter(clk.Now)
 	hs := httptest.NewServer(cat)
 	t.Cleanup(hs.Close)
-	cfg := &config.Config{State: "sqlite:" + filepath.Join(t.TempDir(), "state.db"), Profiles: map[string]*config.Profile{
+	b := brokerOn(t, map[string]*config.Profile{
 		"catalyst": {Name: "catalyst", Provider: "oauth2", BaseURL: hs.URL, TokenURL: hs.URL + "/dna/system/api/v1/auth/token",
 			Grant: "client_credentials", AuthStyle: "basic", ClientID: config.Secret(cat.Username), ClientSecret: config.Secret(cat.Password),
 			TokenField: "Token", Header: "X-Auth-Token: {token}"},
-	}}
-	st, err := OpenStore(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := New(cfg, Options{Store: st, Now: clk.Now})
-	t.Cleanup(func() { b.Close() })
+	}, Options{Now: clk.Now})
 	ctx := context.Background()
 	first, err := b.Token(ctx, "catalyst", TokenOptions{})
 	if err != nil {

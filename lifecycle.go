@@ -139,22 +139,30 @@ func (b *Broker) Revoke(ctx context.Context, name string, in provider.Prompter) 
 	return revokedAtVendor, err
 }
 
-// seedHash names a refresh-token seed in the store without keeping it.
-func seedHash(seed string) string {
+// configuredSeed is the hash of the profile's configured refresh_token,
+// which names the seed in the store without keeping it.
+func (b *Broker) configuredSeed(name string) (string, error) {
+	prof, err := b.cfg.Profile(name)
+	if err != nil {
+		return "", err
+	}
+	seed, err := prof.RefreshToken.Resolve()
+	if err != nil {
+		return "", &failure.Error{Kind: failure.Config, Profile: name, Msg: "refresh_token: " + err.Error()}
+	}
 	sum := sha256.Sum256([]byte(seed))
-	return hex.EncodeToString(sum[:])
+	return hex.EncodeToString(sum[:]), nil
 }
 
 // seedNeeded says what to do when the only way to a token is the
 // configured refresh_token seed, which renewals never present on their own.
 func (b *Broker) seedNeeded(ctx context.Context, st store.Store, name string, prev *Token) error {
-	prof, _ := b.cfg.Profile(name)
-	seed, err := prof.RefreshToken.Resolve()
+	hash, err := b.configuredSeed(name)
 	if err != nil {
-		return &failure.Error{Kind: failure.Config, Profile: name, Msg: "refresh_token: " + err.Error()}
+		return err
 	}
 	if seeds, ok := st.(store.Seeds); ok {
-		if at, taken, err := seeds.SeedTaken(ctx, name, seedHash(seed)); err == nil && taken {
+		if at, taken, err := seeds.SeedTaken(ctx, name, hash); err == nil && taken {
 			return &failure.Error{Kind: failure.Rejected, Profile: name,
 				Msg:  "no usable refresh token is stored, and the configured refresh_token was taken in on " + at.UTC().Format(time.RFC3339) + " already (it is single-use)",
 				Hint: "get a new refresh token from the server, put it in the config, and run `tokenbroker import " + name + " --refresh-token`"}
@@ -182,10 +190,9 @@ func (b *Broker) TakeSeed(ctx context.Context, name string) (*Token, error) {
 		return nil, &failure.Error{Kind: failure.Config, Profile: name, Msg: "the profile has no refresh_token seed to take in",
 			Hint: "set `grant: refresh_token` and `refresh_token:` in the profile"}
 	}
-	prof, _ := b.cfg.Profile(name)
-	seed, err := prof.RefreshToken.Resolve()
+	hash, err := b.configuredSeed(name)
 	if err != nil {
-		return nil, &failure.Error{Kind: failure.Config, Profile: name, Msg: "refresh_token: " + err.Error()}
+		return nil, err
 	}
 	st, err := b.store()
 	if err != nil {
@@ -195,7 +202,7 @@ func (b *Broker) TakeSeed(ctx context.Context, name string) (*Token, error) {
 	var out *Token
 	err = store.WithLease(ctx, st, name, b.leaseOwner(), b.opts.LeaseTTL, func(l *store.Leased) error {
 		if seeds != nil {
-			at, taken, err := seeds.SeedTaken(ctx, name, seedHash(seed))
+			at, taken, err := seeds.SeedTaken(ctx, name, hash)
 			if err != nil {
 				return err
 			}
@@ -212,7 +219,7 @@ func (b *Broker) TakeSeed(ctx context.Context, name string) (*Token, error) {
 		t, err := p.Obtain(ctx, nil) // a nil token: the provider presents the seed
 		if failure.KindOf(err) != failure.Config && seeds != nil {
 			// It was (or may have been) presented: never again.
-			if serr := seeds.TakeSeed(context.WithoutCancel(ctx), name, seedHash(seed), b.opts.Now()); serr != nil && err == nil {
+			if serr := seeds.TakeSeed(context.WithoutCancel(ctx), name, hash, b.opts.Now()); serr != nil && err == nil {
 				err = serr
 			}
 		}

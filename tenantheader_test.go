@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"net/textproto"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -44,16 +43,10 @@ func TestTenantHeaderSpelledAsDocumentedAndNotDoubled(t *testing.T) {
 		c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"))
 	}()
 	base := "http://" + ln.Addr().String()
-	cfg := &config.Config{State: "sqlite:" + filepath.Join(t.TempDir(), "state.db"), Profiles: map[string]*config.Profile{
+	b := brokerOn(t, map[string]*config.Profile{
 		"msp": {Name: "msp", Provider: "aruba-central", BaseURL: base, ClientID: config.Secret(a.ClientID),
 			ClientSecret: config.Secret(a.ClientSecret), DelegateTenant: "cust-42"},
-	}}
-	st, err := OpenStore(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := New(cfg, Options{Store: st})
-	t.Cleanup(func() { b.Close() })
+	}, Options{})
 	if _, err := b.Import(context.Background(), "msp", a.IssueOfflineToken(), ImportOptions{}); err != nil {
 		t.Fatal(err)
 	}

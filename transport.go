@@ -213,7 +213,6 @@ func (t *transport) send(req *http.Request, replay []byte) (*http.Response, stri
 	for k, v := range att.header {
 		// The profile's names are spelled as the vendor documents them;
 		// whatever the caller sent under the same name, in any case, goes.
-		out.Header.Del(k)
 		for ck := range out.Header {
 			if strings.EqualFold(ck, k) {
 				delete(out.Header, ck)

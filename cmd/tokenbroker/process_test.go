@@ -128,7 +128,12 @@ profiles:
 func (p *proc) statePath() string { return filepath.Join(p.dir, "state", "state.db") }
 
 func (p *proc) command(t testing.TB, args ...string) *exec.Cmd {
-	cmd := exec.Command(binary(t), append([]string{"--config", p.config}, args...)...)
+	return p.commandOf(binary(t), args...)
+}
+
+// commandOf is command for another build of tokenbroker.
+func (p *proc) commandOf(bin string, args ...string) *exec.Cmd {
+	cmd := exec.Command(bin, append([]string{"--config", p.config}, args...)...)
 	cmd.Env = p.env
 	return cmd
 }
@@ -136,7 +141,13 @@ func (p *proc) command(t testing.TB, args ...string) *exec.Cmd {
 // run runs the binary to completion.
 func (p *proc) run(t testing.TB, args ...string) result {
 	t.Helper()
-	cmd := p.command(t, args...)
+	return p.runOf(t, binary(t), args...)
+}
+
+// runOf runs another build of tokenbroker to completion.
+func (p *proc) runOf(t testing.TB, bin string, args ...string) result {
+	t.Helper()
+	cmd := p.commandOf(bin, args...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -42,20 +41,7 @@ func TestRollingUpgradeAcrossReleases(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			run := func(bin string, args ...string) result {
-				cmd := exec.Command(bin, append([]string{"--config", p.config}, args...)...)
-				cmd.Env = p.env
-				var out, errb bytes.Buffer
-				cmd.Stdout, cmd.Stderr = &out, &errb
-				err := cmd.Run()
-				code := 0
-				if ee, ok := err.(*exec.ExitError); ok {
-					code = ee.ExitCode()
-				} else if err != nil {
-					t.Fatal(err)
-				}
-				return result{code, out.String(), errb.String()}
-			}
+			run := func(bin string, args ...string) result { return p.runOf(t, bin, args...) }
 			mustOK(t, run(this, "token", "ruckus"))
 			mustOK(t, run(next, "token", "ruckus")) // migrates: adds a table
 			mustOK(t, run(this, "token", "ruckus")) // this release still reads the state

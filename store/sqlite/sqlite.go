@@ -205,16 +205,10 @@ func (d *DB) newerSchema(ctx context.Context, v int) error {
 func (d *DB) Get(ctx context.Context, profile string) (*token.Token, error) {
 	var gen int64
 	var r store.Row
-	rows, err := d.query(ctx, `SELECT generation, meta, access, refresh, prev_refresh, secrets FROM tokens WHERE profile = ?`, profile)
-	if err != nil {
-		return nil, d.describe(err)
-	}
-	defer rows.Close()
-	if !rows.Next() {
-		return nil, d.describe(rows.Err())
-	}
-	if err := rows.Scan(&gen, &r.Meta, &r.Access, &r.Refresh, &r.PrevRefresh, &r.Secrets); err != nil {
-		return nil, d.describe(err)
+	found, err := d.queryRow(ctx, `SELECT generation, meta, access, refresh, prev_refresh, secrets FROM tokens WHERE profile = ?`,
+		[]any{profile}, &gen, &r.Meta, &r.Access, &r.Refresh, &r.PrevRefresh, &r.Secrets)
+	if err != nil || !found {
+		return nil, err
 	}
 	return store.Unseal(d.sealer, profile, gen, r)
 }
@@ -350,6 +344,20 @@ func (d *DB) Events(ctx context.Context, profile string, limit int) ([]store.Eve
 	return out, d.describe(rows.Err())
 }
 
+// queryRow reads at most one row through a prepared statement into dest,
+// and says whether there was one.
+func (d *DB) queryRow(ctx context.Context, q string, args []any, dest ...any) (bool, error) {
+	rows, err := d.query(ctx, q, args...)
+	if err != nil {
+		return false, d.describe(err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		return false, d.describe(rows.Err())
+	}
+	return true, d.describe(rows.Scan(dest...))
+}
+
 // query runs a read through a statement prepared once per DB: the reads a
 // CLI run or a scrape repeats per profile are parsed by SQLite once.
 func (d *DB) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
@@ -369,17 +377,10 @@ func (d *DB) query(ctx context.Context, q string, args ...any) (*sql.Rows, error
 
 // SeedTaken implements store.Seeds.
 func (d *DB) SeedTaken(ctx context.Context, profile, hash string) (time.Time, bool, error) {
-	rows, err := d.query(ctx, `SELECT taken_ms FROM seeds WHERE profile = ? AND hash = ?`, profile, hash)
-	if err != nil {
-		return time.Time{}, false, d.describe(err)
-	}
-	defer rows.Close()
-	if !rows.Next() {
-		return time.Time{}, false, d.describe(rows.Err())
-	}
 	var ms int64
-	if err := rows.Scan(&ms); err != nil {
-		return time.Time{}, false, d.describe(err)
+	found, err := d.queryRow(ctx, `SELECT taken_ms FROM seeds WHERE profile = ? AND hash = ?`, []any{profile, hash}, &ms)
+	if err != nil || !found {
+		return time.Time{}, false, err
 	}
 	return time.UnixMilli(ms), true, nil
 }
@@ -392,19 +393,12 @@ func (d *DB) TakeSeed(ctx context.Context, profile, hash string, at time.Time) e
 
 // HoldUntil implements store.Holds.
 func (d *DB) HoldUntil(ctx context.Context, profile string) (time.Time, error) {
-	rows, err := d.query(ctx, `SELECT until_ms FROM holds WHERE profile = ?`, profile)
-	if err != nil {
-		return time.Time{}, d.describe(err)
-	}
-	defer rows.Close()
 	var ms int64
-	if rows.Next() {
-		if err := rows.Scan(&ms); err != nil {
-			return time.Time{}, d.describe(err)
-		}
-		return time.UnixMilli(ms), nil
+	found, err := d.queryRow(ctx, `SELECT until_ms FROM holds WHERE profile = ?`, []any{profile}, &ms)
+	if err != nil || !found {
+		return time.Time{}, err
 	}
-	return time.Time{}, d.describe(rows.Err())
+	return time.UnixMilli(ms), nil
 }
 
 // SetHold implements store.Holds.
