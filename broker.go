@@ -105,12 +105,13 @@ type Broker struct {
 	owner  string       // this broker's name on leases
 	leases atomic.Int64 // numbers each acquisition, see leaseOwner
 
-	mu       sync.Mutex               // guards making an account's limits
-	profiles map[string]*profileState // one per configured profile, made in New and never changed
-	limits   *Accounts                // the vendor accounts' limits; Options.Accounts or the broker's own
-	flights  singleflight.Group
-	conns    conns    // vendor API connections, one pool per profile
-	renewals renewals // when a 401 last renewed each profile
+	mu        sync.Mutex               // guards making an account's limits
+	profiles  map[string]*profileState // one per configured profile, made in New and never changed
+	limits    *Accounts                // the vendor accounts' limits; Options.Accounts or the broker's own
+	ownLimits bool                     // the broker's own: Close closes them
+	flights   singleflight.Group
+	conns     conns    // vendor API connections, one pool per profile
+	renewals  renewals // when a 401 last renewed each profile
 }
 
 // New returns a Broker for cfg.
@@ -132,6 +133,7 @@ func New(cfg *config.Config, opts Options) *Broker {
 	b := &Broker{cfg: cfg, opts: opts, owner: store.NewOwner(), limits: opts.Accounts, closed: make(chan struct{})}
 	if b.limits == nil {
 		b.limits = NewAccounts()
+		b.ownLimits = true
 	}
 	if b.opts.HTTP == nil {
 		// One client for every profile's token endpoint: it never reuses a
@@ -153,11 +155,15 @@ func New(cfg *config.Config, opts Options) *Broker {
 }
 
 // Close closes the idle vendor connections and the store when the Broker
-// opened it (Options.OpenStore); a store it was handed (Options.Store) is
-// the caller's to close. Background writes of unstored tokens stop.
+// opened it (Options.OpenStore), and gives up its shares of the rate
+// limits unless they are Options.Accounts'; a store it was handed
+// (Options.Store) is the caller's to close. Background writes of unstored tokens stop.
 func (b *Broker) Close() error {
 	b.closeOnce.Do(func() { close(b.closed) })
 	b.conns.close()
+	if b.ownLimits {
+		b.limits.Close() // before the store closes: it gives the shares up there
+	}
 	if b.st != nil && b.ownStore {
 		return b.st.Close()
 	}

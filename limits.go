@@ -18,11 +18,13 @@ import (
 // limits are one vendor account's: every profile that calls the same API
 // as the same customer shares them, as the vendor counts them together.
 type limits struct {
-	key    string
-	window waiter // nil when the vendor has no per-second limit
-	quota  ratelimit.Quota
-	cfg    config.RateLimit
-	shared store.Limits // set when replicas share limits through the store
+	key     string
+	profile string           // the first profile that called the account
+	share   *ratelimit.Share // this replica's, when replicas lease shares
+	window  waiter           // nil when the vendor has no per-second limit
+	quota   ratelimit.Quota
+	cfg     config.RateLimit
+	shared  store.Limits // set when replicas share limits through the store
 
 	quotaChecked atomic.Int64 // unix nanoseconds of the last look at the shared quota
 }
@@ -129,17 +131,80 @@ func (l *limits) observeQuota(ctx context.Context, h map[string][]string, now ti
 	}
 }
 
+// sharedLimit is this replica's leased share of an account's limit
+// (ratelimit.Share): calls within it need no round trip to the state, and
+// a replica cut off from the state keeps it only until its lease ends.
+// Beside an older release that reserves every call in the state, it
+// reserves every call there too (legacy).
+type sharedLimit struct {
+	share  *ratelimit.Share
+	legacy *sharedWindow
+}
+
+func (s *sharedLimit) Wait(ctx context.Context) (time.Duration, error) {
+	if s.share.Legacy() {
+		return s.legacy.Wait(ctx)
+	}
+	return s.share.Wait(ctx)
+}
+
 // Accounts holds the limits of vendor accounts by account key and the
 // limits' own settings, so that a configuration reload that keeps a
-// profile's limits keeps what was counted against them. It is safe for
+// profile's limits keeps what was counted against them, and this
+// process's shares of them, which it renews until Close. It is safe for
 // concurrent use.
 type Accounts struct {
-	m     sync.Map // account key + settings -> *limits
-	steps provider.Pacer
+	m      sync.Map // account key + settings -> *limits
+	steps  provider.Pacer
+	holder string // this process's name on shares
+
+	mu     sync.Mutex
+	ctx    context.Context // ends at Close: the shares' renewals stop
+	cancel context.CancelFunc
+	runs   sync.WaitGroup
 }
 
 // NewAccounts returns an empty set of accounts.
-func NewAccounts() *Accounts { return &Accounts{} }
+func NewAccounts() *Accounts {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Accounts{holder: store.NewOwner(), ctx: ctx, cancel: cancel}
+}
+
+// Close gives this process's shares of the limits up, so that the other
+// replicas can use them at once, and stops renewing them.
+func (a *Accounts) Close() {
+	a.cancel()
+	a.runs.Wait()
+}
+
+// run renews a share until Close.
+func (a *Accounts) run(sh *ratelimit.Share, l ratelimit.Leaser, warn func(string)) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.ctx.Err() != nil {
+		return
+	}
+	a.runs.Add(1)
+	go func() { defer a.runs.Done(); sh.Run(a.ctx, l, warn) }()
+}
+
+// AccountShare is one account's share of its limit held by this process.
+type AccountShare struct {
+	Profile string // the first profile that called the account
+	ratelimit.ShareState
+}
+
+// Shares reports this process's shares of the limits, by account.
+func (a *Accounts) Shares() []AccountShare {
+	var out []AccountShare
+	a.m.Range(func(_, v any) bool {
+		if l := v.(*limits); l.share != nil {
+			out = append(out, AccountShare{Profile: l.profile, ShareState: l.share.State()})
+		}
+		return true
+	})
+	return out
+}
 
 // sharedLimits is the store's shared rate-limit state, when it has one.
 func (b *Broker) sharedLimits() (store.Limits, bool) {
@@ -206,7 +271,8 @@ func (b *Broker) accountLimits(name string) (*limits, error) {
 	if l, ok := b.limits.m.Load(entry); ok {
 		return l.(*limits), nil
 	}
-	l := &limits{key: key, cfg: cfg}
+	l := &limits{key: key, profile: name, cfg: cfg}
+	var renew func() // starts renewing this replica's share
 	if shared, ok := b.sharedLimits(); ok {
 		l.shared = shared
 	}
@@ -215,14 +281,32 @@ func (b *Broker) accountLimits(name string) (*limits, error) {
 		l.window = local
 		if l.shared != nil {
 			n, per := local.Size()
-			l.window = &sharedWindow{st: l.shared, key: key, n: n, window: per, maxWait: cfg.MaxWait, now: b.opts.Now,
-				warn: func(msg string) { b.opts.Warn(fmt.Sprintf("account %s: %s", key, msg)) }}
+			warn := func(msg string) { b.opts.Warn(fmt.Sprintf("account %s: %s", key, msg)) }
+			sw := &sharedWindow{st: l.shared, key: key, n: n, window: per, maxWait: cfg.MaxWait, now: b.opts.Now, warn: warn}
+			l.window = sw
+			if leaser, ok := l.shared.(ratelimit.Leaser); ok {
+				l.share = ratelimit.NewShare(key, b.limits.holder, n, per, cfg.MaxWait, b.opts.Clock)
+				l.window = &sharedLimit{share: l.share, legacy: sw}
+				renew = func() { b.limits.run(l.share, leaser, warn) }
+			}
 		}
 	}
 	if l, loaded := b.limits.m.LoadOrStore(entry, l); loaded {
 		return l.(*limits), nil // another broker of the same Accounts made it first
 	}
+	if renew != nil {
+		renew()
+	}
 	return l, nil
+}
+
+// JoinLimits takes this process's share of every configured profile's
+// account limit now, rather than at its first call, so that the replicas'
+// shares are balanced before calls come (serve does this at start).
+func (b *Broker) JoinLimits() {
+	for _, name := range b.cfg.Names() {
+		b.limitsFor(name)
+	}
 }
 
 // Quota reports the profile's daily quota as the vendor last reported it.

@@ -122,6 +122,30 @@ func (w *Window) Paced() *Window {
 	return w
 }
 
+// resize makes the window allow n calls (n >= 1). It keeps the newest
+// slots up to now (the calls made) and, when it grows, the turns taken
+// for later; a shrinking window forgets those, whose callers take new
+// turns (see Share.Wait). A call reserved after it is at least a window
+// after the n-th newest earlier one, so no window holds more than n calls
+// from then on, nor more than the larger n across the change.
+func (w *Window) resize(n int, now time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if n == w.n {
+		return
+	}
+	old := make([]time.Time, 0, w.n) // oldest first
+	for i := range w.n {
+		if at := w.slots[(w.next+i)%w.n]; n > w.n || !at.After(now) {
+			old = append(old, at)
+		}
+	}
+	old = old[max(0, len(old)-n):]
+	w.slots = make([]time.Time, n)
+	copy(w.slots[n-len(old):], old)
+	w.n, w.next = n, 0
+}
+
 // Size is the window's calls and span (margin included).
 func (w *Window) Size() (n int, window time.Duration) { return w.n, w.window }
 

@@ -14,6 +14,7 @@ import (
 
 	vmetrics "github.com/VictoriaMetrics/metrics"
 
+	tokenbroker "github.com/tokenbroker/tokenbroker"
 	"github.com/tokenbroker/tokenbroker/failure"
 	"github.com/tokenbroker/tokenbroker/webhook"
 )
@@ -30,6 +31,7 @@ type metrics struct {
 	proxiedBy  sync.Map // servedKey -> *servedCounter, to skip building the name per call
 	lastServed sync.Map // profile -> *atomic.Pointer[servedCounter]
 	waitBounds []float64
+	shares     func() []tokenbroker.AccountShare // this replica's shares of the limits
 }
 
 // statusRow is what the scrape-time gauges need of a profile.
@@ -163,6 +165,7 @@ func (m *metrics) writeState(w io.Writer) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	rows, err := m.status(ctx)
+	m.writeShares(w)
 	vmetrics.WriteMetadataIfNeeded(w, "tokenbroker_store_up", "gauge")
 	if err != nil {
 		io.WriteString(w, "tokenbroker_store_up 0\n") // the state could not be read in time
@@ -205,6 +208,37 @@ func (m *metrics) writeState(w io.Writer) {
 		sort.Strings(f.lines)
 		vmetrics.WriteMetadataIfNeeded(w, f.name, "gauge")
 		for _, l := range f.lines {
+			io.WriteString(w, l)
+		}
+	}
+}
+
+// writeShares writes this replica's shares of the vendors' limits: the
+// part it holds (0 to 1), and whether it lost it (its calls are refused).
+func (m *metrics) writeShares(w io.Writer) {
+	if m.shares == nil {
+		return
+	}
+	var share, fallback []string
+	for _, s := range m.shares() {
+		part := 0.0
+		if s.N > 0 {
+			part = float64(s.Slots) / float64(s.N)
+		}
+		lost := 0.0
+		if s.Lost {
+			lost = 1
+		}
+		share = append(share, gauge("tokenbroker_ratelimit_share", part, "profile", s.Profile))
+		fallback = append(fallback, gauge("tokenbroker_ratelimit_fallback", lost, "profile", s.Profile))
+	}
+	for name, lines := range map[string][]string{"tokenbroker_ratelimit_share": share, "tokenbroker_ratelimit_fallback": fallback} {
+		if len(lines) == 0 {
+			continue
+		}
+		sort.Strings(lines)
+		vmetrics.WriteMetadataIfNeeded(w, name, "gauge")
+		for _, l := range lines {
 			io.WriteString(w, l)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -77,6 +78,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	s.limits = cfg.Serve.WithDefaults()
 	s.accounts = tokenbroker.NewAccounts()
 	s.metrics = newMetrics(clock.Or(opts.Broker.Clock).Now, s.statusRows)
+	s.metrics.shares = s.accounts.Shares
 	s.Reload(cfg)
 	refreshClock := opts.RefreshClock
 	if refreshClock == nil {
@@ -151,7 +153,9 @@ func (s *Server) Reload(cfg *config.Config) {
 	o.Observer = s.metrics
 	o.Warn = func(msg string) { s.opts.Log.Warn(msg) }
 	o.Accounts = s.accounts
-	s.broker.Store(tokenbroker.New(cfg, o))
+	b := tokenbroker.New(cfg, o)
+	b.JoinLimits()
+	s.broker.Store(b)
 	if s.sched != nil {
 		s.sched.Set(cfg.Names())
 	}
@@ -166,6 +170,7 @@ func (s *Server) Reload(cfg *config.Config) {
 // Run runs the background refresher until ctx ends, and, when replicas
 // share the store, drops tokens in memory that another replica replaced.
 func (s *Server) Run(ctx context.Context) {
+	defer s.accounts.Close() // the shares of the limits go back to the other replicas
 	if w, ok := s.opts.Store.(store.Watcher); ok {
 		w.Watch(ctx, func(profile string) { s.Broker().Invalidate(profile) })
 	}
@@ -275,11 +280,26 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 			ready = false
 		}
 	}
+	body := map[string]any{"profiles": states}
+	// A replica whose share of a vendor's limit ran out calls nothing there:
+	// a load balancer should send its callers to the others.
+	var lost []string
+	for _, sh := range s.accounts.Shares() {
+		if sh.Lost {
+			lost = append(lost, sh.Profile)
+		}
+	}
+	if len(lost) > 0 {
+		ready = false
+		sort.Strings(lost)
+		body["rate_limit_share_lost"] = lost
+	}
 	code := http.StatusOK
 	if !ready {
 		code = http.StatusServiceUnavailable
 	}
-	writeJSON(w, code, map[string]any{"ready": ready, "profiles": states})
+	body["ready"] = ready
+	writeJSON(w, code, body)
 }
 
 // readyzTimeout bounds /readyz's look at the state.

@@ -9,14 +9,17 @@ import (
 
 // Relay is a TCP relay between clients and PostgreSQL that a test can
 // blackhole (connections stay open and bytes stop moving, as when a
-// network swallows packets) and restore (the held bytes then flow on, as
-// TCP retransmits them).
+// network swallows packets), cut (connections are closed and new ones
+// refused) and restore (the held bytes then flow on, as TCP retransmits
+// them; new connections are relayed again).
 type Relay struct {
 	ln     net.Listener
 	target string
 	mu     sync.Mutex
 	open   *sync.Cond // signalled when the relay is restored
 	held   bool
+	cut    bool
+	conns  map[net.Conn]bool // open client connections, closed by Cut
 }
 
 // NewRelay relays to the host and port of dsn, and returns the relay and
@@ -31,7 +34,7 @@ func NewRelay(t testing.TB, dsn string) (*Relay, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &Relay{ln: ln, target: u.Host}
+	r := &Relay{ln: ln, target: u.Host, conns: map[net.Conn]bool{}}
 	r.open = sync.NewCond(&r.mu)
 	t.Cleanup(func() { ln.Close(); r.Restore() })
 	go r.serve()
@@ -42,10 +45,20 @@ func NewRelay(t testing.TB, dsn string) (*Relay, string) {
 // Blackhole stops every byte in both directions until Restore.
 func (r *Relay) Blackhole() { r.mu.Lock(); r.held = true; r.mu.Unlock() }
 
+// Cut closes every relayed connection and refuses new ones until Restore.
+func (r *Relay) Cut() {
+	r.mu.Lock()
+	r.cut = true
+	for c := range r.conns {
+		c.Close()
+	}
+	r.mu.Unlock()
+}
+
 // Restore lets the held bytes and new ones flow.
 func (r *Relay) Restore() {
 	r.mu.Lock()
-	r.held = false
+	r.held, r.cut = false, false
 	r.mu.Unlock()
 	r.open.Broadcast()
 }
@@ -56,7 +69,16 @@ func (r *Relay) serve() {
 		if err != nil {
 			return
 		}
+		r.mu.Lock()
+		if r.cut {
+			r.mu.Unlock()
+			c.Close()
+			continue
+		}
+		r.conns[c] = true
+		r.mu.Unlock()
 		go func() {
+			defer func() { r.mu.Lock(); delete(r.conns, c); r.mu.Unlock() }()
 			s, err := net.Dial("tcp", r.target)
 			if err != nil {
 				c.Close()

@@ -173,6 +173,18 @@ var migrations = []string{
 		taken_at timestamptz NOT NULL,
 		PRIMARY KEY (profile, hash)
 	);`,
+	// Leased shares of the rate limits; a reservation made one by one
+	// (holder '') comes from a release without shares.
+	`CREATE TABLE rate_shares (
+		key           text NOT NULL,
+		holder        text NOT NULL,
+		slots         integer NOT NULL,
+		expires_at    timestamptz NOT NULL,
+		cooling       integer NOT NULL,
+		cooling_until timestamptz NOT NULL,
+		PRIMARY KEY (key, holder)
+	);
+	ALTER TABLE rate_slots ADD COLUMN holder text NOT NULL DEFAULT '';`,
 }
 
 // migrationLock is the advisory lock key of schema changes.
@@ -461,7 +473,7 @@ func (d *DB) reserve(ctx context.Context, key string, n int, window, maxWait tim
 	if wait := slot.Sub(now); wait > maxWait {
 		return time.Time{}, &ratelimit.Refused{RetryAfter: wait, Reason: "rate limit queue is full"}
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO rate_slots (key, slot) VALUES ($1, $2)`, key, slot); err != nil {
+	if _, err := tx.Exec(ctx, `INSERT INTO rate_slots (key, slot, holder) VALUES ($1, $2, 'shares')`, key, slot); err != nil {
 		return time.Time{}, unavailable(err)
 	}
 	if rand.N(64) == 0 { // now and then, forget slots no window can see
@@ -473,6 +485,67 @@ func (d *DB) reserve(ctx context.Context, key string, n int, window, maxWait tim
 		return time.Time{}, unavailable(err)
 	}
 	return slot, nil
+}
+
+// LeaseShare implements ratelimit.Leaser: it renews a replica's share of
+// an account's limit (ratelimit.Allot) on the database's clock, under a
+// lock on the account. While a release without shares still reserves the
+// account's calls one by one, it grants no slots and says so (Legacy).
+func (d *DB) LeaseShare(ctx context.Context, account string, ask ratelimit.ShareAsk) (ratelimit.ShareGrant, error) {
+	ctx, cancel := d.op(ctx)
+	defer cancel()
+	tx, err := d.pool.Begin(ctx)
+	if err != nil {
+		return ratelimit.ShareGrant{}, unavailable(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, lockKey("share", account)); err != nil {
+		return ratelimit.ShareGrant{}, unavailable(err)
+	}
+	var now time.Time
+	var legacy bool
+	if err := tx.QueryRow(ctx, `SELECT clock_timestamp(), EXISTS (SELECT 1 FROM rate_slots
+		WHERE key = $1 AND holder = '' AND slot > clock_timestamp() - $2::interval)`, account, ask.Window).Scan(&now, &legacy); err != nil {
+		return ratelimit.ShareGrant{}, unavailable(err)
+	}
+	rows, err := tx.Query(ctx, `SELECT holder, slots, expires_at, cooling, cooling_until FROM rate_shares WHERE key = $1`, account)
+	if err != nil {
+		return ratelimit.ShareGrant{}, unavailable(err)
+	}
+	held, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ratelimit.ShareRow, error) {
+		var s ratelimit.ShareRow
+		err := r.Scan(&s.Holder, &s.Slots, &s.Expires, &s.Cooling, &s.CoolingUntil)
+		return s, err
+	})
+	if err != nil {
+		return ratelimit.ShareGrant{}, unavailable(err)
+	}
+	if legacy {
+		ask.N = 0
+	}
+	out, grant := ratelimit.Allot(held, ask, now)
+	grant.Legacy = legacy
+	if _, err := tx.Exec(ctx, `DELETE FROM rate_shares WHERE key = $1`, account); err != nil {
+		return ratelimit.ShareGrant{}, unavailable(err)
+	}
+	if len(out) > 0 {
+		var holders []string
+		var slots, cooling []int32
+		var expires, until []time.Time
+		for _, r := range out {
+			holders, slots, expires = append(holders, r.Holder), append(slots, int32(r.Slots)), append(expires, r.Expires)
+			cooling, until = append(cooling, int32(r.Cooling)), append(until, r.CoolingUntil)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO rate_shares (key, holder, slots, expires_at, cooling, cooling_until)
+			SELECT $1, * FROM unnest($2::text[], $3::integer[], $4::timestamptz[], $5::integer[], $6::timestamptz[])`,
+			account, holders, slots, expires, cooling, until); err != nil {
+			return ratelimit.ShareGrant{}, unavailable(err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return ratelimit.ShareGrant{}, unavailable(err)
+	}
+	return grant, nil
 }
 
 // clockOffset is the database clock minus this machine's, measured NTP-style

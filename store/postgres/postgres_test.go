@@ -318,3 +318,48 @@ func TestBlackholeFailsCallsInsteadOfHanging(t *testing.T) {
 		t.Fatalf("after the network came back: %v", err)
 	}
 }
+
+// Two replicas share an account's limit through the database: the first
+// takes it all, the second its even part once the first has given it up
+// and it has cooled; a reservation by a release without shares turns
+// shares off (Legacy) until it is a window old.
+func TestSharesThroughTheDatabase(t *testing.T) {
+	dsn := pgtest.Start(t).Database(t)
+	a, b := open(t, dsn), open(t, dsn)
+	ctx := context.Background()
+	const w = 200 * time.Millisecond
+	ask := func(d *DB, holder string, using int) ratelimit.ShareGrant {
+		t.Helper()
+		g, err := d.LeaseShare(ctx, "acct", ratelimit.ShareAsk{Holder: holder, Using: using, N: 7, Window: w, TTL: ratelimit.ShareTTL})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g
+	}
+	if g := ask(a, "a", 0); g.Slots != 7 || g.Members != 1 {
+		t.Fatalf("a alone: %+v", g)
+	}
+	if g := ask(b, "b", 0); g.Slots != 0 || g.Target != 3 || g.Members != 2 {
+		t.Fatalf("b joins: %+v", g)
+	}
+	if g := ask(a, "a", 4); g.Slots != 4 || g.Target != 4 {
+		t.Fatalf("a gives 3 up: %+v", g)
+	}
+	time.Sleep(w) // the given-up slots cool a window
+	if g := ask(b, "b", 0); g.Slots != 3 {
+		t.Fatalf("b after the cooling: %+v", g)
+	}
+	if _, err := a.pool.Exec(ctx, `INSERT INTO rate_slots (key, slot) VALUES ('acct', clock_timestamp())`); err != nil {
+		t.Fatal(err)
+	}
+	if g := ask(a, "a", 4); !g.Legacy || g.Target != 0 {
+		t.Fatalf("beside an older release: %+v", g)
+	}
+	if _, err := a.Reserve(ctx, "acct", 7, w, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(w)
+	if g := ask(a, "a", 0); g.Legacy {
+		t.Fatalf("this release's own reservations taken for an older release's: %+v", g)
+	}
+}

@@ -1,0 +1,221 @@
+package ratelimit
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	tbclock "github.com/tokenbroker/tokenbroker/clock"
+)
+
+// Leaser renews shares of accounts' limits: the store every replica shares.
+type Leaser interface {
+	LeaseShare(ctx context.Context, account string, ask ShareAsk) (ShareGrant, error)
+}
+
+// Share timings. A replica cut off from the store keeps its share for at
+// most ShareTTL after its last renewal, then calls nothing; a slot it gives
+// up or loses is free for another a window after that.
+const (
+	ShareTTL          = 3 * time.Second
+	shareRenewEvery   = time.Second
+	shareRenewTimeout = time.Second
+	shareJoinRetry    = 250 * time.Millisecond
+)
+
+// Share is this replica's leased part of an account's limit: a paced
+// window of as many calls as it holds slots, usable until its lease ends.
+// Run renews it; Wait spends it. It is safe for concurrent use.
+type Share struct {
+	account string
+	holder  string
+	n       int
+	window  time.Duration
+	maxWait time.Duration
+	clock   Clock
+
+	mu       sync.Mutex
+	slots    int       // the slots in use (never more than the target)
+	target   int       // the even part the store last named
+	members  int       // replicas with a lease, as last seen
+	deadline time.Time // the lease's end here; zero before the first grant
+	epoch    int       // counts the times the share shrank or ran out
+	win      *Window   // nil while slots is 0
+	granted  chan struct{}
+	lost     bool // the lease ran out without a renewal
+	legacy   bool // an older release reserves per call: so does this one
+}
+
+// NewShare returns a share of account's n calls per window, held as holder.
+func NewShare(account, holder string, n int, window, maxWait time.Duration, clock Clock) *Share {
+	return &Share{account: account, holder: holder, n: n, window: window, maxWait: maxWait, clock: tbclock.Or(clock), granted: make(chan struct{})}
+}
+
+// ShareState is a snapshot of a share, for status and metrics.
+type ShareState struct {
+	Slots, Target, Members, N int
+	Held                      bool // a lease is held now
+	Lost                      bool // the lease ran out without a renewal
+	Legacy                    bool
+}
+
+// State reports the share as it stands.
+func (s *Share) State() ShareState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	held := s.clock.Now().Before(s.deadline)
+	slots := s.slots
+	if !held {
+		slots = 0
+	}
+	return ShareState{Slots: slots, Target: s.target, Members: s.members, N: s.n, Held: held, Lost: s.lost, Legacy: s.legacy}
+}
+
+// Legacy says whether calls are to be reserved one by one in the store, as
+// an older release still running beside this one does.
+func (s *Share) Legacy() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.legacy
+}
+
+// Wait takes one of the share's calls, waiting for its turn (and, while
+// the share is first being granted, for the grant) for at most maxWait.
+func (s *Share) Wait(ctx context.Context) (time.Duration, error) {
+	start := s.clock.Now()
+	for {
+		s.mu.Lock()
+		now := s.clock.Now()
+		if s.slots > 0 && now.Before(s.deadline) {
+			win, epoch := s.win, s.epoch
+			s.mu.Unlock()
+			d, err := win.Reserve()
+			if err != nil {
+				return 0, err
+			}
+			if err := s.clock.Sleep(ctx, d); err != nil {
+				return 0, err
+			}
+			// The turn is used only under the lease it was taken in: the
+			// lease is renewed every second, and a share that shrank or
+			// ran out meanwhile gives a new turn.
+			s.mu.Lock()
+			ok := s.epoch == epoch && s.clock.Now().Before(s.deadline)
+			s.mu.Unlock()
+			if ok {
+				return s.clock.Now().Sub(start), nil
+			}
+			continue
+		}
+		if s.lost {
+			s.mu.Unlock()
+			return 0, &Refused{RetryAfter: shareRenewEvery, Reason: "this replica's share of the rate limit ran out (the state cannot be reached from it)"}
+		}
+		granted := s.granted
+		s.mu.Unlock()
+		left := s.maxWait - now.Sub(start)
+		if left <= 0 {
+			return 0, &Refused{RetryAfter: shareRenewEvery, Reason: "this replica holds no share of the rate limit yet (the other replicas hold it all)"}
+		}
+		select {
+		case <-granted:
+		case <-s.clock.After(left):
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
+}
+
+// Run renews the share until ctx ends, then gives it up. warn is told
+// once when the lease runs out and once when it is back.
+func (s *Share) Run(ctx context.Context, l Leaser, warn func(string)) {
+	defer s.leave(l)
+	for ctx.Err() == nil {
+		s.mu.Lock()
+		now := s.clock.Now()
+		using := s.slots
+		if !now.Before(s.deadline) {
+			using = 0
+		}
+		s.mu.Unlock()
+		rctx, cancel := context.WithTimeout(ctx, shareRenewTimeout)
+		g, err := l.LeaseShare(rctx, s.account, ShareAsk{Holder: s.holder, Using: using, N: s.n, Window: s.window, TTL: ShareTTL})
+		cancel()
+		next := shareRenewEvery
+		if err == nil {
+			wasLegacy := s.Legacy()
+			if s.grant(g, now) {
+				warn("this replica's share of the rate limit is renewed again: its calls go on")
+			}
+			if g.Legacy != wasLegacy {
+				if g.Legacy {
+					warn("an older tokenbroker reserves this account's calls one by one: this replica does so too until it is gone")
+				} else {
+					warn("no older tokenbroker reserves this account's calls any more: this replica uses its share again")
+				}
+			}
+			switch {
+			case g.Slots > g.Target:
+				next = 0 // give the excess up now that it is no longer used
+			case g.Slots < g.Target:
+				next = shareJoinRetry
+			}
+		} else if ctx.Err() == nil && s.expire() {
+			warn("this replica's share of the rate limit ran out (" + err.Error() + "): its calls to this account are refused until the state answers again")
+		}
+		if next > 0 {
+			select {
+			case <-ctx.Done():
+			case <-s.clock.After(next):
+			}
+		}
+	}
+}
+
+// grant applies a renewal sent at sent, and says whether it ends a loss.
+func (s *Share) grant(g ShareGrant, sent time.Time) (back bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	slots := min(g.Slots, g.Target)
+	if slots < s.slots {
+		s.epoch++
+	}
+	s.slots, s.target, s.members = slots, g.Target, g.Members
+	s.deadline = sent.Add(ShareTTL)
+	s.legacy = g.Legacy
+	if slots > 0 {
+		if s.win == nil {
+			s.win = NewWindow(slots, s.window, 0, s.maxWait, s.clock).Paced()
+		} else {
+			s.win.resize(slots, s.clock.Now())
+		}
+		close(s.granted)
+		s.granted = make(chan struct{})
+	}
+	back, s.lost = s.lost, false
+	return back
+}
+
+// expire notes a failed renewal, and says whether the lease just ran out.
+func (s *Share) expire() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lost || s.deadline.IsZero() || s.clock.Now().Before(s.deadline) {
+		return false
+	}
+	s.lost = true
+	s.epoch++
+	s.slots = 0
+	return true
+}
+
+// leave gives the share up for the other replicas.
+func (s *Share) leave(l Leaser) {
+	s.mu.Lock()
+	s.slots, s.deadline = 0, time.Time{}
+	s.epoch++
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), shareRenewTimeout)
+	defer cancel()
+	l.LeaseShare(ctx, s.account, ShareAsk{Holder: s.holder, N: s.n, Window: s.window})
+}
