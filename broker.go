@@ -404,9 +404,15 @@ func (b *Broker) renewLeased(ctx context.Context, st store.Store, l *store.Lease
 	}
 	began := time.Now()
 	next, err := (*Token)(nil), b.heldBack(ctx, st, name, p)
-	held := err != nil
+	if err == nil && action == "refresh" && !prev.RefreshRejected.IsZero() && p.Describe().Interactive {
+		err = refreshDead(name, prev) // sent before and refused: send nothing
+	}
+	held := err != nil // nothing is sent
 	if !held {
 		next, err = b.obtain(ctx, name, p, prev)
+		if action == "refresh" && p.Describe().Interactive && isRefreshDead(err) {
+			b.markRefreshDead(ctx, l, prev)
+		}
 		if err == nil {
 			err = checkToken(name, next)
 		}
@@ -454,7 +460,7 @@ func (b *Broker) renewLeased(ctx context.Context, st store.Store, l *store.Lease
 		// the new token is never dropped. It is served from memory and
 		// written as soon as the state answers again.
 		b.remember(name, next)
-		b.keepWriting(name, action, next, gen)
+		b.keepWriting(name, action, next, gen, l.Owner())
 		b.opts.Warn(fmt.Sprintf("profile %q: the new token could not be stored yet (%v); it is served from memory and written when the state answers", name, err))
 		return next, nil
 	}
@@ -487,10 +493,13 @@ func (b *Broker) commit(ctx context.Context, l *store.Leased, next *Token, gen i
 }
 
 // keepWriting writes a token the vendor issued but the state could not
-// take, in the background, under a new lease each time, until it is
-// stored or the state holds something newer (another process renewed:
-// its token wins). Only one such writer runs per profile.
-func (b *Broker) keepWriting(name, action string, next *Token, gen int64) {
+// take, in the background, until it is stored or the state holds
+// something newer (another process renewed: its token wins). It leases as
+// the renewal's owner, whose lease the unreachable state may still hold
+// (its release failed too), so it takes that lease back at once instead
+// of waiting out its time to live, and gives it back when done. Only one
+// such writer runs per profile.
+func (b *Broker) keepWriting(name, action string, next *Token, gen int64, owner string) {
 	e := b.profiles[name]
 	if e == nil || !e.writing.CompareAndSwap(false, true) {
 		return
@@ -510,7 +519,7 @@ func (b *Broker) keepWriting(name, action string, next *Token, gen int64) {
 				continue
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), b.opts.LeaseTTL)
-			err = store.WithLease(ctx, st, name, b.leaseOwner(), b.opts.LeaseTTL, func(l *store.Leased) error {
+			err = store.WithLease(ctx, st, name, owner, b.opts.LeaseTTL, func(l *store.Leased) error {
 				cur, err := l.Get(ctx)
 				if err != nil {
 					return err
@@ -603,6 +612,36 @@ func (b *Broker) obtain(ctx context.Context, name string, p provider.Provider, p
 		msg += "; the one before it was refused too"
 	}
 	return nil, &failure.Error{Kind: failure.Rejected, Profile: name, Endpoint: fe.Endpoint, Code: fe.Code, Msg: msg + ")",
+		Hint: "run `tokenbroker login " + name + "` (or `tokenbroker import " + name + " FILE`); the access token is handed out until it expires"}
+}
+
+// isRefreshDead says whether err is the vendor refusing the refresh token
+// for good (not the client's credentials, which a login would not fix).
+func isRefreshDead(err error) bool {
+	var fe *failure.Error
+	return failure.KindOf(err) == failure.Rejected && errors.As(err, &fe) && fe.Code != "invalid_client"
+}
+
+// markRefreshDead stores that prev's refresh token was refused, so that no
+// process or replica sends it again, before or after a restart, until a
+// login replaces it. The access token is kept and handed out.
+func (b *Broker) markRefreshDead(ctx context.Context, l *store.Leased, prev *Token) {
+	dead := prev.Clone()
+	dead.RefreshRejected = b.opts.Now()
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
+	defer cancel()
+	if err := l.Put(cctx, dead, prev.Generation); err != nil {
+		b.opts.Warn(fmt.Sprintf("profile %q: that the refresh token was refused could not be stored: %v", l.Profile(), err))
+		return
+	}
+	*prev = *dead // what is kept in memory from here on
+}
+
+// refreshDead is the error for a profile whose stored refresh token the
+// vendor refused: nothing is sent.
+func refreshDead(name string, t *Token) error {
+	return &failure.Error{Kind: failure.Rejected, Profile: name,
+		Msg:  "refresh token rejected at " + t.RefreshRejected.UTC().Format(time.RFC3339) + ": re-login needed (nothing was sent: the vendor refused this refresh token before)",
 		Hint: "run `tokenbroker login " + name + "` (or `tokenbroker import " + name + " FILE`); the access token is handed out until it expires"}
 }
 

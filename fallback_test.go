@@ -3,6 +3,7 @@ package tokenbroker
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -74,6 +75,38 @@ func TestRefreshRejectedNeedsLoginWithoutFallback(t *testing.T) {
 			}
 			if got, err := b.Token(ctx, "idp", TokenOptions{}); err != nil || got.AccessToken != "at-2" {
 				t.Errorf("the still-valid access token: %v, %v", got, err)
+			}
+			// No process sends the refused refresh token again: not a
+			// forced renewal (a 401), not another replica, not after a
+			// restart. It says so at once.
+			sent := refreshes.Load()
+			clk.Add(5 * time.Minute)
+			if _, err := b.Token(ctx, "idp", TokenOptions{Force: true}); !strings.Contains(fmt.Sprint(err), "nothing was sent") {
+				t.Errorf("a forced renewal after the refusal: %v", err)
+			}
+			restarted := New(cfg, Options{Store: st, Now: clk.Now})
+			defer restarted.Close()
+			if rows, _ := restarted.Status(ctx); len(rows) != 1 || rows[0].State != StateNeedsLogin || !strings.Contains(rows[0].LastError, "re-login needed") {
+				t.Errorf("status after a restart: %+v", rows)
+			}
+			if got, err := restarted.Token(ctx, "idp", TokenOptions{}); err != nil || got.AccessToken != "at-2" {
+				t.Errorf("after a restart, the still-valid access token: %v, %v", got, err)
+			}
+			if _, err := restarted.Token(ctx, "idp", TokenOptions{Force: true}); failure.KindOf(err) != failure.Rejected {
+				t.Errorf("after a restart, a forced renewal: %v", err)
+			}
+			if got := refreshes.Load(); got != sent {
+				t.Errorf("%d more refresh requests after the vendor refused the refresh token", got-sent)
+			}
+			// A login stores a new token: it is refreshed again.
+			fresh := &Token{AccessToken: "at-3", TokenType: "Bearer", RefreshToken: "rt-3", ObtainedAt: clk.Now(), Expiry: clk.Now().Add(time.Hour), Grant: "authorization_code"}
+			cur, _ := st.Get(ctx, "idp")
+			if err := store.WithLease(ctx, st, "idp", "test", time.Minute, func(l *store.Leased) error { return l.Put(ctx, fresh, cur.Generation) }); err != nil {
+				t.Fatal(err)
+			}
+			restarted.Token(ctx, "idp", TokenOptions{Force: true})
+			if got := refreshes.Load(); got != sent+1 {
+				t.Errorf("after a login, %d refresh requests, want 1", got-sent)
 			}
 		})
 	}

@@ -85,6 +85,13 @@ func (b *Broker) Status(ctx context.Context) ([]ProfileStatus, error) {
 		switch {
 		case terr != nil:
 			s.State, s.LastError, s.LastErrorClass = StateError, terr.Error(), failure.KindOf(terr).String()
+		case t != nil && !t.RefreshRejected.IsZero() && d.Interactive:
+			// The vendor refused the stored refresh token: nothing more
+			// is sent until a login (see Broker.markRefreshDead).
+			s.State = StateNeedsLogin
+			if s.LastError == "" {
+				s.LastError, s.LastErrorClass = refreshDead(name, t).Error(), failure.Rejected.String()
+			}
 		case lastFail != nil && lastFail.ErrorClass == failure.Rejected.String() && t != nil:
 			// The vendor refused the refresh token or the credentials since the
 			// last renewal: only a person can fix it, even while the access

@@ -23,6 +23,11 @@ type Leased struct {
 // Profile is the leased profile.
 func (l *Leased) Profile() string { return l.lease.Profile }
 
+// Owner is the lease's holder: acquiring again as the same owner takes a
+// lease that could not be released (the state was unreachable) back at
+// once, rather than after its time to live.
+func (l *Leased) Owner() string { return l.lease.Owner }
+
 // Get reads the profile's stored token (nil when none).
 func (l *Leased) Get(ctx context.Context) (*token.Token, error) {
 	return l.st.Get(ctx, l.lease.Profile)

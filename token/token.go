@@ -22,9 +22,13 @@ type Token struct {
 	// until the API answers 401.
 	Expiry        time.Time `json:"expiry,omitzero"`
 	RefreshExpiry time.Time `json:"refresh_expiry,omitzero"`
-	Scope         string    `json:"scope,omitempty"`
-	ObtainedAt    time.Time `json:"obtained_at"`
-	Grant         string    `json:"grant"`
+	// RefreshRejected is when the vendor refused this refresh token for
+	// good: no process presents it again (each try is a request, and a
+	// 401 or a restart would make one) until a login stores a new token.
+	RefreshRejected time.Time `json:"refresh_rejected,omitzero"`
+	Scope           string    `json:"scope,omitempty"`
+	ObtainedAt      time.Time `json:"obtained_at"`
+	Grant           string    `json:"grant"`
 	// Generation grows by one with every stored version; the store's
 	// compare-and-swap is keyed on it.
 	Generation int64 `json:"generation"`

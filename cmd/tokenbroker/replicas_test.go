@@ -29,6 +29,7 @@ type tokenTimes struct {
 	mu      sync.Mutex
 	times   []time.Time
 	api     []time.Time
+	apiFrom []string                      // the X-Test-Replica header of each API call
 	hold    atomic.Pointer[chan struct{}] // when set, refresh answers wait for it
 	arrived chan struct{}
 }
@@ -37,6 +38,7 @@ func (tt *tokenTimes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !strings.Contains(r.URL.Path, "/oauth2/token") {
 		tt.mu.Lock()
 		tt.api = append(tt.api, time.Now())
+		tt.apiFrom = append(tt.apiFrom, r.Header.Get("X-Test-Replica"))
 		tt.mu.Unlock()
 		tt.h.ServeHTTP(w, r)
 		return
@@ -100,13 +102,16 @@ const replicaMargin = 150 * time.Millisecond
 // postgresProc is a proc whose state is a fresh PostgreSQL database, with
 // the RUCKUS emulator issuing short-lived tokens and Aruba's token endpoint
 // watched.
-func postgresProc(t *testing.T, ruckusTTL time.Duration) (*proc, *tokenTimes, *tokenTimes, *pgtest.Cluster) {
+func postgresProc(t *testing.T, ruckusTTL time.Duration, tune ...func(*emulator.Set)) (*proc, *tokenTimes, *tokenTimes, *pgtest.Cluster) {
 	t.Helper()
 	cluster := pgtest.Start(t)
 	dsn := cluster.Database(t)
 	ruckus, aruba := &tokenTimes{arrived: make(chan struct{}, 1)}, &tokenTimes{arrived: make(chan struct{}, 1)}
 	p := newProc(t, func(s *emulator.Set) map[string]http.Handler {
 		s.Ruckus.TokenTTL = ruckusTTL
+		for _, f := range tune {
+			f(s)
+		}
 		ruckus.h, aruba.h = s.Ruckus, s.Aruba
 		return map[string]http.Handler{"ruckus": ruckus, "aruba": aruba}
 	})
