@@ -18,13 +18,12 @@ import (
 // limits are one vendor account's: every profile that calls the same API
 // as the same customer shares them, as the vendor counts them together.
 type limits struct {
-	key     string
-	profile string           // the first profile that called the account
-	share   *ratelimit.Share // this replica's, when replicas lease shares
-	window  waiter           // nil when the vendor has no per-second limit
-	quota   ratelimit.Quota
-	cfg     config.RateLimit
-	shared  store.Limits // set when replicas share limits through the store
+	key    string
+	share  *ratelimit.Share // this replica's, when replicas lease shares
+	window waiter           // nil when the vendor has no per-second limit
+	quota  ratelimit.Quota
+	cfg    config.RateLimit
+	shared store.Limits // set when replicas share limits through the store
 
 	quotaChecked atomic.Int64 // unix nanoseconds of the last look at the shared quota
 }
@@ -158,10 +157,12 @@ type Accounts struct {
 	steps  provider.Pacer
 	holder string // this process's name on shares
 
-	mu     sync.Mutex
-	ctx    context.Context // ends at Close: the shares' renewals stop
-	cancel context.CancelFunc
-	runs   sync.WaitGroup
+	mu        sync.Mutex
+	ctx       context.Context // ends at Close: the shares' renewals stop
+	cancel    context.CancelFunc
+	renewing  bool                     // the renewal of the shares runs
+	byAccount map[string]*accountShare // this process's one share of each account
+	runs      sync.WaitGroup
 }
 
 // NewAccounts returns an empty set of accounts.
@@ -177,15 +178,60 @@ func (a *Accounts) Close() {
 	a.runs.Wait()
 }
 
-// run renews a share until Close.
-func (a *Accounts) run(sh *ratelimit.Share, l ratelimit.Leaser, warn func(string)) {
+// renew makes sure this process's shares are renewed, all together in one
+// round trip a second, until Close.
+func (a *Accounts) renew(l ratelimit.Leaser) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.ctx.Err() != nil {
+	if a.renewing || a.ctx.Err() != nil {
 		return
 	}
+	a.renewing = true
 	a.runs.Add(1)
-	go func() { defer a.runs.Done(); sh.Run(a.ctx, l, warn) }()
+	go func() {
+		defer a.runs.Done()
+		ratelimit.Renew(a.ctx, l, a.shares)
+	}()
+}
+
+// shares lists this process's shares of the limits.
+func (a *Accounts) shares() []*ratelimit.Share {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]*ratelimit.Share, 0, len(a.byAccount))
+	for _, s := range a.byAccount {
+		out = append(out, s.share)
+	}
+	return out
+}
+
+// shareFor returns this process's one share of an account's limit. A
+// reload that changed the limit's size makes a new one: the old one stops
+// being used at once, and the new one, renewed as the same holder, gives
+// up what the old one held before it takes its own part.
+func (a *Accounts) shareFor(account, profile string, n int, window, maxWait time.Duration, clock ratelimit.Clock, warn func(string)) *ratelimit.Share {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if old := a.byAccount[account]; old != nil {
+		if old.n == n && old.window == window {
+			return old.share
+		}
+		old.share.Stop()
+	}
+	if a.byAccount == nil {
+		a.byAccount = map[string]*accountShare{}
+	}
+	sh := ratelimit.NewShare(account, a.holder, n, window, maxWait, clock, warn)
+	a.byAccount[account] = &accountShare{share: sh, profile: profile, n: n, window: window}
+	return sh
+}
+
+// accountShare is the share of one account, and what it was made for.
+type accountShare struct {
+	share   *ratelimit.Share
+	profile string // the first profile that called the account
+	n       int
+	window  time.Duration
 }
 
 // AccountShare is one account's share of its limit held by this process.
@@ -196,13 +242,12 @@ type AccountShare struct {
 
 // Shares reports this process's shares of the limits, by account.
 func (a *Accounts) Shares() []AccountShare {
-	var out []AccountShare
-	a.m.Range(func(_, v any) bool {
-		if l := v.(*limits); l.share != nil {
-			out = append(out, AccountShare{Profile: l.profile, ShareState: l.share.State()})
-		}
-		return true
-	})
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]AccountShare, 0, len(a.byAccount))
+	for _, s := range a.byAccount {
+		out = append(out, AccountShare{Profile: s.profile, ShareState: s.share.State()})
+	}
 	return out
 }
 
@@ -271,7 +316,7 @@ func (b *Broker) accountLimits(name string) (*limits, error) {
 	if l, ok := b.limits.m.Load(entry); ok {
 		return l.(*limits), nil
 	}
-	l := &limits{key: key, profile: name, cfg: cfg}
+	l := &limits{key: key, cfg: cfg}
 	var renew func() // starts renewing this replica's share
 	if shared, ok := b.sharedLimits(); ok {
 		l.shared = shared
@@ -285,9 +330,9 @@ func (b *Broker) accountLimits(name string) (*limits, error) {
 			sw := &sharedWindow{st: l.shared, key: key, n: n, window: per, maxWait: cfg.MaxWait, now: b.opts.Now, warn: warn}
 			l.window = sw
 			if leaser, ok := l.shared.(ratelimit.Leaser); ok {
-				l.share = ratelimit.NewShare(key, b.limits.holder, n, per, cfg.MaxWait, b.opts.Clock)
+				l.share = b.limits.shareFor(key, name, n, per, cfg.MaxWait, b.opts.Clock, warn)
 				l.window = &sharedLimit{share: l.share, legacy: sw}
-				renew = func() { b.limits.run(l.share, leaser, warn) }
+				renew = func() { b.limits.renew(leaser) }
 			}
 		}
 	}

@@ -32,7 +32,8 @@ type ShareRow struct {
 
 // ShareAsk is one holder's renewal of its lease.
 type ShareAsk struct {
-	Holder string
+	Account string
+	Holder  string
 	// Using is the number of slots the holder limits itself to from now
 	// on (it already does): slots above it are given up.
 	Using  int

@@ -2,15 +2,17 @@ package ratelimit
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
 	tbclock "github.com/tokenbroker/tokenbroker/clock"
 )
 
-// Leaser renews shares of accounts' limits: the store every replica shares.
+// Leaser renews shares of accounts' limits, all of a replica's in one
+// round trip: the store every replica shares. It answers one grant per ask.
 type Leaser interface {
-	LeaseShare(ctx context.Context, account string, ask ShareAsk) (ShareGrant, error)
+	LeaseShares(ctx context.Context, asks []ShareAsk) ([]ShareGrant, error)
 }
 
 // Share timings. A replica cut off from the store keeps its share for at
@@ -33,6 +35,7 @@ type Share struct {
 	window  time.Duration
 	maxWait time.Duration
 	clock   Clock
+	warn    func(string)
 
 	mu       sync.Mutex
 	slots    int       // the slots in use (never more than the target)
@@ -46,9 +49,10 @@ type Share struct {
 	legacy   bool // an older release reserves per call: so does this one
 }
 
-// NewShare returns a share of account's n calls per window, held as holder.
-func NewShare(account, holder string, n int, window, maxWait time.Duration, clock Clock) *Share {
-	return &Share{account: account, holder: holder, n: n, window: window, maxWait: maxWait, clock: tbclock.Or(clock), granted: make(chan struct{})}
+// NewShare returns a share of account's n calls per window, held as
+// holder; warn is told when the share runs out and when it is back.
+func NewShare(account, holder string, n int, window, maxWait time.Duration, clock Clock, warn func(string)) *Share {
+	return &Share{account: account, holder: holder, n: n, window: window, maxWait: maxWait, clock: tbclock.Or(clock), warn: warn, granted: make(chan struct{})}
 }
 
 // ShareState is a snapshot of a share, for status and metrics.
@@ -126,49 +130,98 @@ func (s *Share) Wait(ctx context.Context) (time.Duration, error) {
 	}
 }
 
-// Run renews the share until ctx ends, then gives it up. warn is told
-// once when the lease runs out and once when it is back.
-func (s *Share) Run(ctx context.Context, l Leaser, warn func(string)) {
-	defer s.leave(l)
-	for ctx.Err() == nil {
-		s.mu.Lock()
-		now := s.clock.Now()
-		using := s.slots
-		if !now.Before(s.deadline) {
-			using = 0
+// Renew renews the shares that shares lists, all in one call to l each
+// second (sooner while one is giving slots up or waiting for them), until
+// ctx ends, then gives them all up. Each share's warn is told once when
+// its lease runs out and once when it is back.
+func Renew(ctx context.Context, l Leaser, shares func() []*Share) {
+	var clock Clock = tbclock.Real{}
+	var list []*Share
+	defer func() {
+		// Give every share up for the other replicas.
+		var asks []ShareAsk
+		for _, s := range list {
+			asks = append(asks, s.leave())
 		}
-		s.mu.Unlock()
+		lctx, cancel := context.WithTimeout(context.Background(), shareRenewTimeout)
+		defer cancel()
+		if len(asks) > 0 {
+			l.LeaseShares(lctx, asks)
+		}
+	}()
+	for ctx.Err() == nil {
+		list = shares()
+		if len(list) > 0 {
+			clock = list[0].clock // the shares' one clock (a test's)
+		}
+		asks := make([]ShareAsk, len(list))
+		sent := make([]time.Time, len(list))
+		for i, s := range list {
+			asks[i], sent[i] = s.ask()
+		}
 		rctx, cancel := context.WithTimeout(ctx, shareRenewTimeout)
-		g, err := l.LeaseShare(rctx, s.account, ShareAsk{Holder: s.holder, Using: using, N: s.n, Window: s.window, TTL: ShareTTL})
+		var grants []ShareGrant
+		err := ctx.Err()
+		if len(asks) > 0 {
+			grants, err = l.LeaseShares(rctx, asks)
+		}
 		cancel()
 		next := shareRenewEvery
-		if err == nil {
-			wasLegacy := s.Legacy()
-			if s.grant(g, now) {
-				warn("this replica's share of the rate limit is renewed again: its calls go on")
+		for i, s := range list {
+			if err == nil && i < len(grants) {
+				next = min(next, s.apply(grants[i], sent[i]))
+			} else if ctx.Err() == nil {
+				s.failed(err)
 			}
-			if g.Legacy != wasLegacy {
-				if g.Legacy {
-					warn("an older tokenbroker reserves this account's calls one by one: this replica does so too until it is gone")
-				} else {
-					warn("no older tokenbroker reserves this account's calls any more: this replica uses its share again")
-				}
-			}
-			switch {
-			case g.Slots > g.Target:
-				next = 0 // give the excess up now that it is no longer used
-			case g.Slots < g.Target:
-				next = shareJoinRetry
-			}
-		} else if ctx.Err() == nil && s.expire() {
-			warn("this replica's share of the rate limit ran out (" + err.Error() + "): its calls to this account are refused until the state answers again")
 		}
 		if next > 0 {
 			select {
 			case <-ctx.Done():
-			case <-s.clock.After(next):
+			case <-clock.After(next):
 			}
 		}
+	}
+}
+
+// ask is the share's renewal as of now, and when it is sent.
+func (s *Share) ask() (ShareAsk, time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.clock.Now()
+	using := s.slots
+	if !now.Before(s.deadline) {
+		using = 0
+	}
+	return ShareAsk{Account: s.account, Holder: s.holder, Using: using, N: s.n, Window: s.window, TTL: ShareTTL}, now
+}
+
+// apply takes a renewal's grant, says what changed, and returns how soon
+// to renew again.
+func (s *Share) apply(g ShareGrant, sent time.Time) time.Duration {
+	wasLegacy := s.Legacy()
+	if s.grant(g, sent) {
+		s.warn("this replica's share of the rate limit is renewed again: its calls go on")
+	}
+	if g.Legacy != wasLegacy {
+		if g.Legacy {
+			s.warn("an older tokenbroker reserves this account's calls one by one: this replica does so too until it is gone")
+		} else {
+			s.warn("no older tokenbroker reserves this account's calls any more: this replica uses its share again")
+		}
+	}
+	switch {
+	case g.Slots > g.Target:
+		return 0 // give the excess up now that it is no longer used
+	case g.Slots < g.Target:
+		return shareJoinRetry
+	}
+	return shareRenewEvery
+}
+
+// failed notes a renewal that failed, saying so when the lease ran out.
+func (s *Share) failed(err error) {
+	if s.expire() {
+		s.warn("this replica's share of the rate limit ran out (" + fmt.Sprint(err) + "): its calls to this account are refused until the state answers again")
 	}
 }
 
@@ -209,13 +262,17 @@ func (s *Share) expire() bool {
 	return true
 }
 
-// leave gives the share up for the other replicas.
-func (s *Share) leave(l Leaser) {
+// leave stops using the share and returns the ask that gives it up.
+func (s *Share) leave() ShareAsk {
+	s.Stop()
+	return ShareAsk{Account: s.account, Holder: s.holder, N: s.n, Window: s.window}
+}
+
+// Stop makes the share unusable from now on: calls waiting for a turn
+// take none, and new calls are refused.
+func (s *Share) Stop() {
 	s.mu.Lock()
-	s.slots, s.deadline = 0, time.Time{}
+	defer s.mu.Unlock()
+	s.slots, s.deadline, s.lost = 0, time.Time{}, true
 	s.epoch++
-	s.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), shareRenewTimeout)
-	defer cancel()
-	l.LeaseShare(ctx, s.account, ShareAsk{Holder: s.holder, N: s.n, Window: s.window})
 }

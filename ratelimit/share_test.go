@@ -17,11 +17,19 @@ func (c *stepClock) After(d time.Duration) <-chan time.Time {
 	return c.fakeClock.After(0)
 }
 
-// leaserFunc adapts a function to Leaser.
+// leaserFunc adapts a function of one ask to Leaser.
 type leaserFunc func(ShareAsk) (ShareGrant, error)
 
-func (f leaserFunc) LeaseShare(_ context.Context, _ string, a ShareAsk) (ShareGrant, error) {
-	return f(a)
+func (f leaserFunc) LeaseShares(_ context.Context, asks []ShareAsk) ([]ShareGrant, error) {
+	var out []ShareGrant
+	for _, a := range asks {
+		g, err := f(a)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, g)
+	}
+	return out, nil
 }
 
 // A share renewed by a store that then stops answering is kept until its
@@ -30,10 +38,10 @@ func (f leaserFunc) LeaseShare(_ context.Context, _ string, a ShareAsk) (ShareGr
 // the way out.
 func TestShareRunsOutAndComesBack(t *testing.T) {
 	clk := &stepClock{fakeClock{now: t0}}
-	s := NewShare("acct", "me", 7, time.Second, 10*time.Second, clk)
+	var warned []string
+	s := NewShare("acct", "me", 7, time.Second, 10*time.Second, clk, func(m string) { warned = append(warned, m) })
 	var mu sync.Mutex
 	var asks []ShareAsk
-	var warned []string
 	down, renewals := false, 0
 	ctx, cancel := context.WithCancel(context.Background())
 	l := leaserFunc(func(a ShareAsk) (ShareGrant, error) {
@@ -62,7 +70,7 @@ func TestShareRunsOutAndComesBack(t *testing.T) {
 		}
 		return ShareGrant{Slots: 7, Target: 7, Members: 1}, nil
 	})
-	s.Run(ctx, l, func(m string) { warned = append(warned, m) })
+	Renew(ctx, l, func() []*Share { return []*Share{s} })
 	if len(warned) != 2 || !strings.Contains(warned[0], "ran out") || !strings.Contains(warned[1], "renewed again") {
 		t.Fatalf("warnings: %q", warned)
 	}
@@ -78,7 +86,7 @@ func TestShareRunsOutAndComesBack(t *testing.T) {
 // asked to take the excess only once it is no longer used.
 func TestShareShrinksBeforeGivingUp(t *testing.T) {
 	clk := &fakeClock{now: t0}
-	s := NewShare("acct", "me", 7, time.Second, 10*time.Second, clk)
+	s := NewShare("acct", "me", 7, time.Second, 10*time.Second, clk, nil)
 	s.grant(ShareGrant{Slots: 7, Target: 7, Members: 1}, clk.Now())
 	for range 7 {
 		if _, err := s.Wait(context.Background()); err != nil {
@@ -107,7 +115,7 @@ func TestShareShrinksBeforeGivingUp(t *testing.T) {
 // A replica that holds no share yet waits for its grant, at most maxWait,
 // then is told why it is refused.
 func TestShareWaitsForItsGrant(t *testing.T) {
-	s := NewShare("acct", "me", 7, time.Second, 5*time.Second, nil)
+	s := NewShare("acct", "me", 7, time.Second, 5*time.Second, nil, nil)
 	go func() {
 		time.Sleep(20 * time.Millisecond)
 		s.grant(ShareGrant{Slots: 3, Target: 3, Members: 2}, time.Now())
@@ -115,7 +123,7 @@ func TestShareWaitsForItsGrant(t *testing.T) {
 	if _, err := s.Wait(context.Background()); err != nil {
 		t.Fatalf("waiting for the grant: %v", err)
 	}
-	none := NewShare("acct", "me", 7, time.Second, 30*time.Millisecond, nil)
+	none := NewShare("acct", "me", 7, time.Second, 30*time.Millisecond, nil, nil)
 	var refused *Refused
 	if _, err := none.Wait(context.Background()); !errors.As(err, &refused) || !strings.Contains(err.Error(), "holds no share") {
 		t.Fatalf("no grant within maxWait: %v", err)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -487,65 +488,98 @@ func (d *DB) reserve(ctx context.Context, key string, n int, window, maxWait tim
 	return slot, nil
 }
 
-// LeaseShare implements ratelimit.Leaser: it renews a replica's share of
-// an account's limit (ratelimit.Allot) on the database's clock, under a
-// lock on the account. While a release without shares still reserves the
-// account's calls one by one, it grants no slots and says so (Legacy).
-func (d *DB) LeaseShare(ctx context.Context, account string, ask ratelimit.ShareAsk) (ratelimit.ShareGrant, error) {
+// LeaseShares implements ratelimit.Leaser: it renews a replica's shares
+// of accounts' limits (ratelimit.Allot) in one transaction on the
+// database's clock, under a lock on each account (taken in key order, so
+// replicas cannot deadlock). While a release without shares still
+// reserves an account's calls one by one, it grants no slots of it and
+// says so (Legacy).
+func (d *DB) LeaseShares(ctx context.Context, asks []ratelimit.ShareAsk) ([]ratelimit.ShareGrant, error) {
 	ctx, cancel := d.op(ctx)
 	defer cancel()
 	tx, err := d.pool.Begin(ctx)
 	if err != nil {
-		return ratelimit.ShareGrant{}, unavailable(err)
+		return nil, unavailable(err)
 	}
 	defer tx.Rollback(ctx)
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, lockKey("share", account)); err != nil {
-		return ratelimit.ShareGrant{}, unavailable(err)
+	var accounts []string
+	for _, a := range asks {
+		accounts = append(accounts, a.Account)
+	}
+	locks := slices.Clone(accounts)
+	slices.Sort(locks)
+	locks = slices.Compact(locks)
+	keys := make([]int64, len(locks))
+	for i, a := range locks {
+		keys[i] = lockKey("share", a)
+	}
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS t(k)`, keys); err != nil {
+		return nil, unavailable(err)
 	}
 	var now time.Time
-	var legacy bool
-	if err := tx.QueryRow(ctx, `SELECT clock_timestamp(), EXISTS (SELECT 1 FROM rate_slots
-		WHERE key = $1 AND holder = '' AND slot > clock_timestamp() - $2::interval)`, account, ask.Window).Scan(&now, &legacy); err != nil {
-		return ratelimit.ShareGrant{}, unavailable(err)
+	if err := tx.QueryRow(ctx, `SELECT clock_timestamp()`).Scan(&now); err != nil {
+		return nil, unavailable(err)
 	}
-	rows, err := tx.Query(ctx, `SELECT holder, slots, expires_at, cooling, cooling_until FROM rate_shares WHERE key = $1`, account)
+	rows, err := tx.Query(ctx, `SELECT key, holder, slots, expires_at, cooling, cooling_until FROM rate_shares WHERE key = ANY($1)`, locks)
 	if err != nil {
-		return ratelimit.ShareGrant{}, unavailable(err)
+		return nil, unavailable(err)
 	}
-	held, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ratelimit.ShareRow, error) {
-		var s ratelimit.ShareRow
-		err := r.Scan(&s.Holder, &s.Slots, &s.Expires, &s.Cooling, &s.CoolingUntil)
-		return s, err
+	held := map[string][]ratelimit.ShareRow{}
+	var key string
+	var r ratelimit.ShareRow
+	_, err = pgx.ForEachRow(rows, []any{&key, &r.Holder, &r.Slots, &r.Expires, &r.Cooling, &r.CoolingUntil}, func() error {
+		held[key] = append(held[key], r)
+		return nil
 	})
 	if err != nil {
-		return ratelimit.ShareGrant{}, unavailable(err)
+		return nil, unavailable(err)
 	}
-	if legacy {
-		ask.N = 0
+	// Accounts an older release reserves one by one (holder '').
+	legacy := map[string]bool{}
+	windows := make([]float64, len(asks))
+	for i, a := range asks {
+		windows[i] = a.Window.Seconds()
 	}
-	out, grant := ratelimit.Allot(held, ask, now)
-	grant.Legacy = legacy
-	if _, err := tx.Exec(ctx, `DELETE FROM rate_shares WHERE key = $1`, account); err != nil {
-		return ratelimit.ShareGrant{}, unavailable(err)
+	lrows, err := tx.Query(ctx, `SELECT DISTINCT a.key FROM unnest($1::text[], $2::float8[]) AS a(key, w)
+		JOIN rate_slots s ON s.key = a.key AND s.holder = '' AND s.slot > $3::timestamptz - make_interval(secs => a.w)`, accounts, windows, now)
+	if err != nil {
+		return nil, unavailable(err)
 	}
-	if len(out) > 0 {
-		var holders []string
-		var slots, cooling []int32
-		var expires, until []time.Time
-		for _, r := range out {
-			holders, slots, expires = append(holders, r.Holder), append(slots, int32(r.Slots)), append(expires, r.Expires)
+	_, err = pgx.ForEachRow(lrows, []any{&key}, func() error { legacy[key] = true; return nil })
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	grants := make([]ratelimit.ShareGrant, len(asks))
+	for i, a := range asks {
+		if legacy[a.Account] {
+			a.N = 0
+		}
+		held[a.Account], grants[i] = ratelimit.Allot(held[a.Account], a, now)
+		grants[i].Legacy = legacy[a.Account]
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM rate_shares WHERE key = ANY($1)`, locks); err != nil {
+		return nil, unavailable(err)
+	}
+	var ks, holders []string
+	var slots, cooling []int32
+	var expires, until []time.Time
+	for _, k := range locks {
+		for _, r := range held[k] {
+			ks, holders, slots, expires = append(ks, k), append(holders, r.Holder), append(slots, int32(r.Slots)), append(expires, r.Expires)
 			cooling, until = append(cooling, int32(r.Cooling)), append(until, r.CoolingUntil)
 		}
+	}
+	if len(ks) > 0 {
 		if _, err := tx.Exec(ctx, `INSERT INTO rate_shares (key, holder, slots, expires_at, cooling, cooling_until)
-			SELECT $1, * FROM unnest($2::text[], $3::integer[], $4::timestamptz[], $5::integer[], $6::timestamptz[])`,
-			account, holders, slots, expires, cooling, until); err != nil {
-			return ratelimit.ShareGrant{}, unavailable(err)
+			SELECT * FROM unnest($1::text[], $2::text[], $3::integer[], $4::timestamptz[], $5::integer[], $6::timestamptz[])`,
+			ks, holders, slots, expires, cooling, until); err != nil {
+			return nil, unavailable(err)
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return ratelimit.ShareGrant{}, unavailable(err)
+		return nil, unavailable(err)
 	}
-	return grant, nil
+	return grants, nil
 }
 
 // clockOffset is the database clock minus this machine's, measured NTP-style

@@ -330,11 +330,17 @@ func TestSharesThroughTheDatabase(t *testing.T) {
 	const w = 200 * time.Millisecond
 	ask := func(d *DB, holder string, using int) ratelimit.ShareGrant {
 		t.Helper()
-		g, err := d.LeaseShare(ctx, "acct", ratelimit.ShareAsk{Holder: holder, Using: using, N: 7, Window: w, TTL: ratelimit.ShareTTL})
+		g, err := d.LeaseShares(ctx, []ratelimit.ShareAsk{
+			{Account: "acct", Holder: holder, Using: using, N: 7, Window: w, TTL: ratelimit.ShareTTL},
+			{Account: "other", Holder: holder, Using: 1, N: 1, Window: w, TTL: ratelimit.ShareTTL},
+		})
 		if err != nil {
 			t.Fatal(err)
 		}
-		return g
+		if len(g) != 2 || g[1].Legacy {
+			t.Fatalf("grants: %+v", g)
+		}
+		return g[0]
 	}
 	if g := ask(a, "a", 0); g.Slots != 7 || g.Members != 1 {
 		t.Fatalf("a alone: %+v", g)
