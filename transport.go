@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -33,6 +34,42 @@ const maxAPIBody = 256 << 20
 // queue full, or daily quota spent) rather than the vendor.
 const RefusedHeader = "X-Tokenbroker-Refused"
 
+// TenantHeader names the MSP tenant a call is for: one of the profile's
+// `tenants:` by id or name. It never reaches the vendor: it is replaced by
+// the vendor's own tenant header.
+const TenantHeader = "X-Tokenbroker-Tenant"
+
+// ErrTenantRefused is in the error of a call for a tenant the profile was
+// not given (or any tenant, for a profile without tenants): nothing is sent.
+var ErrTenantRefused = errors.New("tenant refused")
+
+// tenantFor resolves a call's X-Tokenbroker-Tenant ("" when none).
+func (t *transport) tenantFor(h http.Header) (string, error) {
+	vals := h.Values(TenantHeader)
+	if len(vals) == 0 {
+		return "", nil
+	}
+	prof, err := t.b.cfg.Profile(t.name)
+	if err != nil {
+		return "", err
+	}
+	refuse := func(msg string) error {
+		return &failure.Error{Kind: failure.Config, Profile: t.name, Msg: msg, Err: ErrTenantRefused,
+			Hint: "see the profile's tenants with `tokenbroker tenants " + t.name + "` or GET /v1/profiles/" + t.name + "/tenants"}
+	}
+	if len(prof.Tenants) == 0 {
+		return "", refuse("the profile has no tenants: " + TenantHeader + " is not accepted")
+	}
+	if len(vals) > 1 {
+		return "", refuse(TenantHeader + " is given more than once")
+	}
+	ten, ok := prof.Tenant(vals[0])
+	if !ok {
+		return "", refuse(fmt.Sprintf("%q is not one of the profile's tenants", vals[0]))
+	}
+	return ten.ID, nil
+}
+
 // Transport returns an http.RoundTripper that calls the profile's API: it
 // attaches the token and tenant headers (replacing any Authorization),
 // keeps within the vendor's rate limit and daily quota, renews the token and
@@ -55,7 +92,7 @@ func (b *Broker) Transport(name string) (http.RoundTripper, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &transport{b: b, name: name, base: base, lim: lim, rt: b.opts.API, stateless: d.Stateless}, nil
+	return &transport{b: b, name: name, base: base, lim: lim, rt: b.opts.API, stateless: d.Stateless, tenantHeader: d.TenantHeader}, nil
 }
 
 // HTTPClient returns a client for the profile's API with Transport's
@@ -95,7 +132,9 @@ type transport struct {
 	lim       *limits
 	rt        http.RoundTripper // Options.API; nil: the profile's own pool
 	stateless bool
-	attach    atomic.Pointer[attachment] // the headers of the last token used
+	// tenantHeader is the vendor's (TenantID, x-rks-tenantid), "" if none.
+	tenantHeader string
+	attach       atomic.Pointer[attachment] // the headers of the last token used
 }
 
 // attachment is the header lines for one access token, built once per
@@ -182,6 +221,10 @@ func (t *transport) again(ctx context.Context, tried *retries, status int, heade
 // send makes one attempt: admission, headers, the call. It returns the
 // token it used.
 func (t *transport) send(req *http.Request, replay []byte) (*http.Response, string, error) {
+	tenant, err := t.tenantFor(req.Header)
+	if err != nil {
+		return nil, "", err
+	}
 	tok, refused, err := t.admit(req.Context())
 	if err != nil {
 		return nil, "", err
@@ -210,7 +253,27 @@ func (t *transport) send(req *http.Request, replay []byte) (*http.Response, stri
 		return nil, "", err
 	}
 	out.Header.Del("Authorization")
-	for k, v := range att.header {
+	out.Header.Del(TenantHeader)
+	hdr := att.header
+	if th := t.tenantHeader; th != "" {
+		// The vendor's tenant header comes from the profile alone: a
+		// caller cannot name a customer the profile was not given.
+		for ck := range out.Header {
+			if strings.EqualFold(ck, th) {
+				delete(out.Header, ck)
+			}
+		}
+		if tenant != "" {
+			hdr = hdr.Clone() // the attachment is shared by every call
+			for k := range hdr {
+				if strings.EqualFold(k, th) {
+					delete(hdr, k)
+				}
+			}
+			hdr[th] = []string{tenant}
+		}
+	}
+	for k, v := range hdr {
 		// The profile's names are spelled as the vendor documents them;
 		// whatever the caller sent under the same name, in any case, goes.
 		for ck := range out.Header {
@@ -241,12 +304,16 @@ func (t *transport) admit(ctx context.Context) (tok *Token, refused *ratelimit.R
 		t.b.observe().Refused(t.name)
 		return nil, err.(*ratelimit.Refused), nil
 	}
-	if t.lim.window != nil {
-		// Have a token in hand before taking a slot, so that fetching one
-		// (a store read, maybe a renewal) does not make the call late for it.
-		if _, err := t.b.token(ctx, t.name); err != nil {
-			return nil, nil, err
-		}
+	if t.lim.window == nil {
+		tok, err = t.b.token(ctx, t.name)
+		return tok, nil, err
+	}
+	// Have a token in hand before taking a slot, so that fetching one (a
+	// store read, maybe a renewal) does not make the call late for it.
+	if _, err := t.b.token(ctx, t.name); err != nil {
+		return nil, nil, err
+	}
+	for attempt := 1; ; attempt++ {
 		waited, err := t.lim.window.Wait(ctx)
 		if r, ok := err.(*ratelimit.Refused); ok {
 			t.b.observe().Refused(t.name)
@@ -258,10 +325,21 @@ func (t *transport) admit(ctx context.Context) (tok *Token, refused *ratelimit.R
 		if waited > 0 {
 			t.b.observe().Waited(t.name, waited)
 		}
+		turn := time.Now()
+		if tok, err = t.b.token(ctx, t.name); err != nil {
+			return nil, nil, err
+		}
+		// A call sent well after its turn could squeeze one more into
+		// the vendor's window: it takes a new turn instead (the late one
+		// stays counted, which errs on the safe side).
+		if time.Since(turn) <= lateTurn || attempt == 3 {
+			return tok, nil, nil
+		}
 	}
-	tok, err = t.b.token(ctx, t.name)
-	return tok, nil, err
 }
+
+// lateTurn is how long after its turn a call may still be sent.
+const lateTurn = 10 * time.Millisecond
 
 // refusal is the 429 tokenbroker answers itself, shaped like a vendor's.
 func refusal(req *http.Request, r *ratelimit.Refused) *http.Response {

@@ -113,6 +113,10 @@ type Profile struct {
 	RenewOn401Every time.Duration `yaml:"renew_on_401_every"`
 	RateLimit       *RateLimit    `yaml:"rate_limit"`
 	Webhooks        []Webhook     `yaml:"webhooks"`
+	// Tenants are an MSP profile's customers: calls for one of them
+	// (PROFILE/TENANT, or the proxy's X-Tokenbroker-Tenant header) use
+	// the profile's one token with the vendor's tenant header.
+	Tenants Tenants `yaml:"tenants"`
 }
 
 // Serve is the `serve:` block: what one caller may hold of the daemon.
@@ -351,6 +355,9 @@ func Parse(data []byte) (*Config, error) {
 		p.Name, p.src = name, c.src
 		if p.Provider == "" {
 			return nil, failure.New(failure.Config, "profile %q (%s): `provider` is missing", name, p.Location())
+		}
+		if err := p.checkTenants(); err != nil {
+			return nil, err
 		}
 	}
 	return c, nil

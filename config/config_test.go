@@ -153,3 +153,33 @@ func TestLocation(t *testing.T) {
 		t.Errorf("a profile built in code: %q", got)
 	}
 }
+
+// A tenant list in which one tenant could be taken for another is a
+// config error that names the profile and both tenants.
+func TestTenantsRefusedWhenAmbiguous(t *testing.T) {
+	for _, c := range []struct{ tenants, want string }{
+		{"[{id: a1, name: acme}, {id: b2, name: acme}]", `two tenants are named "acme" (ids a1 and b2)`},
+		{"[{id: a1, name: x/y}]", "may not contain `/`"},
+		{"[{id: a1, name: b2}, {id: b2, name: other}]", `"b2" is another tenant's id`},
+		{"[{id: a1}, {id: a1}]", "listed twice"},
+		{"[{name: acme}]", "has no `id`"},
+		{"[{id: 'a 1'}]", "visible ASCII"},
+		{"discover", "not supported by this release"},
+	} {
+		_, err := Parse([]byte("profiles:\n  msp:\n    provider: aruba-central\n    tenants: " + c.tenants + "\n"))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("tenants %s: %v, want %q", c.tenants, err, c.want)
+		}
+	}
+	cfg, err := Parse([]byte("profiles:\n  msp:\n    provider: aruba-central\n    tenants: [{id: a1, name: acme}, {id: a1x}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := cfg.Profile("msp")
+	if got, ok := p.Tenant("acme"); !ok || got.ID != "a1" {
+		t.Errorf("by name: %+v %v", got, ok)
+	}
+	if got, ok := p.Tenant("a1x"); !ok || got.ID != "a1x" {
+		t.Errorf("by id: %+v %v", got, ok)
+	}
+}

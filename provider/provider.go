@@ -35,9 +35,12 @@ type Provider interface {
 // Description is what the broker, `status` and the proxy need to know about a
 // profile's vendor.
 type Description struct {
-	Vendor  string // display name, "Aruba Central"
-	APIBase string // the upstream the proxy and `curl` may reach; may be empty
-	Limits  Limits
+	Vendor string // display name, "Aruba Central"
+	// TenantHeader is the vendor's header naming the customer an MSP's
+	// call is for (`TenantID`, `x-rks-tenantid`); "" when it has none.
+	TenantHeader string
+	APIBase      string // the upstream the proxy and `curl` may reach; may be empty
+	Limits       Limits
 	// Refreshable means the vendor issues refresh tokens, which must be
 	// kept alive (RefreshIdle) and never re-obtained while they work.
 	Refreshable bool

@@ -261,6 +261,8 @@ func (h *Handler) route(name string) (*route, error) {
 
 func status(err error) int {
 	switch {
+	case errors.Is(err, tokenbroker.ErrTenantRefused):
+		return http.StatusForbidden // refused before anything was sent
 	case failure.KindOf(err) == failure.RateLimited:
 		return http.StatusTooManyRequests
 	case errors.Is(err, store.ErrUnavailable):
@@ -270,6 +272,9 @@ func status(err error) int {
 }
 
 func errorClass(err error) string {
+	if errors.Is(err, tokenbroker.ErrTenantRefused) {
+		return "tenant_refused"
+	}
 	if errors.Is(err, store.ErrUnavailable) {
 		return "state_unavailable"
 	}

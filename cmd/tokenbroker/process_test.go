@@ -340,8 +340,13 @@ func TestCrashConsistency(t *testing.T) {
 			if r.code != 3 || !strings.Contains(r.stderr, "re-login needed") {
 				t.Fatalf("cycle %d: after a lost rotation: exit %d %q, want 3 and \"re-login needed\"", i, r.code, r.stderr)
 			}
-			if again := p.stored(t, "aruba"); again.Generation != after.Generation {
-				t.Fatalf("cycle %d: the failed refresh changed the state", i)
+			// The refusal is kept (the tokens themselves unchanged), so the
+			// refused refresh token is not sent again.
+			if again := p.stored(t, "aruba"); again.RefreshToken != after.RefreshToken || again.AccessToken != after.AccessToken || again.RefreshRejected.IsZero() {
+				t.Fatalf("cycle %d: the failed refresh changed the tokens or did not record the refusal", i)
+			}
+			if r := p.run(t, "refresh", "aruba"); r.code != 3 || !strings.Contains(r.stderr, "nothing was sent") {
+				t.Fatalf("cycle %d: a second refresh after the refusal: exit %d %q", i, r.code, r.stderr)
 			}
 			reimport()
 			continue
