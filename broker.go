@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -804,18 +805,19 @@ func (b *Broker) Invalidate(name string) {
 // handed out from memory without a look at the store first.
 var staleSince = time.Unix(1, 0)
 
-// Headers returns the header lines that attach a valid token to a request.
+// Headers returns the header lines that attach a valid token to a
+// request; for PROFILE/TENANT, the MSP profile's token with the vendor's
+// tenant header naming the tenant.
 func (b *Broker) Headers(ctx context.Context, name string) (http.Header, error) {
-	t, err := b.Token(ctx, name, TokenOptions{})
+	h, err := b.Handout(ctx, name, TokenOptions{})
 	if err != nil {
 		return nil, err
 	}
-	p, _ := b.Provider(name)
-	h := p.Headers(t)
-	if err := checkHeaders(name, h); err != nil {
-		return nil, err
+	out := make(http.Header, len(h.Headers))
+	for k, v := range h.Headers {
+		out[k] = []string{v}
 	}
-	return h, nil
+	return out, nil
 }
 
 // Stored returns the stored token without renewing it (nil when none).
@@ -851,8 +853,10 @@ type Handout struct {
 // HandoutJSON is Handout encoded as JSON, encoded once per token: the local
 // token API's hot path.
 func (b *Broker) HandoutJSON(ctx context.Context, name string) ([]byte, error) {
-	if j, ok, err := b.handoutJSONInMemory(name); ok || err != nil {
-		return j, err
+	if !strings.Contains(name, "/") { // PROFILE/TENANT is not kept ready
+		if j, ok, err := b.handoutJSONInMemory(name); ok || err != nil {
+			return j, err
+		}
 	}
 	h, err := b.Handout(ctx, name, TokenOptions{})
 	if err != nil {
@@ -887,12 +891,22 @@ func (b *Broker) handoutJSONInMemory(name string) ([]byte, bool, error) {
 }
 
 // Handout returns a valid token for the profile in the shape callers get.
+// For PROFILE/TENANT it is the MSP profile's one token, with the vendor's
+// tenant header naming the tenant.
 func (b *Broker) Handout(ctx context.Context, name string, o TokenOptions) (*Handout, error) {
+	prof, ten, err := b.cfg.Resolve(name)
+	if err != nil {
+		return nil, err
+	}
+	name = prof.Name
 	t, err := b.Token(ctx, name, o)
 	if err != nil {
 		return nil, err
 	}
 	h, err := b.handout(name, t)
+	if err == nil && ten != nil {
+		err = b.forTenant(name, h, ten.ID)
+	}
 	if err != nil || !o.IDToken {
 		return h, err
 	}
@@ -901,6 +915,28 @@ func (b *Broker) Handout(ctx context.Context, name string, o TokenOptions) (*Han
 			Hint: "an OpenID server sends one when the profile's scopes include openid; log in again after adding it"}
 	}
 	return h, nil
+}
+
+// forTenant makes a handout of an MSP profile's token one for its tenant
+// id: the vendor's tenant header names it (and nothing else does).
+func (b *Broker) forTenant(name string, h *Handout, id string) error {
+	p, err := b.Provider(name)
+	if err != nil {
+		return err
+	}
+	th := p.Describe().TenantHeader
+	if th == "" {
+		return &failure.Error{Kind: failure.Config, Profile: name, Msg: p.Describe().Vendor + " has no tenant header: its profiles cannot have tenants"}
+	}
+	hs := make(map[string]string, len(h.Headers)+1)
+	for k, v := range h.Headers {
+		if !strings.EqualFold(k, th) {
+			hs[k] = v
+		}
+	}
+	hs[th] = id
+	h.Headers = hs
+	return nil
 }
 
 func (b *Broker) handout(name string, t *Token) (*Handout, error) {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,6 +15,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/tokenbroker/tokenbroker/config"
 	"github.com/tokenbroker/tokenbroker/failure"
 	"github.com/tokenbroker/tokenbroker/internal/apipath"
 	"github.com/tokenbroker/tokenbroker/internal/httpx"
@@ -41,41 +41,46 @@ const TenantHeader = "X-Tokenbroker-Tenant"
 
 // ErrTenantRefused is in the error of a call for a tenant the profile was
 // not given (or any tenant, for a profile without tenants): nothing is sent.
-var ErrTenantRefused = errors.New("tenant refused")
+var ErrTenantRefused = config.ErrTenantRefused
 
-// tenantFor resolves a call's X-Tokenbroker-Tenant ("" when none).
+// tenantFor resolves the tenant a call is for: the transport's own (a
+// PROFILE/TENANT transport), else the caller's X-Tokenbroker-Tenant
+// ("" when neither). A caller's header cannot name another tenant than
+// the transport's.
 func (t *transport) tenantFor(h http.Header) (string, error) {
 	vals := h.Values(TenantHeader)
 	if len(vals) == 0 {
-		return "", nil
+		return t.tenant, nil
 	}
 	prof, err := t.b.cfg.Profile(t.name)
 	if err != nil {
 		return "", err
 	}
-	refuse := func(msg string) error {
-		return &failure.Error{Kind: failure.Config, Profile: t.name, Msg: msg, Err: ErrTenantRefused,
-			Hint: "see the profile's tenants with `tokenbroker tenants " + t.name + "` or GET /v1/profiles/" + t.name + "/tenants"}
-	}
-	if len(prof.Tenants) == 0 {
-		return "", refuse("the profile has no tenants: " + TenantHeader + " is not accepted")
-	}
 	if len(vals) > 1 {
-		return "", refuse(TenantHeader + " is given more than once")
+		return "", &failure.Error{Kind: failure.Config, Profile: t.name, Msg: TenantHeader + " is given more than once", Err: ErrTenantRefused}
 	}
-	ten, ok := prof.Tenant(vals[0])
-	if !ok {
-		return "", refuse(fmt.Sprintf("%q is not one of the profile's tenants", vals[0]))
+	ten, err := prof.Refer(vals[0])
+	if err != nil {
+		return "", err
+	}
+	if t.tenant != "" && ten.ID != t.tenant {
+		return "", &failure.Error{Kind: failure.Config, Profile: t.name, Msg: fmt.Sprintf("%s names tenant %q, but this client is for %q", TenantHeader, vals[0], t.tenant), Err: ErrTenantRefused}
 	}
 	return ten.ID, nil
 }
 
-// Transport returns an http.RoundTripper that calls the profile's API: it
+// Transport returns an http.RoundTripper that calls the profile's API (or,
+// for PROFILE/TENANT, the API as that tenant of an MSP profile): it
 // attaches the token and tenant headers (replacing any Authorization),
 // keeps within the vendor's rate limit and daily quota, renews the token and
 // retries once on 401, and retries once after a 429's Retry-After. Requests
 // to any host other than the profile's API base are refused.
 func (b *Broker) Transport(name string) (http.RoundTripper, error) {
+	prof, ten, err := b.cfg.Resolve(name)
+	if err != nil {
+		return nil, err
+	}
+	name = prof.Name
 	p, err := b.Provider(name)
 	if err != nil {
 		return nil, err
@@ -92,7 +97,14 @@ func (b *Broker) Transport(name string) (http.RoundTripper, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &transport{b: b, name: name, base: base, lim: lim, rt: b.opts.API, stateless: d.Stateless, tenantHeader: d.TenantHeader}, nil
+	t := &transport{b: b, name: name, base: base, lim: lim, rt: b.opts.API, stateless: d.Stateless, tenantHeader: d.TenantHeader}
+	if ten != nil {
+		if d.TenantHeader == "" {
+			return nil, &failure.Error{Kind: failure.Config, Profile: name, Msg: d.Vendor + " has no tenant header: its profiles cannot have tenants"}
+		}
+		t.tenant = ten.ID
+	}
+	return t, nil
 }
 
 // HTTPClient returns a client for the profile's API with Transport's
@@ -134,6 +146,7 @@ type transport struct {
 	stateless bool
 	// tenantHeader is the vendor's (TenantID, x-rks-tenantid), "" if none.
 	tenantHeader string
+	tenant       string                     // the tenant id of a PROFILE/TENANT transport
 	attach       atomic.Pointer[attachment] // the headers of the last token used
 }
 

@@ -198,6 +198,9 @@ func (c *Config) Names() []string {
 	return names
 }
 
+// ErrUnknownProfile is in the error for a name the config does not define.
+var ErrUnknownProfile = errors.New("unknown profile")
+
 // Profile finds a profile by name, with a usage error that lists the known ones.
 func (c *Config) Profile(name string) (*Profile, error) {
 	if p, ok := c.Profiles[name]; ok {
@@ -211,7 +214,7 @@ func (c *Config) Profile(name string) (*Profile, error) {
 	if where == "" {
 		where = "the configuration"
 	}
-	return nil, failure.New(failure.Config, "unknown profile %q: %s defines %s", name, where, known)
+	return nil, &failure.Error{Kind: failure.Config, Msg: fmt.Sprintf("unknown profile %q: %s defines %s", name, where, known), Err: ErrUnknownProfile}
 }
 
 // Warnings lists what is allowed but unwise in the file as a whole.

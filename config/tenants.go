@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -9,11 +10,46 @@ import (
 	"github.com/tokenbroker/tokenbroker/failure"
 )
 
+// ErrTenantRefused is in the error for a tenant the profile was not given
+// (or any tenant, for a profile without tenants).
+var ErrTenantRefused = errors.New("tenant refused")
+
+// Resolve finds what name stands for: a profile, or PROFILE/TENANT (the
+// tenant by its id or its name), with the tenant then non-nil.
+func (c *Config) Resolve(name string) (*Profile, *Tenant, error) {
+	pname, ref, isTenant := strings.Cut(name, "/")
+	p, err := c.Profile(pname)
+	if err != nil || !isTenant {
+		return p, nil, err
+	}
+	t, err := p.Refer(ref)
+	if err != nil {
+		return nil, nil, err
+	}
+	return p, &t, nil
+}
+
+// Refer finds one of the profile's tenants by id or name, or says why not
+// and how to see them.
+func (p *Profile) Refer(ref string) (Tenant, error) {
+	refuse := func(msg string) error {
+		return &failure.Error{Kind: failure.Config, Profile: p.Name, Msg: msg, Err: ErrTenantRefused,
+			Hint: "list the profile's tenants with `tokenbroker tenants " + p.Name + "` (or GET /v1/profiles/" + p.Name + "/tenants)"}
+	}
+	if len(p.Tenants) == 0 {
+		return Tenant{}, refuse("the profile has no tenants (add them under `tenants:`)")
+	}
+	if t, ok := p.Tenant(ref); ok {
+		return t, nil
+	}
+	return Tenant{}, refuse(fmt.Sprintf("%q is not one of the profile's %d tenants", ref, len(p.Tenants)))
+}
+
 // Tenant is one customer of an MSP profile: calls for it go out with the
 // MSP's one token and the vendor's tenant header set to ID.
 type Tenant struct {
-	ID   string `yaml:"id"`
-	Name string `yaml:"name"`
+	ID   string `yaml:"id" json:"id"`
+	Name string `yaml:"name" json:"name,omitempty"`
 }
 
 // Tenants is a profile's `tenants:` list.

@@ -59,6 +59,10 @@ type Aruba struct {
 	DailyQuota int
 	// PerSecondLimit is the number of API calls accepted per customer in any rolling second.
 	PerSecondLimit int
+	// Customers are the MSP account's tenants (CustomerID is the MSP's own
+	// account): the paged MSP API lists them, and an API call with the
+	// TenantID header of one of them is accepted, counted against the MSP.
+	Customers []ArubaCustomer
 	// StrictRotation makes a refresh kill the refresh token it used at once,
 	// with no fallback: the harshest reading of "returns a NEW refresh token",
 	// under which a client that dies before storing the new one must log in
@@ -80,6 +84,18 @@ type Aruba struct {
 	accepted   int64
 	limited    int64
 }
+
+// ArubaCustomer is one tenant of the MSP account, as the MSP API lists it.
+type ArubaCustomer struct {
+	ID   string `json:"customer_id"`
+	Name string `json:"customer_name"`
+}
+
+// arubaMSPCustomers is how many tenants the emulated MSP account has.
+const arubaMSPCustomers = 300
+
+// arubaListLimit is the most the MSP list APIs return per call (seed 004).
+const arubaListLimit = 50
 
 // arubaClient is a client id known to the token endpoint, with the customer it acts for.
 type arubaClient struct {
@@ -143,6 +159,9 @@ func NewAruba(now Clock) *Aruba {
 		perSecond:       newSlidingLog(time.Second),
 		daily:           make(map[string]*arubaDay),
 	}
+	for i := range arubaMSPCustomers {
+		a.Customers = append(a.Customers, ArubaCustomer{ID: fmt.Sprintf("%032x", 0x5eed0000+i), Name: fmt.Sprintf("customer-%03d", i+1)})
+	}
 	mux := newRouter()
 	route(mux, "/oauth2/token", methods{http.MethodPost: a.token})
 	route(mux, "/oauth2/authorize/central/api/login", methods{http.MethodPost: a.login})
@@ -152,6 +171,7 @@ func NewAruba(now Clock) *Aruba {
 	route(mux, "/oauth2/authorize/central/api/{$}", methods{http.MethodPost: a.authCode})
 	route(mux, "/oauth2/api/tokens", methods{http.MethodDelete: a.deleteToken})
 	route(mux, "/monitoring/v1/aps", methods{http.MethodGet: a.aps})
+	route(mux, "/msp_api/v1/customers", methods{http.MethodGet: a.customers})
 	// Not a vendor API: the stand-in for the UI's "Download Token" button, so
 	// that `import` can be tried against `tokenbroker emulate` from a shell.
 	route(mux, "/emulator/offline-token", methods{http.MethodGet: func(w http.ResponseWriter, _ *http.Request) {
@@ -268,7 +288,55 @@ func (a *Aruba) client(id string) *arubaClient {
 
 // knownCustomer reports whether a TenantID header names a customer this gateway serves.
 func (a *Aruba) knownCustomer(id string) bool {
-	return id == a.CustomerID || a.byCustomer[id] != nil
+	if id == a.CustomerID || a.byCustomer[id] != nil {
+		return true
+	}
+	for _, c := range a.Customers {
+		if c.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// customers serves GET /msp_api/v1/customers?offset=&limit=, the MSP's
+// tenants a page at a time (at most 50: more is 400 LIMIT_REQUEST_EXCEEDED),
+// counted against the MSP's limits like any API call. A token of another
+// account than the MSP's has no MSP rights: 401.
+func (a *Aruba) customers(w http.ResponseWriter, r *http.Request) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.count("api")
+	now := a.Now()
+	q := r.URL.Query()
+	offset, oerr := strconv.Atoi(q.Get("offset"))
+	limit, lerr := strconv.Atoi(q.Get("limit"))
+	if q.Get("offset") == "" {
+		offset, oerr = 0, nil
+	}
+	if q.Get("limit") == "" {
+		limit, lerr = 10, nil
+	}
+	if oerr != nil || lerr != nil || offset < 0 || limit < 1 {
+		arubaError(w, http.StatusBadRequest, "offset and limit must be non-negative integers")
+		return
+	}
+	if limit > arubaListLimit {
+		arubaError(w, http.StatusBadRequest, "LIMIT_REQUEST_EXCEEDED")
+		return
+	}
+	if acc, st := a.lookupAccess(bearer(r), now); st == tokenValid && acc.grant.customer != a.CustomerID {
+		writeJSON(w, http.StatusUnauthorized, map[string]any{"message": "Auth failure: the token has no MSP rights", "status": false})
+		return
+	}
+	if !a.acceptAPI(w, r, now) {
+		return
+	}
+	page := []ArubaCustomer{}
+	if offset < len(a.Customers) {
+		page = a.Customers[offset:min(len(a.Customers), offset+limit)]
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"customers": page, "total": len(a.Customers)})
 }
 
 // stepAllowed applies the 1 call/s limit of the first three OAuth steps, per step and client.

@@ -665,3 +665,47 @@ func TestArubaRefreshWithQueryParamsAndAnEmptyJSONBody(t *testing.T) {
 		t.Errorf("a {} body alone: %d %s", r.status, r.body)
 	}
 }
+
+// The MSP account lists its customers a page of at most 50 at a time
+// (more draws 400 LIMIT_REQUEST_EXCEEDED, seed 004), every page counted
+// against the MSP's quota; a listed customer is accepted in TenantID and
+// charged to the MSP, an unlisted one refused.
+func TestArubaMSPCustomers(t *testing.T) {
+	a, srv, clk := newArubaTest(t)
+	at, _ := offline(t, a)
+	list := func(q string) result {
+		clk.Advance(200 * time.Millisecond) // within 7 calls/s
+		return send(t, srv, http.MethodGet, "/msp_api/v1/customers"+q, "", "Authorization", "Bearer "+at)
+	}
+	r := list("?offset=0&limit=51")
+	wantStatus(t, r, http.StatusBadRequest)
+	if !strings.Contains(string(r.body), "LIMIT_REQUEST_EXCEEDED") {
+		t.Fatalf("limit 51: %s", r.body)
+	}
+	var all []any
+	for offset := 0; ; offset += 50 {
+		r := list(fmt.Sprintf("?offset=%d&limit=50", offset))
+		wantStatus(t, r, http.StatusOK)
+		page, _ := r.obj["customers"].([]any)
+		if total, _ := r.obj["total"].(float64); int(total) != arubaMSPCustomers {
+			t.Fatalf("total %v", r.obj["total"])
+		}
+		if len(page) == 0 {
+			break
+		}
+		all = append(all, page...)
+	}
+	if len(all) != arubaMSPCustomers {
+		t.Fatalf("%d customers listed, want %d", len(all), arubaMSPCustomers)
+	}
+	first := all[0].(map[string]any)
+	if first["customer_id"] == "" || first["customer_name"] == "" {
+		t.Fatalf("customer %v", first)
+	}
+	before := a.today(a.CustomerID, a.Now()).used
+	wantStatus(t, arubaAPI(t, srv, at, "TenantID", first["customer_id"].(string)), http.StatusOK)
+	if used := a.today(a.CustomerID, a.Now()).used; used != before+1 {
+		t.Errorf("a tenant call charged the MSP %d calls, want 1", used-before)
+	}
+	wantStatus(t, arubaAPI(t, srv, at, "TenantID", "0000"), http.StatusForbidden)
+}

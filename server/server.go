@@ -92,6 +92,8 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	s.mux.HandleFunc("GET /readyz", s.auth(s.readyz))
 	s.mux.HandleFunc("GET /v1/profiles", s.auth(s.profiles))
 	s.mux.HandleFunc("GET /v1/profiles/{name}/token", s.auth(s.token))
+	s.mux.HandleFunc("GET /v1/profiles/{name}/tenants/{tenant}/token", s.auth(s.token))
+	s.mux.HandleFunc("GET /v1/profiles/{name}/tenants", s.auth(s.tenants))
 	s.mux.HandleFunc("POST /v1/profiles/{name}/refresh", s.auth(s.refresh))
 	s.mux.HandleFunc("GET /metrics", s.auth(s.metrics.handler))
 	s.dashboard()
@@ -333,10 +335,31 @@ func (s *Server) profiles(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
+// tokenName is the token route's PROFILE, or PROFILE/TENANT on the
+// tenant route.
+func tokenName(r *http.Request) string {
+	if t := r.PathValue("tenant"); t != "" {
+		return r.PathValue("name") + "/" + t
+	}
+	return r.PathValue("name")
+}
+
+// tenants lists an MSP profile's tenants.
+func (s *Server) tenants(w http.ResponseWriter, r *http.Request) {
+	p, err := s.Broker().Config().Profile(r.PathValue("name"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	list := make([]config.Tenant, len(p.Tenants))
+	copy(list, p.Tenants)
+	writeJSON(w, http.StatusOK, map[string]any{"profile": p.Name, "tenants": list})
+}
+
 func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	o := tokenbroker.TokenOptions{}
 	if r.URL.RawQuery == "" {
-		j, err := s.Broker().HandoutJSON(r.Context(), r.PathValue("name"))
+		j, err := s.Broker().HandoutJSON(r.Context(), tokenName(r))
 		if err != nil {
 			writeError(w, err)
 			return
@@ -363,7 +386,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		}
 		o.IDToken = b
 	}
-	h, err := s.Broker().Handout(r.Context(), r.PathValue("name"), o)
+	h, err := s.Broker().Handout(r.Context(), tokenName(r), o)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -385,12 +408,13 @@ func (s *Server) refresh(w http.ResponseWriter, r *http.Request) {
 // writeError answers with the failure's class and plain-words message.
 func writeError(w http.ResponseWriter, err error) {
 	code := http.StatusInternalServerError
-	var fe *failure.Error
-	isConfig := errors.As(err, &fe) && fe.Kind == failure.Config
+	class := failure.KindOf(err).String()
 	switch kind := failure.KindOf(err); {
-	case isConfig && strings.Contains(fe.Msg, "unknown profile"):
+	case errors.Is(err, config.ErrUnknownProfile):
 		code = http.StatusNotFound
-	case isConfig:
+	case errors.Is(err, config.ErrTenantRefused):
+		code, class = http.StatusForbidden, "tenant_refused" // as the proxy answers it
+	case kind == failure.Config:
 		code = http.StatusBadRequest
 	case kind == failure.RateLimited:
 		code = http.StatusTooManyRequests
@@ -399,7 +423,7 @@ func writeError(w http.ResponseWriter, err error) {
 	case kind == failure.Rejected, kind == failure.Unreachable, kind == failure.Protocol:
 		code = http.StatusBadGateway
 	}
-	writeJSON(w, code, map[string]string{"error": failure.KindOf(err).String(), "message": err.Error()})
+	writeJSON(w, code, map[string]string{"error": class, "message": err.Error()})
 }
 
 // Header values shared by every answer, not allocated per request.

@@ -27,7 +27,11 @@ func (a *app) curlCommand() *cobra.Command {
 				return err
 			}
 			name, target := args[0], args[1]
-			p, err := b.Provider(name)
+			prof, _, err := b.Config().Resolve(name)
+			if err != nil {
+				return err
+			}
+			p, err := b.Provider(prof.Name)
 			if err != nil {
 				return err
 			}

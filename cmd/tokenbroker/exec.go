@@ -34,7 +34,8 @@ func (a *app) execCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			p, _ := b.Provider(name)
+			prof, tenant, _ := b.Config().Resolve(name) // Handout resolved it
+			p, _ := b.Provider(prof.Name)
 			var lines []string
 			for k, v := range h.Headers {
 				lines = append(lines, k+": "+v)
@@ -47,6 +48,9 @@ func (a *app) execCommand() *cobra.Command {
 				"TOKENBROKER_HEADERS="+strings.Join(lines, "\n"),
 				"TOKENBROKER_EXPIRES_AT="+h.ExpiresAt,
 			)
+			if tenant != nil {
+				env = append(env, "TOKENBROKER_TENANT="+tenant.ID)
+			}
 			path, err := exec.LookPath(args[1])
 			if err != nil {
 				return &failure.Error{Kind: failure.Config, Msg: "cannot run " + args[1], Err: err}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tokenbroker/tokenbroker/config"
 	"github.com/tokenbroker/tokenbroker/failure"
 	"github.com/tokenbroker/tokenbroker/provider"
 	"github.com/tokenbroker/tokenbroker/token"
@@ -16,6 +17,8 @@ import (
 // inspection is what `inspect` shows: facts about a token, never a secret.
 type inspection struct {
 	Profile         string         `json:"profile"`
+	Tenant          *config.Tenant `json:"tenant,omitempty"`        // PROFILE/TENANT: the MSP's token, for this tenant
+	TenantHeader    string         `json:"tenant_header,omitempty"` // the vendor's header that names it
 	Vendor          string         `json:"vendor"`
 	Grant           string         `json:"grant"`
 	TokenType       string         `json:"token_type,omitempty"`
@@ -42,7 +45,11 @@ func (a *app) inspectCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			name := args[0]
+			prof, tenant, err := b.Config().Resolve(args[0])
+			if err != nil {
+				return err
+			}
+			name := prof.Name
 			p, err := b.Provider(name)
 			if err != nil {
 				return err
@@ -56,6 +63,9 @@ func (a *app) inspectCommand() *cobra.Command {
 					Hint: "run `tokenbroker token " + name + "` (or `login`/`import`) first"}
 			}
 			in := inspect(name, p.Describe().Vendor, t)
+			if tenant != nil {
+				in.Tenant, in.TenantHeader = tenant, p.Describe().TenantHeader
+			}
 			if ip, ok := p.(provider.Introspector); ok {
 				m, err := ip.Introspect(cmd.Context(), t)
 				if err != nil {
@@ -103,6 +113,9 @@ func printInspection(a *app, in inspection) {
 		fmt.Fprintf(a.stdout, "%-22s %v\n", k, v)
 	}
 	row("profile", in.Profile)
+	if in.Tenant != nil {
+		row("tenant", strings.TrimSpace(in.Tenant.ID+" "+in.Tenant.Name)+" (the MSP's token, with "+in.TenantHeader+")")
+	}
 	row("vendor", in.Vendor)
 	row("grant", in.Grant)
 	row("obtained at", in.ObtainedAt)

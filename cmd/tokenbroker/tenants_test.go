@@ -1,0 +1,106 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+)
+
+// An MSP profile's tenants from the CLI, the token API and the proxy, all
+// with the MSP's one token: PROFILE/TENANT by name or id, the vendor's
+// TenantID set from the list, an unlisted tenant refused (exit 2, 403)
+// before anything reaches the vendor.
+func TestMSPTenantsEndToEnd(t *testing.T) {
+	p := newProc(t, nil)
+	acme, globex := p.set.Aruba.Customers[0].ID, p.set.Aruba.Customers[1].ID
+	cfg, _ := os.ReadFile(p.config)
+	cfg = []byte(strings.Replace(string(cfg), "    provider: aruba-central\n",
+		"    provider: aruba-central\n    tenants: [{id: "+acme+", name: acme}, {id: "+globex+", name: globex}]\n", 1))
+	os.WriteFile(p.config, cfg, 0o644)
+	offline := p.dir + "/offline.json"
+	os.WriteFile(offline, p.set.Aruba.IssueOfflineToken(), 0o600)
+	mustOK(t, p.run(t, "import", "aruba", offline))
+
+	msp := strings.TrimSpace(mustOK(t, p.run(t, "token", "aruba")).stdout)
+	if got := strings.TrimSpace(mustOK(t, p.run(t, "token", "aruba/acme")).stdout); got != msp {
+		t.Errorf("token aruba/acme = %q, want the MSP's token", got)
+	}
+	if h := mustOK(t, p.run(t, "header", "aruba/acme")).stdout; !strings.Contains(h, "TenantID: "+acme+"\n") || !strings.Contains(h, "Authorization: Bearer "+msp) {
+		t.Errorf("header aruba/acme:\n%s", h)
+	}
+	if h := mustOK(t, p.run(t, "header", "aruba/"+globex)).stdout; !strings.Contains(h, "TenantID: "+globex+"\n") {
+		t.Errorf("header by the tenant's id:\n%s", h)
+	}
+	if out := mustOK(t, p.run(t, "curl", "aruba/globex", "/monitoring/v1/aps")).stdout; !strings.Contains(out, `"aps"`) {
+		t.Errorf("curl aruba/globex: %s", out)
+	}
+	if r := p.run(t, "inspect", "aruba/acme", "--json"); r.code != 0 || !strings.Contains(r.stdout, `"tenant_header": "TenantID"`) {
+		t.Errorf("inspect aruba/acme: %+v", r)
+	}
+	accepted, _ := p.set.Aruba.APIStats()
+	for _, args := range [][]string{{"token", "aruba/initech"}, {"curl", "aruba/initech", "/monitoring/v1/aps"}, {"header", "ruckus/acme"}} {
+		r := p.run(t, args...)
+		if r.code != 2 || !strings.Contains(r.stderr, "tokenbroker tenants") {
+			t.Errorf("%v: exit %d %q, want 2 and how to list the tenants", args, r.code, r.stderr)
+		}
+	}
+	if now, _ := p.set.Aruba.APIStats(); now != accepted {
+		t.Errorf("%d refused calls reached the vendor", now-accepted)
+	}
+
+	_, base, _ := startServe(t, p, "TOKENBROKER_API_KEY="+replicaKey)
+	rep := &replica{base: base}
+	code, body, _ := rep.get("/v1/profiles/aruba/tenants")
+	if code != 200 || !strings.Contains(body, `"name":"acme"`) || !strings.Contains(body, globex) {
+		t.Errorf("tenants: %d %s", code, body)
+	}
+	code, body, _ = rep.get("/v1/profiles/aruba/tenants/acme/token")
+	var h struct {
+		AccessToken string            `json:"access_token"`
+		Headers     map[string]string `json:"headers"`
+	}
+	json.Unmarshal([]byte(body), &h)
+	if code != 200 || h.AccessToken != msp || h.Headers["TenantID"] != acme {
+		t.Errorf("tenant token: %d %s", code, body)
+	}
+	if code, body, _ := rep.get("/v1/profiles/aruba/tenants/initech/token"); code != http.StatusForbidden || !strings.Contains(body, "tenant_refused") {
+		t.Errorf("unlisted tenant's token: %d %s", code, body)
+	}
+	proxied := func(tenant string, extra ...string) (int, string) {
+		req, _ := http.NewRequest("GET", base+"/proxy/aruba/monitoring/v1/aps", nil)
+		req.Header.Set("Authorization", "Bearer "+replicaKey)
+		if tenant != "" {
+			req.Header.Set("X-Tokenbroker-Tenant", tenant)
+		}
+		for i := 0; i+1 < len(extra); i += 2 {
+			req.Header.Set(extra[i], extra[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var b strings.Builder
+		buf := make([]byte, 4096)
+		n, _ := resp.Body.Read(buf)
+		b.Write(buf[:n])
+		return resp.StatusCode, b.String()
+	}
+	if code, body := proxied("globex"); code != 200 {
+		t.Errorf("proxy for globex: %d %s", code, body)
+	}
+	before, _ := p.set.Aruba.APIStats()
+	if code, body := proxied("initech"); code != http.StatusForbidden || !strings.Contains(body, "tenant_refused") {
+		t.Errorf("proxy for an unlisted tenant: %d %s", code, body)
+	}
+	// A vendor tenant header from the caller never passes: the emulator
+	// would refuse this unknown customer with 403.
+	if code, body := proxied("", "TenantID", "0000"); code != 200 {
+		t.Errorf("proxy with the caller's own TenantID: %d %s", code, body)
+	}
+	if after, _ := p.set.Aruba.APIStats(); after != before+1 {
+		t.Errorf("%d calls reached the vendor for one accepted call", after-before)
+	}
+}
