@@ -213,6 +213,8 @@ type profileState struct {
 	cert *tls.Certificate // the client certificate (mutual TLS), set with the provider
 
 	writing atomic.Bool // a token the state could not take is being written (keepWriting)
+
+	tenants atomic.Pointer[tenantList] // the discovered tenants, as last read or discovered
 }
 
 // state returns the profile's entry, or the config's error for a name
@@ -894,7 +896,7 @@ func (b *Broker) handoutJSONInMemory(name string) ([]byte, bool, error) {
 // For PROFILE/TENANT it is the MSP profile's one token, with the vendor's
 // tenant header naming the tenant.
 func (b *Broker) Handout(ctx context.Context, name string, o TokenOptions) (*Handout, error) {
-	prof, ten, err := b.cfg.Resolve(name)
+	prof, ten, err := b.Tenant(ctx, name)
 	if err != nil {
 		return nil, err
 	}

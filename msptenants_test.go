@@ -5,11 +5,13 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 
 	"github.com/tokenbroker/tokenbroker/config"
 	"github.com/tokenbroker/tokenbroker/emulator"
+	"github.com/tokenbroker/tokenbroker/failure"
 )
 
 // An MSP profile's calls for its tenants go out with the MSP's one token
@@ -32,7 +34,7 @@ func TestMSPTenantsShareOneToken(t *testing.T) {
 	defer api.Close()
 	b := brokerOn(t, map[string]*config.Profile{
 		"msp": {Name: "msp", Provider: "aruba-central", BaseURL: api.URL, ClientID: config.Secret(a.ClientID), ClientSecret: config.Secret(a.ClientSecret),
-			Tenants: config.Tenants{{ID: "267958b55d5a463e94a302c20f4a6b68", Name: "acme"}, {ID: "0f3c", Name: "globex"}}},
+			Tenants: config.Tenants{List: []config.Tenant{{ID: "267958b55d5a463e94a302c20f4a6b68", Name: "acme"}, {ID: "0f3c", Name: "globex"}}}},
 		"single": {Name: "single", Provider: "aruba-central", BaseURL: api.URL, ClientID: config.Secret(a.ClientID), ClientSecret: config.Secret(a.ClientSecret)},
 	}, Options{})
 	for _, p := range []string{"msp", "single"} {
@@ -99,5 +101,43 @@ func TestMSPTenantsShareOneToken(t *testing.T) {
 	defer mu.Unlock()
 	if len(calls) != sent {
 		t.Errorf("%d refused calls reached the vendor", len(calls)-sent)
+	}
+}
+
+// Discovery refused by the vendor (the token has no MSP rights) says so in
+// plain words and keeps the last list.
+func TestTenantDiscoveryRefused(t *testing.T) {
+	a := emulator.NewAruba(nil)
+	refuse := false
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/msp_api/v1/customers" && r.URL.Query().Get("limit") != "50" {
+			t.Errorf("page of %q", r.URL.Query().Get("limit"))
+		}
+		if refuse {
+			w.WriteHeader(http.StatusUnauthorized)
+			w.Write([]byte(`{"message":"Auth failure","status":false}`))
+			return
+		}
+		w.Write([]byte(`{"customers":[{"customer_id":"c1","customer_name":"acme"}],"total":1}`))
+	}))
+	defer api.Close()
+	b := brokerOn(t, map[string]*config.Profile{
+		"msp": {Name: "msp", Provider: "aruba-central", BaseURL: api.URL, ClientID: config.Secret(a.ClientID), ClientSecret: config.Secret(a.ClientSecret),
+			Tenants: config.Tenants{Discover: true}},
+	}, Options{})
+	ctx := context.Background()
+	if _, err := b.Import(ctx, "msp", a.IssueOfflineToken(), ImportOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if list, err := b.DiscoverTenants(ctx, "msp"); err != nil || len(list) != 1 {
+		t.Fatalf("discovery: %v %v", list, err)
+	}
+	refuse = true
+	_, err := b.DiscoverTenants(ctx, "msp")
+	if failure.KindOf(err) != failure.Rejected || !strings.Contains(err.Error(), "no MSP rights") {
+		t.Fatalf("refused discovery: %v", err)
+	}
+	if _, ten, err := b.Tenant(ctx, "msp/acme"); err != nil || ten.ID != "c1" {
+		t.Errorf("the last list after a refused discovery: %v %v", ten, err)
 	}
 }

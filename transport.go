@@ -39,6 +39,10 @@ const RefusedHeader = "X-Tokenbroker-Refused"
 // the vendor's own tenant header.
 const TenantHeader = "X-Tokenbroker-Tenant"
 
+// tenantLookupTimeout bounds reading a discovered tenant list for a
+// PROFILE/TENANT client.
+const tenantLookupTimeout = 5 * time.Second
+
 // ErrTenantRefused is in the error of a call for a tenant the profile was
 // not given (or any tenant, for a profile without tenants): nothing is sent.
 var ErrTenantRefused = config.ErrTenantRefused
@@ -47,19 +51,15 @@ var ErrTenantRefused = config.ErrTenantRefused
 // PROFILE/TENANT transport), else the caller's X-Tokenbroker-Tenant
 // ("" when neither). A caller's header cannot name another tenant than
 // the transport's.
-func (t *transport) tenantFor(h http.Header) (string, error) {
+func (t *transport) tenantFor(ctx context.Context, h http.Header) (string, error) {
 	vals := h.Values(TenantHeader)
 	if len(vals) == 0 {
 		return t.tenant, nil
 	}
-	prof, err := t.b.cfg.Profile(t.name)
-	if err != nil {
-		return "", err
-	}
 	if len(vals) > 1 {
 		return "", &failure.Error{Kind: failure.Config, Profile: t.name, Msg: TenantHeader + " is given more than once", Err: ErrTenantRefused}
 	}
-	ten, err := prof.Refer(vals[0])
+	_, ten, err := t.b.Tenant(ctx, t.name+"/"+vals[0])
 	if err != nil {
 		return "", err
 	}
@@ -76,7 +76,9 @@ func (t *transport) tenantFor(h http.Header) (string, error) {
 // retries once on 401, and retries once after a 429's Retry-After. Requests
 // to any host other than the profile's API base are refused.
 func (b *Broker) Transport(name string) (http.RoundTripper, error) {
-	prof, ten, err := b.cfg.Resolve(name)
+	ctx, cancel := context.WithTimeout(context.Background(), tenantLookupTimeout)
+	defer cancel()
+	prof, ten, err := b.Tenant(ctx, name)
 	if err != nil {
 		return nil, err
 	}
@@ -234,7 +236,7 @@ func (t *transport) again(ctx context.Context, tried *retries, status int, heade
 // send makes one attempt: admission, headers, the call. It returns the
 // token it used.
 func (t *transport) send(req *http.Request, replay []byte) (*http.Response, string, error) {
-	tenant, err := t.tenantFor(req.Header)
+	tenant, err := t.tenantFor(req.Context(), req.Header)
 	if err != nil {
 		return nil, "", err
 	}

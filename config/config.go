@@ -117,6 +117,9 @@ type Profile struct {
 	// (PROFILE/TENANT, or the proxy's X-Tokenbroker-Tenant header) use
 	// the profile's one token with the vendor's tenant header.
 	Tenants Tenants `yaml:"tenants"`
+	// TenantsRefresh is how often `tenants: discover` asks the vendor
+	// again (DefaultTenantsRefresh when zero).
+	TenantsRefresh time.Duration `yaml:"tenants_refresh"`
 }
 
 // Serve is the `serve:` block: what one caller may hold of the daemon.

@@ -1,8 +1,10 @@
 package config
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -164,7 +166,7 @@ func TestTenantsRefusedWhenAmbiguous(t *testing.T) {
 		{"[{id: a1}, {id: a1}]", "listed twice"},
 		{"[{name: acme}]", "has no `id`"},
 		{"[{id: 'a 1'}]", "visible ASCII"},
-		{"discover", "not supported by this release"},
+		{"everyone", "want a list of {id, name} or `discover`"},
 	} {
 		_, err := Parse([]byte("profiles:\n  msp:\n    provider: aruba-central\n    tenants: " + c.tenants + "\n"))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
@@ -176,10 +178,30 @@ func TestTenantsRefusedWhenAmbiguous(t *testing.T) {
 		t.Fatal(err)
 	}
 	p, _ := cfg.Profile("msp")
-	if got, ok := p.Tenant("acme"); !ok || got.ID != "a1" {
-		t.Errorf("by name: %+v %v", got, ok)
+	if got, err := p.Refer(p.Tenants.List, "acme"); err != nil || got.ID != "a1" {
+		t.Errorf("by name: %+v %v", got, err)
 	}
-	if got, ok := p.Tenant("a1x"); !ok || got.ID != "a1x" {
-		t.Errorf("by id: %+v %v", got, ok)
+	if got, err := p.Refer(p.Tenants.List, "a1x"); err != nil || got.ID != "a1x" {
+		t.Errorf("by id: %+v %v", got, err)
+	}
+	if _, err := p.Refer(p.Tenants.List, "initech"); !errors.Is(err, ErrTenantRefused) || !strings.Contains(err.Error(), "tokenbroker tenants msp") {
+		t.Errorf("unlisted: %v", err)
+	}
+	cfg, err = Parse([]byte("profiles:\n  msp:\n    provider: aruba-central\n    tenants: discover\n    tenants_refresh: 10m\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := cfg.Profile("msp"); !p.Tenants.Discover || !p.HasTenants() || p.TenantsRefresh != 10*time.Minute {
+		t.Errorf("discover: %+v", p)
+	}
+}
+
+// A discovered list keeps every tenant with a usable id, and drops only
+// the names that would be ambiguous.
+func TestDiscoveredTenantsKeepTheirIDs(t *testing.T) {
+	got := Discovered([]Tenant{{"a1", "acme"}, {"b2", "acme"}, {"c3", "x/y"}, {"d4", "a1"}, {"", "none"}, {"a1", "again"}, {"e 5", "bad"}, {"f6", "fine"}})
+	want := []Tenant{{"a1", ""}, {"b2", ""}, {"c3", ""}, {"d4", ""}, {"f6", "fine"}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Discovered = %v, want %v", got, want)
 	}
 }

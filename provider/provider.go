@@ -39,8 +39,10 @@ type Description struct {
 	// TenantHeader is the vendor's header naming the customer an MSP's
 	// call is for (`TenantID`, `x-rks-tenantid`); "" when it has none.
 	TenantHeader string
-	APIBase      string // the upstream the proxy and `curl` may reach; may be empty
-	Limits       Limits
+	// Tenants lists an MSP's tenants; nil when the vendor's API cannot.
+	Tenants *TenantDirectory
+	APIBase string // the upstream the proxy and `curl` may reach; may be empty
+	Limits  Limits
 	// Refreshable means the vendor issues refresh tokens, which must be
 	// kept alive (RefreshIdle) and never re-obtained while they work.
 	Refreshable bool

@@ -38,8 +38,11 @@ type Vendor struct {
 	RefreshIdle     time.Duration // refresh tokens die when unused this long
 	Header          string        // how the token is attached
 	TenantHeader    string        // header carrying delegate_tenant, "" when none
-	Limits          Limits
-	Required        []string // profile fields that must be set
+	// Tenants lists an MSP's tenants through the vendor's API (`tenants:
+	// discover`); nil where the API documents no such call.
+	Tenants  *TenantDirectory
+	Limits   Limits
+	Required []string // profile fields that must be set
 	// RevokePath is the revoke call's path on the token host, "" when none.
 	RevokePath string
 	// RejectHint tells the user what to do when the vendor refuses the
@@ -83,6 +86,7 @@ var vendors = map[string]*Vendor{
 		RefreshIdle:     15 * 24 * time.Hour,
 		Header:          bearer,
 		TenantHeader:    "TenantID",
+		Tenants:         arubaCustomers,
 		Limits:          Limits{PerSecond: 7, PerDay: 5000},
 		Required:        []string{"client_id", "client_secret"},
 		RevokePath:      "/oauth2/api/tokens",

@@ -181,6 +181,9 @@ func (s *Server) Run(ctx context.Context) {
 		go func() { s.hooks.Run(ctx); close(done) }()
 		defer func() { <-done }()
 	}
+	discovered := make(chan struct{})
+	go func() { s.discoverTenants(ctx); close(discovered) }()
+	defer func() { <-discovered }()
 	s.sched.Run(ctx)
 }
 
@@ -344,16 +347,19 @@ func tokenName(r *http.Request) string {
 	return r.PathValue("name")
 }
 
-// tenants lists an MSP profile's tenants.
+// tenants lists an MSP profile's tenants, listed or discovered.
 func (s *Server) tenants(w http.ResponseWriter, r *http.Request) {
-	p, err := s.Broker().Config().Profile(r.PathValue("name"))
+	name := r.PathValue("name")
+	list, at, err := s.Broker().Tenants(r.Context(), name)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	list := make([]config.Tenant, len(p.Tenants))
-	copy(list, p.Tenants)
-	writeJSON(w, http.StatusOK, map[string]any{"profile": p.Name, "tenants": list})
+	body := map[string]any{"profile": name, "tenants": append([]config.Tenant{}, list...)}
+	if !at.IsZero() {
+		body["discovered_at"] = at.UTC().Format(time.RFC3339)
+	}
+	writeJSON(w, http.StatusOK, body)
 }
 
 func (s *Server) token(w http.ResponseWriter, r *http.Request) {

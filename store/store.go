@@ -113,6 +113,17 @@ type Seeds interface {
 	TakeSeed(ctx context.Context, profile, hash string, at time.Time) error
 }
 
+// TenantLists is a store that keeps the tenants discovered for MSP
+// profiles (`tenants: discover`), each list replaced whole on every
+// discovery, so a reader sees one discovery or the next, never a mix.
+type TenantLists interface {
+	// TenantList returns profile's last discovered list (JSON) and when it
+	// was discovered; nil when none was.
+	TenantList(ctx context.Context, profile string) (list []byte, at time.Time, err error)
+	// PutTenantList replaces profile's list.
+	PutTenantList(ctx context.Context, profile string, list []byte, at time.Time) error
+}
+
 // Lease is the right to renew one profile's token.
 type Lease struct {
 	Profile string

@@ -27,7 +27,7 @@ func (a *app) curlCommand() *cobra.Command {
 				return err
 			}
 			name, target := args[0], args[1]
-			prof, _, err := b.Config().Resolve(name)
+			prof, _, err := b.Tenant(cmd.Context(), name)
 			if err != nil {
 				return err
 			}

@@ -34,7 +34,7 @@ func (a *app) execCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			prof, tenant, _ := b.Config().Resolve(name) // Handout resolved it
+			prof, tenant, _ := b.Tenant(cmd.Context(), name) // Handout resolved it
 			p, _ := b.Provider(prof.Name)
 			var lines []string
 			for k, v := range h.Headers {

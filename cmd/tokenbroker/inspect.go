@@ -45,7 +45,7 @@ func (a *app) inspectCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			prof, tenant, err := b.Config().Resolve(args[0])
+			prof, tenant, err := b.Tenant(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}

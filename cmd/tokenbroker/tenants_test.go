@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"strings"
@@ -103,4 +104,59 @@ func TestMSPTenantsEndToEnd(t *testing.T) {
 	if after, _ := p.set.Aruba.APIStats(); after != before+1 {
 		t.Errorf("%d calls reached the vendor for one accepted call", after-before)
 	}
+}
+
+// `tenants: discover` asks Aruba's MSP API for the customers, 50 a call,
+// keeps them in the state, and makes every one reachable as
+// PROFILE/TENANT from the CLI, the token API and the proxy.
+func TestMSPTenantsDiscovered(t *testing.T) {
+	p := newProc(t, nil)
+	cfg, _ := os.ReadFile(p.config)
+	cfg = []byte(strings.Replace(string(cfg), "    provider: aruba-central\n", "    provider: aruba-central\n    tenants: discover\n", 1))
+	os.WriteFile(p.config, cfg, 0o644)
+	offline := p.dir + "/offline.json"
+	os.WriteFile(offline, p.set.Aruba.IssueOfflineToken(), 0o600)
+	mustOK(t, p.run(t, "import", "aruba", offline))
+
+	if r := p.run(t, "tenants", "aruba"); r.code != 0 || !strings.Contains(r.stderr, "--refresh") {
+		t.Errorf("before any discovery: %+v", r)
+	}
+	if r := p.run(t, "token", "aruba/customer-007"); r.code != 2 || !strings.Contains(r.stderr, "--refresh") {
+		t.Errorf("a tenant before any discovery: exit %d %q", r.code, r.stderr)
+	}
+	before, _ := p.set.Aruba.APIStats()
+	out := mustOK(t, p.run(t, "tenants", "aruba", "--refresh")).stdout
+	after, _ := p.set.Aruba.APIStats()
+	n := len(p.set.Aruba.Customers)
+	if !strings.Contains(out, fmt.Sprintf("%d tenants, discovered", n)) || !strings.Contains(out, "customer-300") {
+		t.Errorf("tenants --refresh:\n%s", out)
+	}
+	if pages := after - before; pages != int64((n+49)/50) {
+		t.Errorf("%d calls to list %d customers, want %d pages of 50", pages, n, (n+49)/50)
+	}
+	var listed struct {
+		Tenants []struct{ ID, Name string } `json:"tenants"`
+	}
+	json.Unmarshal([]byte(mustOK(t, p.run(t, "tenants", "aruba", "--json")).stdout), &listed)
+	if len(listed.Tenants) != n {
+		t.Fatalf("tenants --json from the state: %d tenants", len(listed.Tenants))
+	}
+	id := p.set.Aruba.Customers[6].ID
+	if h := mustOK(t, p.run(t, "header", "aruba/customer-007")).stdout; !strings.Contains(h, "TenantID: "+id+"\n") {
+		t.Errorf("header aruba/customer-007:\n%s", h)
+	}
+
+	_, base, _ := startServe(t, p, "TOKENBROKER_API_KEY="+replicaKey)
+	rep := &replica{base: base}
+	if code, body, _ := rep.get("/v1/profiles/aruba/tenants"); code != 200 || !strings.Contains(body, `"discovered_at"`) || !strings.Contains(body, id) {
+		t.Errorf("tenants over HTTP: %d %.200s", code, body)
+	}
+	req, _ := http.NewRequest("GET", base+"/proxy/aruba/monitoring/v1/aps", nil)
+	req.Header.Set("Authorization", "Bearer "+replicaKey)
+	req.Header.Set("X-Tokenbroker-Tenant", "customer-250")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("proxy for a discovered tenant: %v %v", resp, err)
+	}
+	resp.Body.Close()
 }

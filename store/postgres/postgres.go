@@ -186,6 +186,12 @@ var migrations = []string{
 		PRIMARY KEY (key, holder)
 	);
 	ALTER TABLE rate_slots ADD COLUMN holder text NOT NULL DEFAULT '';`,
+	// The tenants discovered for MSP profiles, a list per profile.
+	`CREATE TABLE tenant_lists (
+		profile text PRIMARY KEY,
+		list    bytea NOT NULL,
+		at      timestamptz NOT NULL
+	);`,
 }
 
 // migrationLock is the advisory lock key of schema changes.
@@ -663,6 +669,28 @@ func (d *DB) SetHold(ctx context.Context, profile string, until time.Time) error
 	defer cancel()
 	_, err := d.pool.Exec(ctx, `INSERT INTO holds (profile, until_at) VALUES ($1, $2)
 		ON CONFLICT (profile) DO UPDATE SET until_at = greatest(holds.until_at, excluded.until_at)`, profile, until)
+	return unavailable(err)
+}
+
+// TenantList implements store.TenantLists.
+func (d *DB) TenantList(ctx context.Context, profile string) ([]byte, time.Time, error) {
+	ctx, cancel := d.op(ctx)
+	defer cancel()
+	var list []byte
+	var at time.Time
+	err := d.pool.QueryRow(ctx, `SELECT list, at FROM tenant_lists WHERE profile = $1`, profile).Scan(&list, &at)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, time.Time{}, nil
+	}
+	return list, at, unavailable(err)
+}
+
+// PutTenantList implements store.TenantLists.
+func (d *DB) PutTenantList(ctx context.Context, profile string, list []byte, at time.Time) error {
+	ctx, cancel := d.op(ctx)
+	defer cancel()
+	_, err := d.pool.Exec(ctx, `INSERT INTO tenant_lists (profile, list, at) VALUES ($1, $2, $3)
+		ON CONFLICT (profile) DO UPDATE SET list = excluded.list, at = excluded.at`, profile, list, at)
 	return unavailable(err)
 }
 

@@ -369,3 +369,23 @@ func TestSharesThroughTheDatabase(t *testing.T) {
 		t.Fatalf("this release's own reservations taken for an older release's: %+v", g)
 	}
 }
+
+// A tenant list is replaced whole and read back by every replica.
+func TestTenantListsReplacedWhole(t *testing.T) {
+	dsn := pgtest.Start(t).Database(t)
+	a, b := open(t, dsn), open(t, dsn)
+	ctx := context.Background()
+	if list, at, err := a.TenantList(ctx, "msp"); err != nil || list != nil || !at.IsZero() {
+		t.Fatalf("none yet: %q %v %v", list, at, err)
+	}
+	at := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	for _, l := range []string{`[{"id":"a"},{"id":"b"}]`, `[{"id":"c"}]`} {
+		if err := a.PutTenantList(ctx, "msp", []byte(l), at); err != nil {
+			t.Fatal(err)
+		}
+		if got, gotAt, err := b.TenantList(ctx, "msp"); err != nil || string(got) != l || !gotAt.Equal(at) {
+			t.Fatalf("read back %q at %v (%v), want %q", got, gotAt, err, l)
+		}
+		at = at.Add(time.Hour)
+	}
+}

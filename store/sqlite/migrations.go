@@ -20,7 +20,7 @@ const sealedSchema = 2
 // one leaves: a migration that only adds (a table, a nullable column)
 // keeps it; one that changes what older binaries read raises it to its own
 // version, and those binaries then refuse the state instead of misreading
-// it. Schema 2 moved the tokens into sealed_tokens; 3 to 5 only added.
+// it. Schema 2 moved the tokens into sealed_tokens; 3 to 7 only added.
 var minReader = 2
 
 // migrations are append-only: a newer binary must open any older file.
@@ -68,6 +68,12 @@ var migrations = []migration{
 		hash     TEXT NOT NULL,
 		taken_ms INTEGER NOT NULL,
 		PRIMARY KEY (profile, hash)
+	)`),
+	// 7: the tenants discovered for MSP profiles, a list per profile.
+	execAll(`CREATE TABLE tenant_lists (
+		profile TEXT PRIMARY KEY,
+		list    BLOB NOT NULL,
+		at_ms   INTEGER NOT NULL
 	)`),
 }
 

@@ -408,6 +408,24 @@ func (d *DB) SetHold(ctx context.Context, profile string, until time.Time) error
 	return d.describe(err)
 }
 
+// TenantList implements store.TenantLists.
+func (d *DB) TenantList(ctx context.Context, profile string) ([]byte, time.Time, error) {
+	var list []byte
+	var ms int64
+	found, err := d.queryRow(ctx, `SELECT list, at_ms FROM tenant_lists WHERE profile = ?`, []any{profile}, &list, &ms)
+	if err != nil || !found {
+		return nil, time.Time{}, err
+	}
+	return list, time.UnixMilli(ms), nil
+}
+
+// PutTenantList implements store.TenantLists.
+func (d *DB) PutTenantList(ctx context.Context, profile string, list []byte, at time.Time) error {
+	_, err := d.db.ExecContext(ctx, `INSERT INTO tenant_lists (profile, list, at_ms) VALUES (?, ?, ?)
+		ON CONFLICT (profile) DO UPDATE SET list = excluded.list, at_ms = excluded.at_ms`, profile, list, at.UnixMilli())
+	return d.describe(err)
+}
+
 // Close implements store.Store.
 func (d *DB) Close() error {
 	d.stmts.Range(func(_, v any) bool {
