@@ -248,7 +248,11 @@ func (b *Broker) Provider(name string) (provider.Provider, error) {
 		}
 		e.provider, e.providerErr = provider.New(e.prof, provider.Env{HTTP: hc, Now: b.opts.Now, Warn: b.opts.Warn, Pacer: &b.limits.steps,
 			Token: func(ctx context.Context, other string) (*token.Token, error) {
-				return b.Token(ctx, other, TokenOptions{})
+				prof, _, err := b.Tenant(ctx, other) // a tenant's token is its MSP's
+				if err != nil {
+					return nil, err
+				}
+				return b.Token(ctx, prof.Name, TokenOptions{})
 			}})
 		if e.providerErr == nil {
 			for _, w := range e.prof.Warnings() {

@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -43,7 +44,7 @@ func NewRuckus(now Clock) *Ruckus {
 		ClientID:         "ruckus-client-id",
 		ClientSecret:     "ruckus-client-secret",
 		TenantID:         "0a1b2c3d4e5f",
-		DelegatedTenants: []string{"delegated-0001"},
+		DelegatedTenants: delegatedTenants(ruckusMSPCustomers),
 		TokenTTL:         7199 * time.Second,
 		Now:              now,
 		tokens:           make(expiringTokens),
@@ -122,6 +123,18 @@ func (s *Ruckus) token(w http.ResponseWriter, r *http.Request) {
 		"token_type":   "Bearer",
 		"expires_in":   seconds(s.TokenTTL),
 	})
+}
+
+// ruckusMSPCustomers is how many tenants are delegated to the emulated MSP.
+const ruckusMSPCustomers = 300
+
+// delegatedTenants names n delegated tenants: delegated-0001, ...
+func delegatedTenants(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("delegated-%04d", i+1)
+	}
+	return out
 }
 
 // venues serves GET /venues. The tenant's own id is also accepted in x-rks-tenantid.

@@ -35,9 +35,11 @@ type Handler struct {
 	// Broker returns the current broker (it changes on a config reload).
 	Broker func() *tokenbroker.Broker
 	Log    *slog.Logger
-	// Served is told each proxied request's profile and status, for metrics.
-	// It is called only for profiles of the configuration.
-	Served func(profile string, status int)
+	// Served is told each proxied request's profile and status, for
+	// metrics, and the tenant it named (X-Tokenbroker-Tenant as given, ""
+	// when none) once the vendor answered it. It is called only for
+	// profiles of the configuration.
+	Served func(profile, tenant string, status int)
 	// WriteTimeout bounds each write of an answer to the caller, so that a
 	// caller that stops reading lets go of its vendor connection; none
 	// when zero.
@@ -122,7 +124,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.deadline(rc)
 	w.WriteHeader(resp.StatusCode)
 	if h.Served != nil {
-		h.Served(name, resp.StatusCode)
+		h.Served(name, r.Header.Get(tokenbroker.TenantHeader), resp.StatusCode)
 	}
 	if r.Method == http.MethodHead {
 		return
@@ -292,7 +294,7 @@ func (h *Handler) fail(w http.ResponseWriter, name string, status int, class, ms
 		}
 	}
 	if h.Served != nil && name != "" {
-		h.Served(name, status)
+		h.Served(name, "", status)
 	}
 	body, _ := json.Marshal(map[string]string{"error": class, "message": msg})
 	w.Header().Set("Content-Type", "application/json")

@@ -103,6 +103,11 @@ func (m *metrics) Requested(profile, action string, err error, _ time.Duration) 
 	m.counter("tokenbroker_refreshes_total", "outcome", "ok", "profile", profile).Inc()
 }
 
+// tenantServed counts a proxied call for an MSP's tenant (its id).
+func (m *metrics) tenantServed(profile, id string) {
+	m.counter("tokenbroker_tenant_requests_total", "profile", profile, "tenant", id).Inc()
+}
+
 // Waited implements tokenbroker.Observer.
 func (m *metrics) Waited(profile string, d time.Duration) {
 	m.counter("tokenbroker_ratelimit_waits_total", "profile", profile).Inc()

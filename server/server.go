@@ -57,8 +57,9 @@ type Server struct {
 	hooks    *webhook.Dispatcher // nil when the store keeps no webhook queue
 	receiver *webhook.Receiver
 
-	limits   config.Serve          // the serve: block, defaults filled
-	accounts *tokenbroker.Accounts // kept across reloads: a reload does not reset a vendor's count
+	limits      config.Serve          // the serve: block, defaults filled
+	accounts    *tokenbroker.Accounts // kept across reloads: a reload does not reset a vendor's count
+	tenantCalls tenantCalls           // proxied calls per MSP tenant
 
 	sessions   sessions
 	traffic    *traffic
@@ -138,10 +139,19 @@ func (s *Server) setWebhookRoutes(cfg *config.Config) error {
 }
 
 // served records a proxied request for the metrics and the dashboard.
-func (s *Server) served(profile string, status int) {
+func (s *Server) served(profile, tenant string, status int) {
 	s.metrics.served(profile, status)
-	rem, _, known := s.Broker().Quota(profile)
-	s.traffic.add(profile, time.Now(), rem, known)
+	b := s.Broker()
+	rem, _, known := b.Quota(profile)
+	now := time.Now()
+	s.traffic.add(profile, now, rem, known)
+	if tenant != "" {
+		// By its id, however the caller named it (the list is in memory).
+		if _, t, err := b.Tenant(context.Background(), profile+"/"+tenant); err == nil {
+			s.metrics.tenantServed(profile, t.ID)
+			s.tenantCalls.add(profile, t.ID, now)
+		}
+	}
 }
 
 // Broker is the broker of the current configuration.
@@ -355,7 +365,19 @@ func (s *Server) tenants(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	body := map[string]any{"profile": name, "tenants": append([]config.Tenant{}, list...)}
+	type row struct {
+		config.Tenant
+		Calls    int64  `json:"calls"`               // proxied calls since serve started
+		LastCall string `json:"last_call,omitempty"` // the last one's time
+	}
+	rows := make([]row, len(list))
+	for i, t := range list {
+		rows[i].Tenant = t
+		if n, last := s.tenantCalls.get(name, t.ID); n > 0 {
+			rows[i].Calls, rows[i].LastCall = n, last.UTC().Format(time.RFC3339)
+		}
+	}
+	body := map[string]any{"profile": name, "tenants": rows}
 	if !at.IsZero() {
 		body["discovered_at"] = at.UTC().Format(time.RFC3339)
 	}

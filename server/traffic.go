@@ -83,3 +83,40 @@ func (t *traffic) snapshot(profile string, now time.Time) (perSecond []float64, 
 	}
 	return
 }
+
+// tenantCalls counts proxied calls per MSP tenant, with the last one's
+// time, for GET /v1/profiles/{p}/tenants.
+type tenantCalls struct {
+	mu sync.Mutex
+	m  map[[2]string]*tenantCount // {profile, tenant id}
+}
+
+type tenantCount struct {
+	n    int64
+	last time.Time
+}
+
+func (c *tenantCalls) add(profile, id string, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[[2]string]*tenantCount{}
+	}
+	k := [2]string{profile, id}
+	tc := c.m[k]
+	if tc == nil {
+		tc = &tenantCount{}
+		c.m[k] = tc
+	}
+	tc.n++
+	tc.last = now
+}
+
+func (c *tenantCalls) get(profile, id string) (int64, time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if tc := c.m[[2]string{profile, id}]; tc != nil {
+		return tc.n, tc.last
+	}
+	return 0, time.Time{}
+}

@@ -104,6 +104,25 @@ func TestMSPTenantsEndToEnd(t *testing.T) {
 	if after, _ := p.set.Aruba.APIStats(); after != before+1 {
 		t.Errorf("%d calls reached the vendor for one accepted call", after-before)
 	}
+	// The calls per tenant, by id however the caller named the tenant.
+	proxied(globex)
+	var listed struct {
+		Tenants []struct {
+			ID       string `json:"id"`
+			Calls    int    `json:"calls"`
+			LastCall string `json:"last_call"`
+		} `json:"tenants"`
+	}
+	_, body, _ = rep.get("/v1/profiles/aruba/tenants")
+	json.Unmarshal([]byte(body), &listed)
+	for _, tn := range listed.Tenants {
+		if want := map[string]int{acme: 0, globex: 2}[tn.ID]; tn.Calls != want || (want > 0) != (tn.LastCall != "") {
+			t.Errorf("tenant %s: %d calls (last %q), want %d", tn.ID, tn.Calls, tn.LastCall, want)
+		}
+	}
+	if _, metrics, _ := rep.get("/metrics"); !strings.Contains(metrics, `tokenbroker_tenant_requests_total{profile="aruba",tenant="`+globex+`"} 2`) {
+		t.Errorf("no per-tenant counter in /metrics")
+	}
 }
 
 // `tenants: discover` asks Aruba's MSP API for the customers, 50 a call,
@@ -159,4 +178,25 @@ func TestMSPTenantsDiscovered(t *testing.T) {
 		t.Fatalf("proxy for a discovered tenant: %v %v", resp, err)
 	}
 	resp.Body.Close()
+}
+
+// RUCKUS One delegation works the same way: the MSP's one token, the
+// tenant in x-rks-tenantid.
+func TestRuckusDelegatedTenants(t *testing.T) {
+	p := newProc(t, nil)
+	cfg, _ := os.ReadFile(p.config)
+	cfg = []byte(strings.Replace(string(cfg), "    provider: ruckus-one\n",
+		"    provider: ruckus-one\n    tenants: [{id: delegated-0002, name: branch}, {id: delegated-0300, name: hq}]\n", 1))
+	os.WriteFile(p.config, cfg, 0o644)
+	if h := mustOK(t, p.run(t, "header", "ruckus/hq")).stdout; !strings.Contains(h, "x-rks-tenantid: delegated-0300\n") {
+		t.Errorf("header ruckus/hq:\n%s", h)
+	}
+	for _, tenant := range []string{"branch", "delegated-0300"} {
+		if r := p.run(t, "curl", "ruckus/"+tenant, "/venues"); r.code != 0 {
+			t.Errorf("curl ruckus/%s: %+v", tenant, r)
+		}
+	}
+	if r := p.run(t, "curl", "ruckus/delegated-0299", "/venues"); r.code != 2 {
+		t.Errorf("a delegated tenant the profile was not given: %+v", r)
+	}
 }
