@@ -217,6 +217,16 @@ type uiProfile struct {
 	Rate           []float64 `json:"rate"`  // requests/s per minute over the last hour
 	Quota          []int     `json:"quota"` // daily quota left per minute (-1 unknown)
 	Webhooks       []string  `json:"webhooks,omitempty"`
+	// Tenants are an MSP profile's, who share its token and its budget.
+	Tenants []uiTenant `json:"tenants,omitempty"`
+}
+
+// uiTenant is one tenant of an MSP profile, with its proxied calls.
+type uiTenant struct {
+	ID       string `json:"id"`
+	Name     string `json:"name,omitempty"`
+	Calls    int64  `json:"calls"`
+	LastCall string `json:"last_call,omitempty"`
 }
 
 // uiTimeline is one profile's past and next 24 h.
@@ -272,6 +282,15 @@ func (s *Server) uiState(ctx context.Context, sess session) (*uiStateDoc, error)
 			p.QuotaRemaining, p.QuotaLimit = &rem, &limit
 		}
 		p.Rate, p.Quota = s.traffic.snapshot(row.Profile, now)
+		if list, _, err := b.Tenants(ctx, row.Profile); err == nil {
+			for _, t := range list {
+				ut := uiTenant{ID: t.ID, Name: t.Name}
+				if n, last := s.tenantCalls.get(row.Profile, t.ID); n > 0 {
+					ut.Calls, ut.LastCall = n, last.UTC().Format(time.RFC3339)
+				}
+				p.Tenants = append(p.Tenants, ut)
+			}
+		}
 		doc.Profiles = append(doc.Profiles, p)
 		doc.Timeline = append(doc.Timeline, timeline(row, byProfile[row.Profile], now))
 	}

@@ -2,6 +2,10 @@ package server
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +16,10 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/tokenbroker/tokenbroker"
+	"github.com/tokenbroker/tokenbroker/config"
+	"github.com/tokenbroker/tokenbroker/emulator"
 )
 
 // chromium finds Debian's Chromium; without it the browser tests skip,
@@ -154,4 +162,134 @@ func TestDashboardInABrowser(t *testing.T) {
 	if err != nil || status != 403 {
 		t.Errorf("an action without the CSRF token: %d %v, want 403", status, err)
 	}
+}
+
+// TestDashboardHoldsHundredsOfRows: 21 profiles, one in error with a long
+// message, and an MSP with 500 tenants, at 1280 px. Every column stays on
+// the screen, every badge has its word in a colour of its own, the tenants
+// are grouped under their MSP (collapsed until asked), and the filter box
+// and the state filter find a tenant or a state.
+func TestDashboardHoldsHundredsOfRows(t *testing.T) {
+	ctx := browser(t)
+	set, err := emulator.Start("127.0.0.1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(set.Close)
+	long := strings.Repeat("the identity provider could not complete the request because its upstream directory timed out; ", 4)
+	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		json.NewEncoder(w).Encode(map[string]string{"error": "temporarily_unavailable", "error_description": long})
+	}))
+	t.Cleanup(broken.Close)
+	var tenants []config.Tenant
+	for i := range 500 {
+		tenants = append(tenants, config.Tenant{ID: fmt.Sprintf("%032x", 0x7e000+i), Name: fmt.Sprintf("customer-%03d", i+1)})
+	}
+	cfg := &config.Config{State: "sqlite:" + filepath.Join(t.TempDir(), "state.db"), Profiles: map[string]*config.Profile{
+		"msp": {Provider: "aruba-central", BaseURL: set.URLs["aruba-central"], ClientID: config.Secret(set.Aruba.ClientID),
+			ClientSecret: config.Secret(set.Aruba.ClientSecret), Tenants: config.Tenants{List: tenants}},
+		"broken": {Provider: "oauth2", TokenURL: broken.URL + "/token", ClientID: "app", ClientSecret: "s3cret"},
+	}}
+	for i := range 19 {
+		cfg.Profiles[fmt.Sprintf("site-%02d", i+1)] = &config.Profile{Provider: "static", APIKey: config.Secret(fmt.Sprintf("key-%02d", i))}
+	}
+	for n, p := range cfg.Profiles {
+		p.Name = n
+	}
+	st, err := tokenbroker.OpenStore(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	srv, err := New(cfg, Options{Store: st, APIKey: testKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bctx := context.Background()
+	if _, err := srv.Broker().Import(bctx, "msp", set.Aruba.IssueOfflineToken(), tokenbroker.ImportOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	srv.Broker().Token(bctx, "broken", tokenbroker.TokenOptions{}) // fails: the profile shows its error
+	front := serveFront(t, srv)
+
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	eval := func(expr string) int {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[int](expr))
+		must(err)
+		return v
+	}
+	must(chromedp.Do(ctx, chromedp.EmulateViewport(1280, 900),
+		chromedp.Navigate(front.URL), chromedp.WaitVisible("#key"),
+		chromedp.SetValue("#key", testKey), chromedp.Submit("#login"),
+		chromedp.WaitVisible(`tr[data-profile="broken"]`)))
+	if n := eval(`document.querySelectorAll("#profiles tbody tr[data-profile]").length`); n != 21 {
+		t.Errorf("%d profile rows, want 21", n)
+	}
+	if n := eval(`document.querySelectorAll("#profiles tr.tenant").length`); n != 0 {
+		t.Errorf("%d tenant rows before the MSP is opened, want 0 (collapsed)", n)
+	}
+	// Nothing runs off the screen: the table fits the section, which fits
+	// the window, and no cell sticks out.
+	fits := `(() => {
+		const w = document.documentElement.clientWidth;
+		if (document.documentElement.scrollWidth > w + 1) return 1;
+		const sc = document.querySelector("#profiles").parentElement;
+		if (sc.scrollWidth > sc.clientWidth + 1) return 2;
+		for (const c of document.querySelectorAll("#profiles th, #profiles td")) if (c.getBoundingClientRect().right > w + 1) return 3;
+		return 0; })()`
+	if why := eval(fits); why != 0 {
+		t.Errorf("the profiles table does not fit 1280 px (check %d)", why)
+	}
+	// Every badge says its state, in a colour that is not its background.
+	badges := `[...document.querySelectorAll("#profiles .state")].filter(b => !b.textContent.trim() || getComputedStyle(b).color === getComputedStyle(b).backgroundColor).length`
+	if n := eval(badges); n != 0 {
+		t.Errorf("%d badges without a readable word", n)
+	}
+	if s, err := chromedp.Run(ctx, chromedp.Text(`tr[data-profile="broken"] .state`)); err != nil || strings.TrimSpace(s) != "error" {
+		t.Errorf("the broken profile's badge: %q %v", s, err)
+	}
+	// The long error is cut to two lines, and whole on demand.
+	clipped := `(() => { const s = document.querySelector('tr[data-profile="broken"] details summary'); return s ? Math.round(s.getBoundingClientRect().height) : -1; })()`
+	if h := eval(clipped); h < 0 || h > 60 {
+		t.Errorf("the long error takes %d px before it is opened, want two lines", h)
+	}
+	must(chromedp.Do(ctx, chromedp.Click(`tr[data-profile="broken"] details summary`)))
+	if h := eval(clipped); h <= 60 {
+		t.Errorf("the long error opened is %d px high: not the whole text", h)
+	}
+
+	// Open the MSP: its 500 tenants, still within the screen.
+	must(chromedp.Do(ctx, chromedp.Click(`tr[data-profile="msp"] button.toggle`)))
+	if n := eval(`document.querySelectorAll("#profiles tr.tenant").length`); n != 500 {
+		t.Errorf("%d tenant rows once opened, want 500", n)
+	}
+	if why := eval(fits); why != 0 {
+		t.Errorf("with 500 tenants the table does not fit 1280 px (check %d)", why)
+	}
+	opened, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	must(err)
+	must(os.WriteFile(filepath.Join(artifacts(t), "dashboard-msp-open.png"), opened, 0o644))
+	must(chromedp.Do(ctx, chromedp.Click(`tr[data-profile="msp"] button.toggle`)))
+
+	// The filter finds one tenant, by name, collapsed MSP or not.
+	must(chromedp.Do(ctx, chromedp.SendKeys("#filter", "customer-042")))
+	if n, m := eval(`document.querySelectorAll("#profiles tr.tenant").length`), eval(`document.querySelectorAll("#profiles tr[data-profile]").length`); n != 1 || m != 1 {
+		t.Errorf("filter customer-042: %d tenant rows under %d profiles, want 1 under 1", n, m)
+	}
+	eval(`(() => { const f = document.querySelector("#filter"); f.value = ""; f.dispatchEvent(new Event("input"));
+		const s = document.querySelector("#state-filter"); s.value = "error"; s.dispatchEvent(new Event("change")); return 0; })()`)
+	if n := eval(`document.querySelectorAll("#profiles tr[data-profile]").length`); n != 1 {
+		t.Errorf("state filter error: %d rows, want 1", n)
+	}
+	shot, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	must(err)
+	must(os.WriteFile(filepath.Join(artifacts(t), "dashboard-500-tenants.png"), shot, 0o644))
 }

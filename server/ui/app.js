@@ -81,25 +81,73 @@ function richText(msg) {
   return f;
 }
 
+const open = new Set(); // MSP profiles whose tenants are shown
+
+const shownWhole = new Set(); // long messages opened, kept open across polls
+
+// longText shows a long message in two lines, the whole of it on demand.
+function longText(msg, key) {
+  if (!msg) return "–";
+  if (msg.length <= 90) return richText(msg);
+  const d = el("details", { ontoggle: () => { if (d.open) shownWhole.add(key); else shownWhole.delete(key); } },
+    el("summary", { title: "show the whole message" }, richText(msg)));
+  d.open = shownWhole.has(key);
+  return d;
+}
+
+function profileRow(p) {
+  const actions = el("td", { class: "actions" }, el("div", {},
+    el("button", { type: "button", "aria-label": "Refresh " + p.profile, onclick: () => act(`/ui/profiles/${encodeURIComponent(p.profile)}/refresh`, "refresh " + p.profile) }, "Refresh"),
+    el("button", { type: "button", class: "quiet", "aria-label": "Revoke " + p.profile, onclick: () => confirmRevoke(p.profile) }, "Revoke"),
+    ...(p.webhooks || []).map((w) => el("button", { type: "button", class: "quiet", "aria-label": `Rotate webhook ${w} token of ${p.profile}`,
+      onclick: () => act(`/ui/profiles/${encodeURIComponent(p.profile)}/webhooks/${encodeURIComponent(w)}/rotate`, "rotate " + w) }, "Rotate " + w))));
+  const name = el("th", { scope: "row" }, p.profile);
+  if (p.tenants && p.tenants.length) {
+    const isOpen = open.has(p.profile);
+    name.append(el("button", { type: "button", class: "toggle", "aria-expanded": String(isOpen), "aria-label": `${isOpen ? "Hide" : "Show"} the ${p.tenants.length} tenants of ${p.profile}`,
+      onclick: () => { if (open.has(p.profile)) open.delete(p.profile); else open.add(p.profile); renderProfiles(); } },
+      `${isOpen ? "▾" : "▸"} ${p.tenants.length} tenants`));
+  }
+  const account = [p.vendor, p.region, p.tenant].filter(Boolean).join(" · ");
+  return el("tr", { "data-profile": p.profile },
+    name,
+    el("td", {}, el("span", { class: "state " + stateClass(p.state) }, p.state)),
+    el("td", { class: "countdown", "data-at": p.expires_at || "" }, until(p.expires_at)),
+    el("td", { class: "countdown", "data-at": p.refresh_token_expires_at || "" }, until(p.refresh_token_expires_at)),
+    el("td", { class: "wrap-short" }, account || "–"),
+    el("td", {}, ago(p.last_refresh)),
+    el("td", { class: "wrap" }, longText(p.last_error, p.profile)),
+    el("td", { class: "wrap" }, p.next_action ? richText(p.next_action) : "–"),
+    actions);
+}
+
+function tenantRow(p, t) {
+  const calls = t.calls ? `${t.calls} calls, last ${ago(t.last_call)}` : "no calls yet";
+  return el("tr", { class: "tenant", "data-tenant": t.id, "data-msp": p.profile },
+    el("th", { scope: "row" }, t.name || t.id),
+    el("td", { colspan: 8 }, el("code", {}, t.id), ` · ${calls} · the token and budget of ${p.profile}`));
+}
+
+const matches = (s, q) => (s || "").toLowerCase().includes(q);
+
 function renderProfiles() {
-  const tb = $("#profiles tbody");
-  tb.replaceChildren(...state.profiles.map((p) => {
-    const actions = el("td", { class: "actions" },
-      el("button", { type: "button", "aria-label": "Refresh " + p.profile, onclick: () => act(`/ui/profiles/${encodeURIComponent(p.profile)}/refresh`, "refresh " + p.profile) }, "Refresh"),
-      el("button", { type: "button", class: "quiet", "aria-label": "Revoke " + p.profile, onclick: () => confirmRevoke(p.profile) }, "Revoke"),
-      ...(p.webhooks || []).map((w) => el("button", { type: "button", class: "quiet", "aria-label": `Rotate webhook ${w} token of ${p.profile}`,
-        onclick: () => act(`/ui/profiles/${encodeURIComponent(p.profile)}/webhooks/${encodeURIComponent(w)}/rotate`, "rotate " + w) }, "Rotate " + w)));
-    return el("tr", { "data-profile": p.profile },
-      el("th", { scope: "row" }, p.profile),
-      el("td", {}, el("span", { class: "state " + stateClass(p.state) }, p.state)),
-      el("td", { class: "countdown", "data-at": p.expires_at || "" }, until(p.expires_at)),
-      el("td", { class: "countdown", "data-at": p.refresh_token_expires_at || "" }, until(p.refresh_token_expires_at)),
-      el("td", { class: "wrap-short" }, p.vendor || ""), el("td", {}, p.region || "–"), el("td", {}, p.tenant || "–"),
-      el("td", {}, ago(p.last_refresh)),
-      el("td", { class: "wrap" }, p.last_error || "–"),
-      el("td", { class: "wrap" }, p.next_action ? richText(p.next_action) : "–"),
-      actions);
-  }));
+  const q = $("#filter").value.trim().toLowerCase(), st = $("#state-filter").value;
+  const rows = [];
+  let shownProfiles = 0, shownTenants = 0;
+  for (const p of state.profiles) {
+    if (st && p.state !== st) continue;
+    const byName = !q || matches(p.profile, q);
+    const hits = q && p.tenants ? p.tenants.filter((t) => matches(t.name, q) || matches(t.id, q)) : [];
+    if (!byName && !hits.length) continue;
+    rows.push(profileRow(p));
+    shownProfiles++;
+    // Tenants show when their MSP is opened, or when the filter finds them.
+    const tenants = open.has(p.profile) ? (byName ? p.tenants : hits) : (byName ? [] : hits);
+    for (const t of tenants) rows.push(tenantRow(p, t));
+    shownTenants += tenants.length;
+  }
+  $("#profiles tbody").replaceChildren(...rows);
+  $("#shown").textContent = `showing ${shownProfiles} of ${state.profiles.length} profiles` + (shownTenants ? `, ${shownTenants} tenants` : "");
   const counts = {};
   for (const p of state.profiles) counts[p.state] = (counts[p.state] || 0) + 1;
   $("#summary").textContent = Object.entries(counts).map(([k, v]) => `${v} ${k}`).join(" · ");
@@ -145,8 +193,9 @@ function renderRates() {
     const used = p.quota_limit != null ? p.quota_limit - p.quota_remaining : null;
     const rate = sparkline(p.rate, p.limit_per_second, "#2f6fdb");
     rate.setAttribute("aria-label", `${p.profile} requests per second over the last hour`);
+    const shared = p.tenants && p.tenants.length ? ` (shared by its ${p.tenants.length} tenants)` : "";
     const card = el("div", { class: "card" }, el("h3", {}, p.profile),
-      el("p", {}, `${last.toFixed(2)} req/s` + (p.limit_per_second ? ` of ${p.limit_per_second}/s allowed` : " (no known limit)")), rate,
+      el("p", {}, `${last.toFixed(2)} req/s` + (p.limit_per_second ? ` of ${p.limit_per_second}/s allowed` : " (no known limit)") + shared), rate,
       el("p", {}, used != null ? `daily quota: ${used} used, ${p.quota_remaining} left of ${p.quota_limit}` : "daily quota: not reported yet"));
     if (p.quota.some((v) => v >= 0)) {
       const q = sparkline(p.quota, p.quota_limit, "#146c2e");
@@ -190,6 +239,8 @@ setInterval(() => {
 }, 1000);
 
 for (const id of ["#audit-profile", "#audit-outcome"]) $(id).addEventListener("change", renderAudit);
+$("#filter").addEventListener("input", () => state && renderProfiles());
+$("#state-filter").addEventListener("change", () => state && renderProfiles());
 $("#hooks-outcome").addEventListener("change", renderHooks);
 $("#logout").addEventListener("submit", async (ev) => {
   ev.preventDefault();
