@@ -61,7 +61,10 @@ type options struct {
 	out          string
 	profileProxy string
 	profileToken string
-	startupRuns  int // whole-process runs of each command in the start-up section
+	startupRuns  int           // whole-process runs of each command in the start-up section
+	mspTenants   int           // tenants of the MSP in the MSP section
+	mspProxied   int           // tenants calling through the proxy at once
+	mspFor       time.Duration // how long they call
 }
 
 func main() {
@@ -73,6 +76,9 @@ func main() {
 	flag.IntVar(&o.callers, "callers", 1000, "concurrent callers for the token-requests-per-lifetime check")
 	flag.IntVar(&o.lifetime, "lifetime", 2, "token lifetime in seconds of the per-lifetime check (it runs three)")
 	flag.IntVar(&o.startupRuns, "startup-runs", 300, "whole-process runs of each command in the CLI start-up section")
+	flag.IntVar(&o.mspTenants, "msp-tenants", 1000, "tenants of the MSP in the MSP section")
+	flag.IntVar(&o.mspProxied, "msp-proxied", 100, "tenants calling through the proxy at once in the MSP section")
+	flag.DurationVar(&o.mspFor, "msp-for", 60*time.Second, "how long the MSP's tenants call through the proxy")
 	flag.StringVar(&o.out, "out", "docs/performance.md", "where to write the report (- for stdout only)")
 	flag.StringVar(&o.profileProxy, "profile-proxy", "", "only load the proxy, writing a CPU profile of the run to this file")
 	flag.StringVar(&o.profileToken, "profile-token", "", "only load the token API, writing a CPU profile of the run to this file")
@@ -225,6 +231,9 @@ func run(o options) error {
 
 	rep.section("Token requests per lifetime", "")
 	rep.printf("%s.\n", perLifetime(o.callers, o.lifetime, dir))
+
+	rep.section("MSP tenants", "One MSP profile whose tenants share its token and its rate limit (`go run ./bench -msp-tenants N -msp-for D`).")
+	mspTenants(rep, dir, o.mspTenants, o.callers, o.lifetime, o.mspProxied, o.mspFor)
 
 	means, cmds, err := startup(dir, up.url+"/token", o.startupRuns)
 	if err != nil {
