@@ -32,6 +32,11 @@ type ProfileStatus struct {
 	LastError        string     `json:"last_error,omitempty"`
 	LastErrorClass   string     `json:"last_error_class,omitempty"`
 	NextAction       string     `json:"next_action,omitempty"`
+	// Tenants is how many tenants an MSP profile has (they share its
+	// token and its budget: the quota below, as this process last heard).
+	Tenants        int  `json:"tenants,omitempty"`
+	QuotaRemaining *int `json:"quota_remaining,omitempty"`
+	QuotaLimit     *int `json:"quota_limit,omitempty"`
 }
 
 // statusEvents is how far back `status` looks for the last refresh and error.
@@ -128,6 +133,12 @@ func (b *Broker) Status(ctx context.Context) ([]ProfileStatus, error) {
 			}
 		}
 		s.NextAction = nextAction(name, s.State, d)
+		if list, _, err := b.Tenants(ctx, name); err == nil {
+			s.Tenants = len(list)
+		}
+		if rem, limit, ok := b.Quota(name); ok {
+			s.QuotaRemaining, s.QuotaLimit = &rem, &limit
+		}
 		out = append(out, s)
 	}
 	return out, nil

@@ -212,8 +212,6 @@ type uiProfile struct {
 	Region         string    `json:"region,omitempty"`
 	Tenant         string    `json:"tenant,omitempty"`
 	LimitPerSecond float64   `json:"limit_per_second,omitempty"`
-	QuotaRemaining *int      `json:"quota_remaining,omitempty"`
-	QuotaLimit     *int      `json:"quota_limit,omitempty"`
 	Rate           []float64 `json:"rate"`  // requests/s per minute over the last hour
 	Quota          []int     `json:"quota"` // daily quota left per minute (-1 unknown)
 	Webhooks       []string  `json:"webhooks,omitempty"`
@@ -277,9 +275,6 @@ func (s *Server) uiState(ctx context.Context, sess session) (*uiStateDoc, error)
 		}
 		if pr, err := b.Provider(row.Profile); err == nil {
 			p.LimitPerSecond = pr.Describe().Limits.PerSecond
-		}
-		if rem, limit, ok := b.Quota(row.Profile); ok {
-			p.QuotaRemaining, p.QuotaLimit = &rem, &limit
 		}
 		p.Rate, p.Quota = s.traffic.snapshot(row.Profile, now)
 		if list, _, err := b.Tenants(ctx, row.Profile); err == nil {

@@ -29,7 +29,11 @@ func (a *app) statusCommand() *cobra.Command {
 			w := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
 			fmt.Fprintln(w, "PROFILE\tVENDOR\tSTATE\tEXPIRES IN\tREFRESH TOKEN EXPIRES IN\tLAST REFRESH\tLAST ERROR\tNEXT")
 			for _, r := range rows {
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Profile, r.Vendor, r.State,
+				vendor := r.Vendor
+				if r.Tenants > 0 {
+					vendor += fmt.Sprintf(" (MSP, %d tenants)", r.Tenants)
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Profile, vendor, r.State,
 					until(r.ExpiresAt), until(r.RefreshExpiresAt), ago(r.LastRefresh), short(r.LastError), r.NextAction)
 			}
 			return w.Flush()

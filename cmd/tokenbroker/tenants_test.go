@@ -37,6 +37,9 @@ func TestMSPTenantsEndToEnd(t *testing.T) {
 	if out := mustOK(t, p.run(t, "curl", "aruba/globex", "/monitoring/v1/aps")).stdout; !strings.Contains(out, `"aps"`) {
 		t.Errorf("curl aruba/globex: %s", out)
 	}
+	if out := mustOK(t, p.run(t, "status")).stdout; !strings.Contains(out, "Aruba Central (MSP, 2 tenants)") {
+		t.Errorf("status does not show the MSP's tenants:\n%s", out)
+	}
 	if r := p.run(t, "inspect", "aruba/acme", "--json"); r.code != 0 || !strings.Contains(r.stdout, `"tenant_header": "TenantID"`) {
 		t.Errorf("inspect aruba/acme: %+v", r)
 	}
