@@ -27,6 +27,10 @@ type Config struct {
 	State    string              `yaml:"state"`
 	Key      Secret              `yaml:"key"`
 	Profiles map[string]*Profile `yaml:"profiles"`
+	// Clients are the consumers of `serve` with keys of their own, each
+	// with only the access it needs; the broker key stays the
+	// administrator's.
+	Clients map[string]*Client `yaml:"clients"`
 	// Serve bounds what callers of `serve` may hold; zero fields take the
 	// defaults (DefaultServe).
 	Serve Serve `yaml:"serve"`
@@ -351,6 +355,9 @@ func Parse(data []byte) (*Config, error) {
 	}
 	if c.Profiles == nil {
 		c.Profiles = map[string]*Profile{}
+	}
+	if err := c.checkClients(); err != nil {
+		return nil, err
 	}
 	c.src = &source{data: data}
 	for name, p := range c.Profiles {

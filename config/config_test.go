@@ -205,3 +205,41 @@ func TestDiscoveredTenantsKeepTheirIDs(t *testing.T) {
 		t.Errorf("Discovered = %v, want %v", got, want)
 	}
 }
+
+// Clients that could not work as written are config errors naming them.
+func TestClientsRefusedWhenMalformed(t *testing.T) {
+	for _, c := range []struct{ client, want string }{
+		{"{key: k, profiles: [a], may: admin}", `may: "admin", want proxy or token`},
+		{"{key: k}", "`profiles:` is empty"},
+		{"{key: k, profiles: ['[']}", "not a valid pattern"},
+		{"{key: k, profiles: [a], methods: [get]}", "upper-case HTTP method"},
+		{"{key: k, profiles: [a], paths: [monitoring]}", "want a path prefix"},
+		{"{key: k, profiles: [a], paths: [/a/../b]}", "want a path prefix"},
+	} {
+		_, err := Parse([]byte("clients:\n  job: " + c.client + "\nprofiles:\n  a: {provider: static, api_key: x}\n"))
+		if err == nil || !strings.Contains(err.Error(), "clients.job") || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want %q", c.client, err, c.want)
+		}
+	}
+	cfg, err := Parse([]byte("clients:\n  job: {key: short, profiles: [a, 'nope-*']}\nprofiles:\n  a: {provider: static, api_key: x}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cfg.Clients["job"].KeyHashes(); err == nil || !strings.Contains(err.Error(), "at least 16") {
+		t.Errorf("a short key: %v", err)
+	}
+	if w := cfg.UnmatchedPatterns(); len(w) != 1 || !strings.Contains(w[0], `"nope-*" matches no profile`) {
+		t.Errorf("unmatched patterns: %q", w)
+	}
+	if cfg.Clients["job"].May != MayProxy {
+		t.Errorf("may defaults to %q, want proxy", cfg.Clients["job"].May)
+	}
+	for _, c := range []struct {
+		p, prefix string
+		want      bool
+	}{{"/monitoring/v1/aps", "/monitoring/", true}, {"/monitoring", "/monitoring", true}, {"/monitoringx/v1", "/monitoring/", false}, {"/a", "/", true}} {
+		if got := UnderPath(c.p, c.prefix); got != c.want {
+			t.Errorf("UnderPath(%q, %q) = %v", c.p, c.prefix, got)
+		}
+	}
+}

@@ -107,7 +107,7 @@ func (o *oauthProvider) Describe() Description {
 		}
 	}
 	return Description{
-		Vendor: o.v.Display, APIBase: o.apiBase, Limits: l, TenantHeader: o.v.TenantHeader, Tenants: o.v.Tenants,
+		Vendor: o.v.Display, APIBase: o.apiBase, Limits: l, TenantHeader: o.v.TenantHeader, Tenants: o.v.Tenants, CredentialPaths: o.v.CredentialPaths,
 		Refreshable: o.v.Refreshable, RefreshIdle: o.v.RefreshIdle,
 		Interactive:     !o.reobtainable(),
 		RefreshFallback: o.v.RefreshFallback || (o.p.RefreshFallback != nil && *o.p.RefreshFallback),

@@ -41,8 +41,11 @@ type Description struct {
 	TenantHeader string
 	// Tenants lists an MSP's tenants; nil when the vendor's API cannot.
 	Tenants *TenantDirectory
-	APIBase string // the upstream the proxy and `curl` may reach; may be empty
-	Limits  Limits
+	// CredentialPaths are API paths that hand out credentials (segment
+	// patterns, see Vendor.CredentialPaths).
+	CredentialPaths []string
+	APIBase         string // the upstream the proxy and `curl` may reach; may be empty
+	Limits          Limits
 	// Refreshable means the vendor issues refresh tokens, which must be
 	// kept alive (RefreshIdle) and never re-obtained while they work.
 	Refreshable bool

@@ -38,6 +38,10 @@ type Vendor struct {
 	RefreshIdle     time.Duration // refresh tokens die when unused this long
 	Header          string        // how the token is attached
 	TenantHeader    string        // header carrying delegate_tenant, "" when none
+	// CredentialPaths are the vendor API paths that hand out or change
+	// credentials (token, login, webhook signing tokens), as segment
+	// patterns: a client that may only call the proxy is refused them.
+	CredentialPaths []string
 	// Tenants lists an MSP's tenants through the vendor's API (`tenants:
 	// discover`); nil where the API documents no such call.
 	Tenants  *TenantDirectory
@@ -79,6 +83,7 @@ var vendors = map[string]*Vendor{
 			"apac-south1": sameHost("apigw-apacsouth.central.arubanetworks.com"),
 		},
 		TokenPath:       "/oauth2/token",
+		CredentialPaths: []string{"/oauth2", "/central/v1/webhooks/*/token"},
 		ClientAuth:      oauth2.AuthStyleInParams,
 		RefreshInQuery:  true,
 		Refreshable:     true,
@@ -100,13 +105,14 @@ var vendors = map[string]*Vendor{
 			"eu":   {TokenHost: "eu.ruckus.cloud", APIHost: "api.eu.ruckus.cloud"},
 			"asia": {TokenHost: "asia.ruckus.cloud", APIHost: "api.asia.ruckus.cloud"},
 		},
-		TokenPath:    "/oauth2/token/{tenant_id}",
-		ClientAuth:   oauth2.AuthStyleInParams,
-		PrimaryGrant: "client_credentials",
-		Header:       bearer,
-		TenantHeader: "x-rks-tenantid",
-		Required:     []string{"client_id", "client_secret", "tenant_id"},
-		RejectHint:   "check client_id, client_secret and tenant_id of the Application Token in RUCKUS One",
+		TokenPath:       "/oauth2/token/{tenant_id}",
+		CredentialPaths: []string{"/oauth2"},
+		ClientAuth:      oauth2.AuthStyleInParams,
+		PrimaryGrant:    "client_credentials",
+		Header:          bearer,
+		TenantHeader:    "x-rks-tenantid",
+		Required:        []string{"client_id", "client_secret", "tenant_id"},
+		RejectHint:      "check client_id, client_secret and tenant_id of the Application Token in RUCKUS One",
 	},
 	"ringcentral": {
 		ID: "ringcentral", Display: "RingCentral", RegionKey: "environment", DefaultRegion: "production",
@@ -114,36 +120,39 @@ var vendors = map[string]*Vendor{
 			"production": sameHost("platform.ringcentral.com"),
 			"sandbox":    sameHost("platform.devtest.ringcentral.com"),
 		},
-		TokenPath:    "/restapi/oauth/token",
-		ClientAuth:   oauth2.AuthStyleInHeader,
-		PrimaryGrant: "jwt_bearer",
-		Refreshable:  true,
-		Header:       bearer,
-		Required:     []string{"client_id", "client_secret", "jwt"},
-		RevokePath:   "/restapi/oauth/revoke",
-		RejectHint:   "check the JWT credential and the app's client_id and client_secret in the RingCentral Developer Console",
+		TokenPath:       "/restapi/oauth/token",
+		CredentialPaths: []string{"/restapi/oauth"},
+		ClientAuth:      oauth2.AuthStyleInHeader,
+		PrimaryGrant:    "jwt_bearer",
+		Refreshable:     true,
+		Header:          bearer,
+		Required:        []string{"client_id", "client_secret", "jwt"},
+		RevokePath:      "/restapi/oauth/revoke",
+		RejectHint:      "check the JWT credential and the app's client_id and client_secret in the RingCentral Developer Console",
 	},
 	"workspace-one": {
 		ID: "workspace-one", Display: "Workspace ONE Access",
-		TokenPath:    "/SAAS/auth/oauthtoken",
-		ClientAuth:   oauth2.AuthStyleInHeader,
-		PrimaryGrant: "client_credentials",
-		Refreshable:  true,
-		Header:       bearer,
-		Required:     []string{"client_id", "client_secret", "base_url"},
-		RejectHint:   "check the service client's id and shared secret in Workspace ONE Access (Settings > OAuth 2.0 Management)",
+		TokenPath:       "/SAAS/auth/oauthtoken",
+		CredentialPaths: []string{"/SAAS/auth", "/SAAS/API/1.0/oauth2"},
+		ClientAuth:      oauth2.AuthStyleInHeader,
+		PrimaryGrant:    "client_credentials",
+		Refreshable:     true,
+		Header:          bearer,
+		Required:        []string{"client_id", "client_secret", "base_url"},
+		RejectHint:      "check the service client's id and shared secret in Workspace ONE Access (Settings > OAuth 2.0 Management)",
 	},
 	"greenlake": {
 		ID: "greenlake", Display: "HPE GreenLake", RegionKey: "region", DefaultRegion: "global",
 		Regions: map[string]Region{
 			"global": {TokenHost: "sso.common.cloud.hpe.com", APIHost: "global.api.greenlake.hpe.com"},
 		},
-		TokenPath:    "/as/token.oauth2",
-		ClientAuth:   oauth2.AuthStyleInHeader,
-		PrimaryGrant: "client_credentials",
-		Header:       bearer,
-		Required:     []string{"client_id", "client_secret"},
-		RejectHint:   "check the API client credentials in HPE GreenLake",
+		TokenPath:       "/as/token.oauth2",
+		CredentialPaths: []string{"/as"},
+		ClientAuth:      oauth2.AuthStyleInHeader,
+		PrimaryGrant:    "client_credentials",
+		Header:          bearer,
+		Required:        []string{"client_id", "client_secret"},
+		RejectHint:      "check the API client credentials in HPE GreenLake",
 	},
 }
 

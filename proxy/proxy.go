@@ -23,6 +23,7 @@ import (
 	"github.com/tokenbroker/tokenbroker"
 	"github.com/tokenbroker/tokenbroker/failure"
 	"github.com/tokenbroker/tokenbroker/internal/apipath"
+	"github.com/tokenbroker/tokenbroker/internal/every"
 	"github.com/tokenbroker/tokenbroker/internal/httpx"
 	"github.com/tokenbroker/tokenbroker/store"
 )
@@ -46,7 +47,10 @@ type Handler struct {
 	WriteTimeout time.Duration
 
 	routes atomic.Pointer[routes] // of the current broker only
-	logs   failureLogs            // how often each kind of failure was logged
+	// logs lets one line per kind of failure per 10 s through, with a
+	// count: a replica whose state is gone fails every call alike, and
+	// logging each one wrote 30 MB in 8 s.
+	logs every.Limiter
 }
 
 // routes are the per-profile state of one broker, dropped with it.
@@ -289,7 +293,7 @@ func errorClass(err error) string {
 // fail answers with a JSON error body that says what happened.
 func (h *Handler) fail(w http.ResponseWriter, name string, status int, class, msg string) {
 	if h.Log != nil {
-		if n, ok := h.logs.allow(name+"\x00"+class, time.Now()); ok {
+		if n, ok := h.logs.Allow(name+"\x00"+class, time.Now()); ok {
 			h.Log.Warn("proxy request failed", "profile", name, "status", status, "error", msg, "like_this_since_last", n)
 		}
 	}
@@ -331,45 +335,4 @@ func SplitPath(raw string) (name, rest string, err error) {
 		return "", "", err
 	}
 	return name, rest, nil
-}
-
-// logEvery bounds how often one kind of failure of one profile is logged:
-// a replica whose state is gone fails every call alike, and logging each
-// one wrote 30 MB in 8 s.
-const logEvery = 10 * time.Second
-
-// failureLogs counts failures between the log lines it allows.
-type failureLogs struct {
-	mu   sync.Mutex
-	last map[string]*failureLog
-}
-
-type failureLog struct {
-	at         time.Time
-	suppressed int
-}
-
-// allow says whether a failure of kind key is logged now, and how many of
-// its kind were not logged since the last line.
-func (f *failureLogs) allow(key string, now time.Time) (int, bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.last == nil {
-		f.last = map[string]*failureLog{}
-	}
-	e := f.last[key]
-	if e == nil {
-		if len(f.last) > 10000 { // names are profiles, bounded by the config; be safe anyway
-			clear(f.last)
-		}
-		f.last[key] = &failureLog{at: now}
-		return 0, true
-	}
-	if now.Sub(e.at) < logEvery {
-		e.suppressed++
-		return 0, false
-	}
-	n := e.suppressed
-	e.at, e.suppressed = now, 0
-	return n, true
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/tokenbroker/tokenbroker/clock"
 	"github.com/tokenbroker/tokenbroker/config"
 	"github.com/tokenbroker/tokenbroker/failure"
+	"github.com/tokenbroker/tokenbroker/internal/every"
 	"github.com/tokenbroker/tokenbroker/internal/httpx"
 	"github.com/tokenbroker/tokenbroker/proxy"
 	"github.com/tokenbroker/tokenbroker/refresh"
@@ -57,9 +58,11 @@ type Server struct {
 	hooks    *webhook.Dispatcher // nil when the store keeps no webhook queue
 	receiver *webhook.Receiver
 
-	limits      config.Serve          // the serve: block, defaults filled
-	accounts    *tokenbroker.Accounts // kept across reloads: a reload does not reset a vendor's count
-	tenantCalls tenantCalls           // proxied calls per MSP tenant
+	limits      config.Serve              // the serve: block, defaults filled
+	accounts    *tokenbroker.Accounts     // kept across reloads: a reload does not reset a vendor's count
+	tenantCalls tenantCalls               // proxied calls per MSP tenant
+	clients     atomic.Pointer[clientSet] // the clients' keys, by digest; replaced on reload
+	refusals    every.Limiter             // one audit record per client and rule per 10 s
 
 	sessions   sessions
 	traffic    *traffic
@@ -80,6 +83,11 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	s.accounts = tokenbroker.NewAccounts()
 	s.metrics = newMetrics(clock.Or(opts.Broker.Clock).Now, s.statusRows)
 	s.metrics.shares = s.accounts.Shares
+	cs, err := newClientSet(cfg, s.keyHash)
+	if err != nil {
+		return nil, err
+	}
+	s.clients.Store(cs)
 	s.Reload(cfg)
 	refreshClock := opts.RefreshClock
 	if refreshClock == nil {
@@ -90,13 +98,15 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	s.proxy = &proxy.Handler{Broker: s.Broker, Log: opts.Log, Served: s.served, WriteTimeout: s.limits.WriteTimeout}
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("GET /healthz", s.healthz)
-	s.mux.HandleFunc("GET /readyz", s.auth(s.readyz))
+	// Clients reach /v1/profiles (their own), their token routes and the
+	// proxy (see clients.go); the rest is the administrator's.
+	s.mux.HandleFunc("GET /readyz", s.auth(s.adminOnly(s.readyz)))
 	s.mux.HandleFunc("GET /v1/profiles", s.auth(s.profiles))
-	s.mux.HandleFunc("GET /v1/profiles/{name}/token", s.auth(s.token))
-	s.mux.HandleFunc("GET /v1/profiles/{name}/tenants/{tenant}/token", s.auth(s.token))
+	s.mux.HandleFunc("GET /v1/profiles/{name}/token", s.auth(s.tokenGate(s.token)))
+	s.mux.HandleFunc("GET /v1/profiles/{name}/tenants/{tenant}/token", s.auth(s.tokenGate(s.token)))
 	s.mux.HandleFunc("GET /v1/profiles/{name}/tenants", s.auth(s.tenants))
-	s.mux.HandleFunc("POST /v1/profiles/{name}/refresh", s.auth(s.refresh))
-	s.mux.HandleFunc("GET /metrics", s.auth(s.metrics.handler))
+	s.mux.HandleFunc("POST /v1/profiles/{name}/refresh", s.auth(s.adminOnly(s.refresh)))
+	s.mux.HandleFunc("GET /metrics", s.auth(s.adminOnly(s.metrics.handler)))
 	s.dashboard()
 	if q, ok := opts.Store.(store.Webhooks); ok {
 		now := clock.Or(opts.Broker.Clock).Now
@@ -168,6 +178,14 @@ func (s *Server) Reload(cfg *config.Config) {
 	b := tokenbroker.New(cfg, o)
 	b.JoinLimits()
 	s.broker.Store(b)
+	if cs, err := newClientSet(cfg, s.keyHash); err != nil {
+		s.opts.Log.Error("clients not reloaded, keeping their keys as they were", "error", err)
+	} else {
+		s.clients.Store(cs)
+	}
+	for _, w := range cfg.UnmatchedPatterns() {
+		s.opts.Log.Warn(w)
+	}
 	if s.sched != nil {
 		s.sched.Set(cfg.Names())
 	}
@@ -205,8 +223,8 @@ func (s *Server) Run(ctx context.Context) {
 // too when its path is plain (one clean segment for the name); any other
 // form goes through the mux, which answers it the same way.
 func (s *Server) Handler() http.Handler {
-	proxied := s.auth(s.proxy.ServeHTTP)
-	token := s.auth(s.token)
+	proxied := s.auth(s.proxyGate(s.proxy.ServeHTTP))
+	token := s.auth(s.tokenGate(s.token))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, proxy.Prefix) {
 			proxied(w, r)
@@ -248,18 +266,26 @@ func tokenRoute(r *http.Request) (string, bool) {
 // so it can never be forwarded.
 func (s *Server) auth(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if !s.authorized([]byte(r.Header.Get("Authorization"))) {
-			// The body, if any, is not read: the connection closes after
-			// the answer instead of waiting to drain it.
-			w.Header().Set("Connection", "close")
-			http.NewResponseController(w).SetReadDeadline(time.Now())
-			w.Header().Set("WWW-Authenticate", `Bearer realm="tokenbroker"`)
-			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "unauthorized",
-				"message": "send the broker key as `Authorization: Bearer <key>` (TOKENBROKER_API_KEY or the key file serve named at start)"})
+		v := r.Header.Get("Authorization")
+		if s.authorized([]byte(v)) {
+			r.Header.Del("Authorization")
+			next(w, r)
 			return
 		}
-		r.Header.Del("Authorization")
-		next(w, r)
+		if key, ok := strings.CutPrefix(v, "Bearer "); ok {
+			if c := s.clients.Load().find([]byte(key)); c != nil {
+				r.Header.Del("Authorization")
+				next(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, c)))
+				return
+			}
+		}
+		// The body, if any, is not read: the connection closes after
+		// the answer instead of waiting to drain it.
+		w.Header().Set("Connection", "close")
+		http.NewResponseController(w).SetReadDeadline(time.Now())
+		w.Header().Set("WWW-Authenticate", `Bearer realm="tokenbroker"`)
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "unauthorized",
+			"message": "send the broker key, or a client's key, as `Authorization: Bearer <key>` (TOKENBROKER_API_KEY or the key file serve named at start)"})
 	}
 }
 
@@ -335,7 +361,11 @@ func (s *Server) profiles(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := make([]profileView, 0, len(rows))
+	client := clientOf(r)
 	for _, row := range rows {
+		if client != nil && !client.Covers(row.Profile, nil) && !coversAnyTenant(client, row.Profile) {
+			continue // a client sees its own profiles only
+		}
 		v := profileView{ProfileStatus: row}
 		if prof, err := b.Config().Profile(row.Profile); err == nil {
 			v.Provider = prof.Provider
@@ -370,9 +400,14 @@ func (s *Server) tenants(w http.ResponseWriter, r *http.Request) {
 		Calls    int64  `json:"calls"`               // proxied calls since serve started
 		LastCall string `json:"last_call,omitempty"` // the last one's time
 	}
-	rows := make([]row, len(list))
-	for i, t := range list {
-		rows[i].Tenant = t
+	client := clientOf(r)
+	rows := make([]row, 0, len(list))
+	for _, t := range list {
+		if client != nil && !client.Covers(name, &t) {
+			continue // a client sees the tenants it may use
+		}
+		rows = append(rows, row{Tenant: t})
+		i := len(rows) - 1
 		if n, last := s.tenantCalls.get(name, t.ID); n > 0 {
 			rows[i].Calls, rows[i].LastCall = n, last.UTC().Format(time.RFC3339)
 		}

@@ -73,7 +73,7 @@ func (a *app) rootCommand() *cobra.Command {
 	root.PersistentFlags().StringVar(&a.statePath, "state", "", "state location, overriding the config's `state` (sqlite:PATH)")
 	root.PersistentFlags().StringVar(&a.logLevel, "log-level", "info", "debug, info, warn or error (serve)")
 	root.AddCommand(
-		a.tokenCommand(), a.headerCommand(), a.tenantsCommand(), a.inspectCommand(), a.statusCommand(), a.auditCommand(), a.refreshCommand(),
+		a.tokenCommand(), a.headerCommand(), a.tenantsCommand(), a.clientsCommand(), a.inspectCommand(), a.statusCommand(), a.auditCommand(), a.refreshCommand(),
 		a.loginCommand(), a.importCommand(), a.revokeCommand(),
 		a.serveCommand(), a.curlCommand(), a.execCommand(), a.migrateCommand(), a.webhookCommand(),
 		a.emulateCommand(), a.demoCommand(), a.versionCommand(),

@@ -85,8 +85,13 @@ func (r *replica) get(path string) (int, string, error)  { return r.call(http.Me
 func (r *replica) post(path string) (int, string, error) { return r.call(http.MethodPost, path) }
 
 func (r *replica) call(method, path string) (int, string, error) {
+	return r.callWith(replicaKey, method, path)
+}
+
+// callWith calls with another key than the broker key (a client's).
+func (r *replica) callWith(key, method, path string) (int, string, error) {
 	req, _ := http.NewRequest(method, r.base+path, nil)
-	req.Header.Set("Authorization", "Bearer "+replicaKey)
+	req.Header.Set("Authorization", "Bearer "+key)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0, "", err

@@ -1,0 +1,186 @@
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	tokenbroker "github.com/tokenbroker/tokenbroker"
+	"github.com/tokenbroker/tokenbroker/config"
+	"github.com/tokenbroker/tokenbroker/emulator"
+)
+
+const (
+	proxyKey   = "client-proxy-key-0123456789"
+	readerKey  = "client-reader-key-0123456789"
+	monitorKey = "client-monitor-key-0123456789"
+	hashedKey  = "client-hashed-key-0123456789"
+	acmeKey    = "client-acme-key-0123456789"
+)
+
+// clientsRig is a server with the Aruba and RUCKUS emulators and four
+// clients, each with a different slice of access.
+func clientsRig(t *testing.T, clients map[string]*config.Client) (*Server, string, *emulator.Set) {
+	t.Helper()
+	set, err := emulator.Start("127.0.0.1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(set.Close)
+	cfg := &config.Config{State: "sqlite:" + filepath.Join(t.TempDir(), "state.db"), Clients: clients, Profiles: map[string]*config.Profile{
+		"aruba": {Provider: "aruba-central", BaseURL: set.URLs["aruba-central"], ClientID: config.Secret(set.Aruba.ClientID), ClientSecret: config.Secret(set.Aruba.ClientSecret),
+			Tenants: config.Tenants{List: []config.Tenant{{ID: set.Aruba.Customers[0].ID, Name: "acme"}, {ID: set.Aruba.Customers[1].ID, Name: "globex"}}}},
+		"ruckus": {Provider: "ruckus-one", BaseURL: set.URLs["ruckus-one"], TenantID: set.Ruckus.TenantID,
+			ClientID: config.Secret(set.Ruckus.ClientID), ClientSecret: config.Secret(set.Ruckus.ClientSecret)},
+	}}
+	for n, p := range cfg.Profiles {
+		p.Name = n
+	}
+	for n, c := range cfg.Clients {
+		c.Name = n
+		if c.May == "" {
+			c.May = config.MayProxy
+		}
+	}
+	st, err := tokenbroker.OpenStore(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	srv, err := New(cfg, Options{Store: st, APIKey: testKey})
+	if err != nil {
+		return nil, err.Error(), set
+	}
+	if _, err := srv.Broker().Import(context.Background(), "aruba", set.Aruba.IssueOfflineToken(), tokenbroker.ImportOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return srv, serveFront(t, srv).URL, set
+}
+
+func sha(key string) config.Secret {
+	h := sha256.Sum256([]byte(key))
+	return config.Secret("sha256:" + hex.EncodeToString(h[:]))
+}
+
+// Each client reaches only what its rules give it, before anything is
+// sent: its profiles, tokens only with may: token, its methods and path
+// prefixes, never the vendor's credential endpoints nor the
+// administrator's routes. Every refusal names the client and the rule, and
+// is counted and audited.
+func TestClientsGetOnlyWhatTheyMay(t *testing.T) {
+	srv, base, set := clientsRig(t, map[string]*config.Client{
+		"ansible-a": {Key: proxyKey, Profiles: []string{"aruba"}},
+		"reader":    {Key: readerKey, Profiles: []string{"aruba"}, May: config.MayToken},
+		"monitor":   {Keys: []config.Secret{monitorKey, sha("the-next-key-while-rotating")}, Profiles: []string{"aruba"}, Methods: []string{"GET"}, Paths: []string{"/monitoring/"}},
+		"hashed":    {Key: sha(hashedKey), Profiles: []string{"ruck*"}},
+		"acme-only": {Key: acmeKey, Profiles: []string{"aruba/acme"}, May: config.MayToken},
+	})
+	if srv == nil {
+		t.Fatal(base)
+	}
+	call := func(method, path, key string) (int, string) {
+		t.Helper()
+		path, tenant, _ := strings.Cut(path, "|") // the tenant a proxied call names
+		req, _ := http.NewRequest(method, base+path, nil)
+		req.Header.Set("Authorization", "Bearer "+key)
+		if tenant != "" {
+			req.Header.Set(tokenbroker.TenantHeader, tenant)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var b strings.Builder
+		buf := make([]byte, 8192)
+		for {
+			n, err := resp.Body.Read(buf)
+			b.Write(buf[:n])
+			if err != nil {
+				break
+			}
+		}
+		return resp.StatusCode, b.String()
+	}
+	acceptedBefore, _ := set.Aruba.APIStats()
+	for _, c := range []struct {
+		method, path, key string
+		code              int
+		rule              string // the rule named in a 403
+	}{
+		{"GET", "/v1/profiles/aruba/token", proxyKey, 403, "may"},
+		{"GET", "/v1/profiles/ruckus/token", readerKey, 403, "profiles"},
+		{"GET", "/v1/profiles/aruba/token", readerKey, 200, ""},
+		{"GET", "/proxy/aruba/monitoring/v1/aps", proxyKey, 200, ""},
+		{"GET", "/proxy/ruckus/venues", proxyKey, 403, "profiles"},
+		{"GET", "/proxy/aruba/oauth2/token", proxyKey, 403, "credentials"},
+		{"GET", "/proxy/aruba/central/v1/webhooks/w1/token", proxyKey, 403, "credentials"},
+		{"GET", "/proxy/aruba/monitoring/v1/aps", monitorKey, 200, ""},
+		{"POST", "/proxy/aruba/monitoring/v1/aps", monitorKey, 403, "methods"},
+		{"GET", "/proxy/aruba/monitoringx/v1/aps", monitorKey, 403, "paths"},
+		{"GET", "/proxy/aruba/monitoring%2Fv1/aps", monitorKey, 400, ""}, // the proxy's path rule, before any client rule
+		{"GET", "/proxy/ruckus/venues", hashedKey, 200, ""},
+		{"GET", "/metrics", proxyKey, 403, "admin"},
+		{"GET", "/readyz", readerKey, 403, "admin"},
+		{"POST", "/v1/profiles/aruba/refresh", readerKey, 403, "admin"},
+		{"GET", "/v1/profiles/aruba/token", "not-a-key-of-anyone", 401, ""},
+		// A client given one tenant of an MSP: that tenant, by name or id, and nothing else.
+		{"GET", "/v1/profiles/aruba/tenants/acme/token", acmeKey, 200, ""},
+		{"GET", "/v1/profiles/aruba/tenants/" + set.Aruba.Customers[0].ID + "/token", acmeKey, 200, ""},
+		{"GET", "/v1/profiles/aruba/tenants/globex/token", acmeKey, 403, "profiles"},
+		{"GET", "/v1/profiles/aruba/token", acmeKey, 403, "profiles"},
+		{"GET", "/proxy/aruba/monitoring/v1/aps|acme", acmeKey, 200, ""},
+		{"GET", "/proxy/aruba/monitoring/v1/aps|globex", acmeKey, 403, "profiles"},
+		{"GET", "/proxy/aruba/monitoring/v1/aps", acmeKey, 403, "profiles"},
+	} {
+		code, body := call(c.method, c.path, c.key)
+		if code != c.code || (c.rule != "" && !strings.Contains(body, `"rule":"`+c.rule+`"`)) {
+			t.Errorf("%s %s as %.14s: %d %s, want %d (rule %q)", c.method, c.path, c.key, code, body, c.code, c.rule)
+		}
+		if code == 403 && !strings.Contains(body, "clients.") && !strings.Contains(body, "broker key") {
+			t.Errorf("%s %s: the refusal does not say what to change: %s", c.method, c.path, body)
+		}
+	}
+	if accepted, _ := set.Aruba.APIStats(); accepted != acceptedBefore+3 {
+		t.Errorf("%d calls reached Aruba, want the 3 allowed", accepted-acceptedBefore)
+	}
+	if _, body := call("GET", "/v1/profiles", proxyKey); !strings.Contains(body, `"profile":"aruba"`) || strings.Contains(body, `"profile":"ruckus"`) {
+		t.Errorf("a client's /v1/profiles: %s", body)
+	}
+	if _, body := call("GET", "/v1/profiles/aruba/tenants", acmeKey); !strings.Contains(body, `"acme"`) || strings.Contains(body, "globex") {
+		t.Errorf("a one-tenant client's tenant list: %s", body)
+	}
+	if _, body := call("GET", "/metrics", testKey); !strings.Contains(body, `tokenbroker_client_refusals_total{client="ansible-a",rule="credentials"} 2`) {
+		t.Errorf("refusals not counted:\n%s", body)
+	}
+	events, err := srv.Broker().Events(context.Background(), "", 50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	audited := 0
+	for _, e := range events {
+		if e.Action == "client_refused" && !strings.Contains(e.Error, proxyKey) && !strings.Contains(e.Error, readerKey) {
+			audited++
+		}
+	}
+	if audited == 0 {
+		t.Error("no refusal in the audit log")
+	}
+}
+
+// A key that names two clients, or is the broker key, is a config error.
+func TestClientKeysMustNameOneCaller(t *testing.T) {
+	if srv, msg, _ := clientsRig(t, map[string]*config.Client{
+		"a": {Key: proxyKey, Profiles: []string{"aruba"}},
+		"b": {Key: sha(proxyKey), Profiles: []string{"ruckus"}},
+	}); srv != nil || !strings.Contains(msg, "clients.a and clients.b have the same key") {
+		t.Errorf("two clients, one key: %q", msg)
+	}
+	if srv, msg, _ := clientsRig(t, map[string]*config.Client{"a": {Key: testKey, Profiles: []string{"aruba"}}}); srv != nil || !strings.Contains(msg, "broker key") {
+		t.Errorf("a client with the broker key: %q", msg)
+	}
+}
