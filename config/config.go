@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -124,6 +125,8 @@ type Profile struct {
 	// TenantsRefresh is how often `tenants: discover` asks the vendor
 	// again (DefaultTenantsRefresh when zero).
 	TenantsRefresh time.Duration `yaml:"tenants_refresh"`
+	// Sinks are files `serve` keeps holding the current token.
+	Sinks []Sink `yaml:"sinks"`
 }
 
 // Serve is the `serve:` block: what one caller may hold of the daemon.
@@ -371,6 +374,14 @@ func Parse(data []byte) (*Config, error) {
 		}
 		if err := p.checkTenants(); err != nil {
 			return nil, err
+		}
+		if err := checkSinks("profile "+strconv.Quote(name), p.Sinks); err != nil {
+			return nil, err
+		}
+		for _, t := range p.Tenants.List {
+			if err := checkSinks(fmt.Sprintf("profile %q tenant %q", name, t.ID), t.Sinks); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return c, nil

@@ -199,8 +199,9 @@ func TestTenantsRefusedWhenAmbiguous(t *testing.T) {
 // A discovered list keeps every tenant with a usable id, and drops only
 // the names that would be ambiguous.
 func TestDiscoveredTenantsKeepTheirIDs(t *testing.T) {
-	got := Discovered([]Tenant{{"a1", "acme"}, {"b2", "acme"}, {"c3", "x/y"}, {"d4", "a1"}, {"", "none"}, {"a1", "again"}, {"e 5", "bad"}, {"f6", "fine"}})
-	want := []Tenant{{"a1", ""}, {"b2", ""}, {"c3", ""}, {"d4", ""}, {"f6", "fine"}}
+	tn := func(id, name string) Tenant { return Tenant{ID: id, Name: name} }
+	got := Discovered([]Tenant{tn("a1", "acme"), tn("b2", "acme"), tn("c3", "x/y"), tn("d4", "a1"), tn("", "none"), tn("a1", "again"), tn("e 5", "bad"), tn("f6", "fine")})
+	want := []Tenant{tn("a1", ""), tn("b2", ""), tn("c3", ""), tn("d4", ""), tn("f6", "fine")}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Discovered = %v, want %v", got, want)
 	}

@@ -45,6 +45,9 @@ func (p *Profile) HasTenants() bool { return len(p.Tenants.List) > 0 || p.Tenant
 type Tenant struct {
 	ID   string `yaml:"id" json:"id"`
 	Name string `yaml:"name" json:"name,omitempty"`
+	// Sinks are files `serve` keeps holding the MSP's token for this
+	// tenant (listed tenants only).
+	Sinks []Sink `yaml:"sinks" json:"-"`
 }
 
 // Tenants is a profile's `tenants:`: a list, or `discover` (the vendor's

@@ -63,6 +63,7 @@ type Server struct {
 	tenantCalls tenantCalls               // proxied calls per MSP tenant
 	clients     atomic.Pointer[clientSet] // the clients' keys, by digest; replaced on reload
 	refusals    every.Limiter             // one audit record per client and rule per 10 s
+	sinks       sinkStates                // the token files and their last failures
 
 	sessions   sessions
 	traffic    *traffic
@@ -88,6 +89,9 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.clients.Store(cs)
+	if err := checkSinkDirs(cfg); err != nil {
+		return nil, err
+	}
 	s.Reload(cfg)
 	refreshClock := opts.RefreshClock
 	if refreshClock == nil {
@@ -212,6 +216,9 @@ func (s *Server) Run(ctx context.Context) {
 	discovered := make(chan struct{})
 	go func() { s.discoverTenants(ctx); close(discovered) }()
 	defer func() { <-discovered }()
+	sinksDone := make(chan struct{})
+	go func() { s.runSinks(ctx); close(sinksDone) }()
+	defer func() { <-sinksDone }()
 	s.sched.Run(ctx)
 }
 
@@ -349,8 +356,9 @@ const readyzTimeout = time.Second
 // profileView is a profile as the API lists it: no secrets.
 type profileView struct {
 	tokenbroker.ProfileStatus
-	Provider string `json:"provider"`
-	APIBase  string `json:"api_base,omitempty"`
+	SinkError string `json:"sink_error,omitempty"` // the last failure of its token files
+	Provider  string `json:"provider"`
+	APIBase   string `json:"api_base,omitempty"`
 }
 
 func (s *Server) profiles(w http.ResponseWriter, r *http.Request) {
@@ -366,7 +374,7 @@ func (s *Server) profiles(w http.ResponseWriter, r *http.Request) {
 		if client != nil && !client.Covers(row.Profile, nil) && !coversAnyTenant(client, row.Profile) {
 			continue // a client sees its own profiles only
 		}
-		v := profileView{ProfileStatus: row}
+		v := profileView{ProfileStatus: row, SinkError: s.sinkError(row.Profile)}
 		if prof, err := b.Config().Profile(row.Profile); err == nil {
 			v.Provider = prof.Provider
 		}

@@ -4,8 +4,6 @@ import (
 	"errors"
 	"os"
 	"os/exec"
-	"sort"
-	"strings"
 	"syscall"
 	"time"
 
@@ -13,6 +11,7 @@ import (
 
 	"github.com/tokenbroker/tokenbroker"
 	"github.com/tokenbroker/tokenbroker/failure"
+	"github.com/tokenbroker/tokenbroker/sink"
 )
 
 func (a *app) execCommand() *cobra.Command {
@@ -36,21 +35,11 @@ func (a *app) execCommand() *cobra.Command {
 			}
 			prof, tenant, _ := b.Tenant(cmd.Context(), name) // Handout resolved it
 			p, _ := b.Provider(prof.Name)
-			var lines []string
-			for k, v := range h.Headers {
-				lines = append(lines, k+": "+v)
-			}
-			sort.Strings(lines)
-			env := append(os.Environ(),
-				"TOKENBROKER_PROFILE="+name,
-				"TOKENBROKER_TOKEN="+h.AccessToken,
-				"TOKENBROKER_BASE_URL="+p.Describe().APIBase,
-				"TOKENBROKER_HEADERS="+strings.Join(lines, "\n"),
-				"TOKENBROKER_EXPIRES_AT="+h.ExpiresAt,
-			)
+			t := &sink.Token{Profile: name, AccessToken: h.AccessToken, ExpiresAt: h.ExpiresAt, Headers: h.Headers, BaseURL: p.Describe().APIBase}
 			if tenant != nil {
-				env = append(env, "TOKENBROKER_TENANT="+tenant.ID)
+				t.Tenant = tenant.ID
 			}
+			env := append(os.Environ(), sink.Env(t)...)
 			path, err := exec.LookPath(args[1])
 			if err != nil {
 				return &failure.Error{Kind: failure.Config, Msg: "cannot run " + args[1], Err: err}
