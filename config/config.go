@@ -338,6 +338,9 @@ func Load(path string, explicit bool) (*Config, error) {
 		return nil, err
 	}
 	c.Path, c.src.path = path, path
+	if err := c.checkExecSafe(path); err != nil {
+		return nil, err
+	}
 	return c, nil
 }
 

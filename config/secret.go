@@ -10,7 +10,8 @@ import (
 
 // Secret is a config value that may be a reference: `env:NAME` reads an
 // environment variable, `file:PATH` reads a file (a trailing newline is
-// trimmed from both),
+// trimmed from both), `exec:COMMAND ARGS` runs a command (`op read ...`)
+// and takes its output,
 // anything else is the value itself (allowed, with a warning).
 type Secret string
 
@@ -19,7 +20,7 @@ func (s Secret) IsSet() bool { return s != "" }
 
 // Inline reports whether the value is written in the config itself.
 func (s Secret) Inline() bool {
-	return s != "" && !strings.HasPrefix(string(s), "env:") && !strings.HasPrefix(string(s), "file:")
+	return s != "" && !strings.HasPrefix(string(s), "env:") && !strings.HasPrefix(string(s), "file:") && !strings.HasPrefix(string(s), "exec:")
 }
 
 // Resolve returns the secret's value. Errors name the variable or file, never
@@ -36,6 +37,8 @@ func (s Secret) Resolve() (string, error) {
 		// Trimmed as a file's value is: a variable made from a file (a
 		// Kubernetes secret) keeps its trailing newline.
 		return strings.TrimRight(val, "\r\n"), nil
+	case strings.HasPrefix(v, "exec:"):
+		return resolveExec(strings.TrimPrefix(v, "exec:"))
 	case strings.HasPrefix(v, "file:"):
 		path := expandHome(strings.TrimPrefix(v, "file:"))
 		b, err := os.ReadFile(path)

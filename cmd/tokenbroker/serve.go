@@ -86,6 +86,7 @@ func serve(ctx context.Context, srv *server.Server, ln net.Listener, log *slog.L
 	defer signal.Stop(hup)
 	go func() {
 		for range hup {
+			config.ForgetExecSecrets() // exec: secrets are read again with the config
 			cfg, err := a.loadConfig()
 			if err != nil {
 				log.Error("reload failed, keeping the current configuration", "error", err)
