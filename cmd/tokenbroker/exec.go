@@ -16,10 +16,17 @@ import (
 
 func (a *app) execCommand() *cobra.Command {
 	var minTTL time.Duration
+	var serve bool
 	cmd := &cobra.Command{
-		Use:   "exec PROFILE -- CMD [ARGS...]",
+		Use:   "exec [--serve] PROFILE -- CMD [ARGS...]",
 		Short: "Run CMD with TOKENBROKER_TOKEN, TOKENBROKER_BASE_URL and TOKENBROKER_HEADERS set",
-		Args:  cobra.MinimumNArgs(2),
+		Long: `Run CMD with the profile's token in its environment. Without --serve, tokenbroker
+replaces itself with CMD: the token lives only as long as the vendor allows (two hours
+at Aruba), so a long-running CMD should use --serve. With --serve, CMD runs as a child
+beside a proxy on a random loopback port with a random key, as long as CMD lives:
+$TOKENBROKER_PROXY_URL/PATH reaches the vendor's PATH with a live token, sent with
+Authorization: Bearer $TOKENBROKER_PROXY_KEY. Signals go to CMD; its exit code is ours.`,
+		Args: cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if cmd.ArgsLenAtDash() != 1 {
 				return usageError{errors.New("usage: tokenbroker exec PROFILE -- CMD [ARGS...]")}
@@ -40,6 +47,9 @@ func (a *app) execCommand() *cobra.Command {
 				t.Tenant = tenant.ID
 			}
 			env := append(os.Environ(), sink.Env(t)...)
+			if serve {
+				return execServe(b, prof.Name, tenant, args[1:], env)
+			}
 			path, err := exec.LookPath(args[1])
 			if err != nil {
 				return &failure.Error{Kind: failure.Config, Msg: "cannot run " + args[1], Err: err}
@@ -50,5 +60,6 @@ func (a *app) execCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().DurationVar(&minTTL, "min-ttl", 10*time.Minute, "renew first when less than this is left, so the command starts with a fresh token")
+	cmd.Flags().BoolVar(&serve, "serve", false, "run CMD as a child with a local proxy that keeps its token alive (TOKENBROKER_PROXY_URL, TOKENBROKER_PROXY_KEY)")
 	return cmd
 }

@@ -57,6 +57,9 @@ func binary(t testing.TB) string {
 }
 
 func TestMain(m *testing.M) {
+	if os.Getenv("TB_EXEC_CHILD") != "" {
+		os.Exit(execChild()) // this binary is a child of `exec --serve`
+	}
 	code := m.Run()
 	pgtest.Stop()
 	if binPath != "" {
