@@ -127,6 +127,9 @@ type Profile struct {
 	TenantsRefresh time.Duration `yaml:"tenants_refresh"`
 	// Sinks are files `serve` keeps holding the current token.
 	Sinks []Sink `yaml:"sinks"`
+	// ProxyListen is an address where `serve` proxies this profile's API
+	// at the root, for SDKs that keep only a host (pycentral).
+	ProxyListen string `yaml:"proxy_listen"`
 }
 
 // Serve is the `serve:` block: what one caller may hold of the daemon.
@@ -386,6 +389,9 @@ func Parse(data []byte) (*Config, error) {
 				return nil, err
 			}
 		}
+	}
+	if err := c.checkProxyListen(); err != nil {
+		return nil, err
 	}
 	return c, nil
 }

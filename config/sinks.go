@@ -2,6 +2,8 @@ package config
 
 import (
 	"fmt"
+	"net"
+	"strings"
 
 	"github.com/tokenbroker/tokenbroker/failure"
 )
@@ -61,4 +63,35 @@ func (s Sink) FileMode() (uint32, error) {
 		return 0, fmt.Errorf("mode %q, want octal permission bits without execute, such as \"0600\"", s.Mode)
 	}
 	return m, nil
+}
+
+// checkProxyListen refuses proxy_listen addresses that are no host:port,
+// or that two profiles or tenants share.
+func (c *Config) checkProxyListen() error {
+	seen := map[string]string{}
+	check := func(who, addr string) error {
+		if addr == "" {
+			return nil
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return failure.New(failure.Config, "%s: proxy_listen %q, want HOST:PORT such as 127.0.0.1:8431", who, addr)
+		}
+		if other, dup := seen[addr]; dup && !strings.HasSuffix(addr, ":0") {
+			return failure.New(failure.Config, "%s and %s both have proxy_listen %s", other, who, addr)
+		}
+		seen[addr] = who
+		return nil
+	}
+	for _, name := range c.Names() {
+		p := c.Profiles[name]
+		if err := check("profile "+name, p.ProxyListen); err != nil {
+			return err
+		}
+		for _, t := range p.Tenants.List {
+			if err := check("tenant "+name+"/"+t.ID, t.ProxyListen); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

@@ -48,6 +48,9 @@ type Tenant struct {
 	// Sinks are files `serve` keeps holding the MSP's token for this
 	// tenant (listed tenants only).
 	Sinks []Sink `yaml:"sinks" json:"-"`
+	// ProxyListen is an address where `serve` proxies the MSP's API for
+	// this tenant at the root (listed tenants only).
+	ProxyListen string `yaml:"proxy_listen" json:"-"`
 }
 
 // Tenants is a profile's `tenants:`: a list, or `discover` (the vendor's

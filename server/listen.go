@@ -5,6 +5,9 @@ import (
 	"net"
 	"net/http"
 	"sync"
+
+	tokenbroker "github.com/tokenbroker/tokenbroker"
+	"github.com/tokenbroker/tokenbroker/proxy"
 )
 
 // HTTPServer is the one http.Server of `serve`, with the limits of the
@@ -69,4 +72,61 @@ func (c *limitConn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(c.free)
 	return err
+}
+
+// ProxyListener is a proxy_listen address and what it serves: one
+// profile's (or one tenant's) vendor paths at the root, for SDKs that
+// keep only a host, with the same keys, client rules, limits and 401
+// handling as /proxy/{profile}/.
+type ProxyListener struct {
+	Addr    string
+	Name    string // PROFILE or PROFILE/TENANT-ID
+	Handler http.Handler
+}
+
+// ProxyListeners lists the configuration's proxy_listen addresses.
+func (s *Server) ProxyListeners() []ProxyListener {
+	var out []ProxyListener
+	cfg := s.Broker().Config()
+	for _, name := range cfg.Names() {
+		p := cfg.Profiles[name]
+		if p.ProxyListen != "" {
+			out = append(out, ProxyListener{Addr: p.ProxyListen, Name: name, Handler: s.rootProxy(name, "")})
+		}
+		for _, t := range p.Tenants.List {
+			if t.ProxyListen != "" {
+				out = append(out, ProxyListener{Addr: t.ProxyListen, Name: name + "/" + t.ID, Handler: s.rootProxy(name, t.ID)})
+			}
+		}
+	}
+	return out
+}
+
+// rootProxy serves the profile's vendor paths at the root: /x is the
+// proxy's /proxy/{profile}/x, and a tenant's listener names its tenant.
+func (s *Server) rootProxy(profile, tenant string) http.Handler {
+	h := s.Handler()
+	prefix := proxy.Prefix + profile
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		out := new(http.Request)
+		*out = *r
+		u := *r.URL
+		u.Path = prefix + r.URL.Path
+		if r.URL.RawPath != "" {
+			u.RawPath = prefix + r.URL.RawPath
+		}
+		out.URL = &u
+		if tenant != "" {
+			out.Header = r.Header.Clone()
+			out.Header.Set(tokenbroker.TenantHeader, tenant)
+		}
+		h.ServeHTTP(w, out)
+	})
+}
+
+// HTTPServerFor is HTTPServer for another handler (a proxy_listen's).
+func (s *Server) HTTPServerFor(h http.Handler, ln net.Listener, errLog *log.Logger) (*http.Server, net.Listener) {
+	hs, ln := s.HTTPServer(ln, errLog)
+	hs.Handler = h
+	return hs, ln
 }

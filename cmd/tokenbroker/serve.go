@@ -9,6 +9,7 @@ import (
 	stdlog "log"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -97,6 +98,26 @@ func serve(ctx context.Context, srv *server.Server, ln net.Listener, log *slog.L
 	}()
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
+	// proxy_listen: one profile's (or tenant's) API at the root of its own
+	// address, for SDKs that keep only a host.
+	var roots []*http.Server
+	for _, pl := range srv.ProxyListeners() {
+		pln, err := net.Listen("tcp", pl.Addr)
+		if err != nil {
+			stopRefresher()
+			<-refresherDone
+			return failure.New(failure.Config, "%s: proxy_listen %s: %v", pl.Name, pl.Addr, err)
+		}
+		rhs, rln := srv.HTTPServerFor(pl.Handler, pln, slog.NewLogLogger(log.Handler(), slog.LevelWarn))
+		roots = append(roots, rhs)
+		go rhs.Serve(rln)
+		log.Info("serving a profile's API at the root", "profile", pl.Name, "listen", rln.Addr().String())
+	}
+	defer func() {
+		for _, r := range roots {
+			r.Close()
+		}
+	}()
 	log.Info("serving", "listen", ln.Addr().String())
 	select {
 	case err := <-served:

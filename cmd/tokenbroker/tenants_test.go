@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -201,5 +202,60 @@ func TestRuckusDelegatedTenants(t *testing.T) {
 	}
 	if r := p.run(t, "curl", "ruckus/delegated-0299", "/venues"); r.code != 2 {
 		t.Errorf("a delegated tenant the profile was not given: %+v", r)
+	}
+}
+
+// freeAddr is a loopback address with a port free a moment ago.
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// proxy_listen serves a profile's (or tenant's) API at the root of its own
+// address, as SDKs that keep only a host need (pycentral's central_info
+// takes base_url and a token: here http://ADDR and a client's key), with
+// the same keys and rules.
+func TestProxyListenAtTheRoot(t *testing.T) {
+	p := newProc(t, nil)
+	acme := p.set.Aruba.Customers[0].ID
+	rootAddr, acmeAddr := freeAddr(t), freeAddr(t)
+	cfg, _ := os.ReadFile(p.config)
+	cfg = []byte(strings.Replace(string(cfg), "    provider: aruba-central\n",
+		"    provider: aruba-central\n    proxy_listen: "+rootAddr+"\n    tenants: [{id: "+acme+", name: acme, proxy_listen: \""+acmeAddr+"\"}]\n", 1))
+	cfg = append(cfg, []byte("clients:\n  sdk:\n    key: sdk-client-key-0123456789\n    profiles: [aruba]\n")...)
+	os.WriteFile(p.config, cfg, 0o644)
+	offline := p.dir + "/offline.json"
+	os.WriteFile(offline, p.set.Aruba.IssueOfflineToken(), 0o600)
+	mustOK(t, p.run(t, "import", "aruba", offline))
+	_, base, _ := startServe(t, p, "TOKENBROKER_API_KEY="+replicaKey)
+
+	// Like pycentral: the token as a bearer, the vendor's path at the root.
+	sdk := func(addr, path string) int {
+		req, _ := http.NewRequest("GET", "http://"+addr+path, nil)
+		req.Header.Set("Authorization", "Bearer sdk-client-key-0123456789")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := sdk(rootAddr, "/monitoring/v1/aps"); code != 200 {
+		t.Errorf("the profile's API at the root: %d", code)
+	}
+	if code := sdk(acmeAddr, "/monitoring/v1/aps"); code != 200 {
+		t.Errorf("the tenant's API at the root: %d", code)
+	}
+	if code := sdk(rootAddr, "/oauth2/token"); code != 403 {
+		t.Errorf("a proxy client on the credential endpoint at the root: %d, want 403", code)
+	}
+	rep := &replica{base: base}
+	_, body, _ := rep.get("/v1/profiles/aruba/tenants")
+	if !strings.Contains(body, `"calls":1`) {
+		t.Errorf("the tenant listener's call was not for the tenant: %s", body)
 	}
 }
