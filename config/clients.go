@@ -30,6 +30,12 @@ type Client struct {
 	// methods, and prefixes of the vendor path by whole segments.
 	Methods []string `yaml:"methods"`
 	Paths   []string `yaml:"paths"`
+	// RateShare is the part of each profile's rate limit (0 to 1) and
+	// PerDay the proxied calls a day (UTC) the client may take, so that one
+	// script cannot spend an MSP's budget for everyone; 0 is no bound of
+	// its own. They hold per replica.
+	RateShare float64 `yaml:"rate_share"`
+	PerDay    int     `yaml:"per_day"`
 }
 
 // What a client may do.
@@ -142,6 +148,9 @@ func (c *Config) checkClients() error {
 				return failure.New(failure.Config, "clients.%s: methods: %q, want an upper-case HTTP method such as GET", name, m)
 			}
 			cl.Methods[i] = m
+		}
+		if cl.RateShare < 0 || cl.RateShare > 1 || cl.PerDay < 0 {
+			return failure.New(failure.Config, "clients.%s: rate_share is a part from 0 to 1 and per_day a count of calls", name)
 		}
 		for _, p := range cl.Paths {
 			if !strings.HasPrefix(p, "/") || strings.Contains(p, "..") || strings.Contains(p, "//") {

@@ -36,11 +36,11 @@ type Handler struct {
 	// Broker returns the current broker (it changes on a config reload).
 	Broker func() *tokenbroker.Broker
 	Log    *slog.Logger
-	// Served is told each proxied request's profile and status, for
-	// metrics, and the tenant it named (X-Tokenbroker-Tenant as given, ""
-	// when none) once the vendor answered it. It is called only for
+	// Served is told each proxied request, its profile and its status,
+	// for metrics; tenant is the tenant it named (X-Tokenbroker-Tenant as
+	// given) once the vendor answered it, else "". It is called only for
 	// profiles of the configuration.
-	Served func(profile, tenant string, status int)
+	Served func(r *http.Request, profile, tenant string, status int)
 	// WriteTimeout bounds each write of an answer to the caller, so that a
 	// caller that stops reading lets go of its vendor connection; none
 	// when zero.
@@ -77,12 +77,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	name, rest, err := Split(r.URL)
 	if err != nil {
-		h.fail(w, "", http.StatusBadRequest, "bad_path", err.Error())
+		h.fail(w, r, "", http.StatusBadRequest, "bad_path", err.Error())
 		return
 	}
 	if err := apipath.Method(r.Method); err != nil {
 		w.Header().Set("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")
-		h.fail(w, "", http.StatusMethodNotAllowed, "method_not_allowed", err.Error())
+		h.fail(w, r, "", http.StatusMethodNotAllowed, "method_not_allowed", err.Error())
 		return
 	}
 	rt, err := h.route(name)
@@ -91,7 +91,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if failure.KindOf(err) == failure.Config {
 			status, known = http.StatusNotFound, "" // no metric series for names that are not profiles
 		}
-		h.fail(w, known, status, failure.KindOf(err).String(), err.Error())
+		h.fail(w, r, known, status, failure.KindOf(err).String(), err.Error())
 		return
 	}
 	target := *rt.base
@@ -116,19 +116,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rc.SetWriteDeadline(time.Time{})
 	resp, err := rt.rt.RoundTrip(out)
 	if err != nil {
-		h.fail(w, name, status(err), errorClass(err), failure.APIError(name, rt.vendor, rt.base, err).Error())
+		h.fail(w, r, name, status(err), errorClass(err), failure.APIError(name, rt.vendor, rt.base, err).Error())
 		return
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusSwitchingProtocols {
-		h.fail(w, name, http.StatusBadGateway, "protocol", "the vendor switched protocols, which the proxy does not forward")
+		h.fail(w, r, name, http.StatusBadGateway, "protocol", "the vendor switched protocols, which the proxy does not forward")
 		return
 	}
 	copyHeader(w.Header(), resp.Header)
 	h.deadline(rc)
 	w.WriteHeader(resp.StatusCode)
 	if h.Served != nil {
-		h.Served(name, r.Header.Get(tokenbroker.TenantHeader), resp.StatusCode)
+		h.Served(r, name, r.Header.Get(tokenbroker.TenantHeader), resp.StatusCode)
 	}
 	if r.Method == http.MethodHead {
 		return
@@ -291,14 +291,14 @@ func errorClass(err error) string {
 }
 
 // fail answers with a JSON error body that says what happened.
-func (h *Handler) fail(w http.ResponseWriter, name string, status int, class, msg string) {
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, name string, status int, class, msg string) {
 	if h.Log != nil {
 		if n, ok := h.logs.Allow(name+"\x00"+class, time.Now()); ok {
 			h.Log.Warn("proxy request failed", "profile", name, "status", status, "error", msg, "like_this_since_last", n)
 		}
 	}
 	if h.Served != nil && name != "" {
-		h.Served(name, "", status)
+		h.Served(r, name, "", status)
 	}
 	body, _ := json.Marshal(map[string]string{"error": class, "message": msg})
 	w.Header().Set("Content-Type", "application/json")

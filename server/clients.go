@@ -207,6 +207,11 @@ func (s *Server) proxyGate(next http.HandlerFunc) http.HandlerFunc {
 					return
 				}
 			}
+			// Last, so that only calls that will be made spend the budget.
+			if wait, why := s.budgets.admit(c, name, p.Describe().Limits.PerSecond, time.Now()); why != "" {
+				s.refuseBudget(w, c, wait, why)
+				return
+			}
 		}
 		next(w, r)
 	}

@@ -154,8 +154,12 @@ func TestClientsGetOnlyWhatTheyMay(t *testing.T) {
 	if _, body := call("GET", "/v1/profiles/aruba/tenants", acmeKey); !strings.Contains(body, `"acme"`) || strings.Contains(body, "globex") {
 		t.Errorf("a one-tenant client's tenant list: %s", body)
 	}
-	if _, body := call("GET", "/metrics", testKey); !strings.Contains(body, `tokenbroker_client_refusals_total{client="ansible-a",rule="credentials"} 2`) {
-		t.Errorf("refusals not counted:\n%s", body)
+	_, metrics := call("GET", "/metrics", testKey)
+	if !strings.Contains(metrics, `tokenbroker_client_refusals_total{client="ansible-a",rule="credentials"} 2`) {
+		t.Errorf("refusals not counted:\n%s", metrics)
+	}
+	if !strings.Contains(metrics, `tokenbroker_proxy_requests_total{client="monitor",code="200",profile="aruba"} 1`) {
+		t.Errorf("proxied calls not counted by client:\n%s", metrics)
 	}
 	events, err := srv.Broker().Events(context.Background(), "", 50)
 	if err != nil {
@@ -182,5 +186,50 @@ func TestClientKeysMustNameOneCaller(t *testing.T) {
 	}
 	if srv, msg, _ := clientsRig(t, map[string]*config.Client{"a": {Key: testKey, Profiles: []string{"aruba"}}}); srv != nil || !strings.Contains(msg, "broker key") {
 		t.Errorf("a client with the broker key: %q", msg)
+	}
+}
+
+// A client's own bounds: a share of the profile's rate limit and a count
+// of calls a day, answered with tokenbroker's 429 before anything is sent,
+// while another client still has the whole limit.
+func TestClientBudgets(t *testing.T) {
+	srv, base, set := clientsRig(t, map[string]*config.Client{
+		"daily": {Key: proxyKey, Profiles: []string{"aruba"}, PerDay: 3},
+		"half":  {Key: readerKey, Profiles: []string{"aruba"}, RateShare: 0.3},
+	})
+	if srv == nil {
+		t.Fatal(base)
+	}
+	call := func(key string) (int, http.Header) {
+		req, _ := http.NewRequest("GET", base+"/proxy/aruba/monitoring/v1/aps", nil)
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header
+	}
+	for i := range 3 {
+		if code, _ := call(proxyKey); code != 200 {
+			t.Fatalf("call %d of 3 a day: %d", i+1, code)
+		}
+	}
+	before, _ := set.Aruba.APIStats()
+	code, h := call(proxyKey)
+	if code != 429 || h.Get(tokenbroker.RefusedHeader) == "" || h.Get("Retry-After") == "" || !strings.Contains(h.Get(tokenbroker.RefusedHeader), "per_day") {
+		t.Errorf("the 4th call of the day: %d %v", code, h)
+	}
+	if after, _ := set.Aruba.APIStats(); after != before {
+		t.Error("a call over the client's day reached the vendor")
+	}
+	// 0.3 of Aruba's 7/s is 2 calls per window: the 3rd at once is refused.
+	codes := []int{}
+	for range 3 {
+		c, _ := call(readerKey)
+		codes = append(codes, c)
+	}
+	if codes[0] != 200 || codes[1] != 200 || codes[2] != 429 {
+		t.Errorf("three calls at once at 0.3 of 7/s: %v, want 200 200 429", codes)
 	}
 }

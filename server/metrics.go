@@ -133,32 +133,34 @@ func (h hookMetrics) Forwarded(profile string, n int) { h.delivery(profile, "for
 func (h hookMetrics) Failed(profile string)           { h.delivery(profile, "failed").Inc() }
 
 type servedKey struct {
-	profile string
-	status  int
+	profile, client string
+	status          int
 }
 
-// servedCounter is one profile's counter for one status.
+// servedCounter is one profile's counter for one client and status.
 type servedCounter struct {
+	client string
 	status int
 	c      *vmetrics.Counter
 }
 
-// served counts a proxied call. The profile's last status is kept at
-// hand: nearly every call answers as the one before.
-func (m *metrics) served(profile string, status int) {
+// served counts a proxied call of a client ("admin" for the broker key).
+// Each profile's last counter is kept at hand: nearly every call comes
+// from the same caller and answers as the one before.
+func (m *metrics) served(profile, client string, status int) {
 	v, ok := m.lastServed.Load(profile)
 	if !ok {
 		v, _ = m.lastServed.LoadOrStore(profile, new(atomic.Pointer[servedCounter]))
 	}
 	last := v.(*atomic.Pointer[servedCounter])
-	if sc := last.Load(); sc != nil && sc.status == status {
+	if sc := last.Load(); sc != nil && sc.status == status && sc.client == client {
 		sc.c.Inc()
 		return
 	}
-	k := servedKey{profile, status}
+	k := servedKey{profile, client, status}
 	c, ok := m.proxiedBy.Load(k)
 	if !ok {
-		c, _ = m.proxiedBy.LoadOrStore(k, &servedCounter{status, m.counter("tokenbroker_proxy_requests_total", "code", strconv.Itoa(status), "profile", profile)})
+		c, _ = m.proxiedBy.LoadOrStore(k, &servedCounter{client, status, m.counter("tokenbroker_proxy_requests_total", "client", client, "code", strconv.Itoa(status), "profile", profile)})
 	}
 	last.Store(c.(*servedCounter))
 	c.(*servedCounter).c.Inc()

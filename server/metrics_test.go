@@ -24,9 +24,9 @@ func TestMetricsEscapeLabelValues(t *testing.T) {
 	m.Requested(odd, "refresh", nil, 0)
 	m.Requested(odd, "refresh", errors.New("x"), 0)
 	m.Waited(odd, 300*time.Millisecond)
-	m.served(odd, 200)
-	m.served(odd, 200)
-	m.served(odd, 503)
+	m.served(odd, "admin", 200)
+	m.served(odd, "admin", 200)
+	m.served(odd, "admin", 503)
 	hookMetrics{m}.Forwarded(odd, 3)
 	m.connRefused()
 

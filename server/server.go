@@ -64,6 +64,7 @@ type Server struct {
 	clients     atomic.Pointer[clientSet] // the clients' keys, by digest; replaced on reload
 	refusals    every.Limiter             // one audit record per client and rule per 10 s
 	sinks       sinkStates                // the token files and their last failures
+	budgets     clientBudgets             // each client's own share of each profile's limits
 
 	sessions   sessions
 	traffic    *traffic
@@ -153,8 +154,12 @@ func (s *Server) setWebhookRoutes(cfg *config.Config) error {
 }
 
 // served records a proxied request for the metrics and the dashboard.
-func (s *Server) served(profile, tenant string, status int) {
-	s.metrics.served(profile, status)
+func (s *Server) served(r *http.Request, profile, tenant string, status int) {
+	client := "admin"
+	if c := clientOf(r); c != nil {
+		client = c.Name
+	}
+	s.metrics.served(profile, client, status)
 	b := s.Broker()
 	rem, _, known := b.Quota(profile)
 	now := time.Now()

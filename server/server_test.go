@@ -419,8 +419,8 @@ func TestDailyQuotaAndMetrics(t *testing.T) {
 	for _, want := range []string{
 		`tokenbroker_quota_remaining{profile="aruba"} 0`,
 		`tokenbroker_quota_limit{profile="aruba"} 3`,
-		`tokenbroker_proxy_requests_total{code="200",profile="aruba"} 3`,
-		`tokenbroker_proxy_requests_total{code="429",profile="aruba"} 1`,
+		`tokenbroker_proxy_requests_total{client="admin",code="200",profile="aruba"} 3`,
+		`tokenbroker_proxy_requests_total{client="admin",code="429",profile="aruba"} 1`,
 		`tokenbroker_ratelimit_refusals_total{profile="aruba"} 1`,
 		`tokenbroker_tokens{state="valid"}`,
 		`tokenbroker_token_expiry_seconds{profile="aruba"}`,
