@@ -433,7 +433,7 @@ func (b *Broker) renewLeased(ctx context.Context, st store.Store, l *store.Lease
 	}
 	if err != nil {
 		if !held {
-			b.audit(st, name, action, "", err)
+			b.audit(ctx, st, name, action, "", err)
 		}
 		// A failed renewal keeps the last good token; hand it out while it
 		// still works (pausing before the next try, so callers are not each
@@ -460,7 +460,7 @@ func (b *Broker) renewLeased(ctx context.Context, st store.Store, l *store.Lease
 			// state has moved on without this token.
 			err = &failure.Error{Kind: failure.Other, Profile: name, Msg: "the new token could not be stored", Err: err,
 				Hint: "another process renewed the token meanwhile; the next call reads it"}
-			b.audit(st, name, action, next.Grant, err)
+			b.audit(ctx, st, name, action, next.Grant, err)
 			return nil, err
 		}
 		// The vendor has answered (and may have rotated its refresh token):
@@ -471,7 +471,7 @@ func (b *Broker) renewLeased(ctx context.Context, st store.Store, l *store.Lease
 		b.opts.Warn(fmt.Sprintf("profile %q: the new token could not be stored yet (%v); it is served from memory and written when the state answers", name, err))
 		return next, nil
 	}
-	b.audit(st, name, action, next.Grant, nil)
+	b.audit(ctx, st, name, action, next.Grant, nil)
 	b.remember(name, next)
 	return next, nil
 }
@@ -539,7 +539,7 @@ func (b *Broker) keepWriting(name, action string, next *Token, gen int64, owner 
 			cancel()
 			switch {
 			case err == nil:
-				b.audit(st, name, action, next.Grant, nil)
+				b.audit(ctx, st, name, action, next.Grant, nil)
 				b.opts.Warn(fmt.Sprintf("profile %q: the new token is stored now", name))
 				return
 			case errors.Is(err, store.ErrConflict):
@@ -676,15 +676,26 @@ func (b *Broker) scrub(name string, t *Token, err error) error {
 	return failure.Scrub(err, secrets)
 }
 
-// audit records an event; a failure to record it is not the caller's failure.
-func (b *Broker) audit(st store.Store, name, action, grant string, err error) {
-	e := store.Event{Time: b.opts.Now(), Profile: name, Action: action, Grant: grant, Outcome: "ok", PID: os.Getpid()}
+// callerKey is the context key of the serve client a call is for.
+type callerKey struct{}
+
+// WithClient marks ctx as a call of the serve client name, so that the
+// audit events the call causes name it.
+func WithClient(ctx context.Context, name string) context.Context {
+	return context.WithValue(ctx, callerKey{}, name)
+}
+
+// audit records an event, naming the client whose call caused it; a
+// failure to record it is not the caller's failure.
+func (b *Broker) audit(ctx context.Context, st store.Store, name, action, grant string, err error) {
+	client, _ := ctx.Value(callerKey{}).(string)
+	e := store.Event{Time: b.opts.Now(), Profile: name, Action: action, Grant: grant, Outcome: "ok", PID: os.Getpid(), Client: client}
 	if err != nil {
 		e.Outcome, e.ErrorClass, e.Error = "failed", failure.KindOf(err).String(), err.Error()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
 	defer cancel()
-	if aerr := st.Append(ctx, e); aerr != nil {
+	if aerr := st.Append(actx, e); aerr != nil {
 		b.opts.Warn(fmt.Sprintf("profile %q: the audit log could not be written: %v", name, aerr))
 	}
 }

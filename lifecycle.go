@@ -31,7 +31,7 @@ func (b *Broker) Login(ctx context.Context, name string, in provider.Prompter) (
 	t, err := l.Login(ctx, in)
 	if err != nil {
 		err = b.scrub(name, nil, failure.WithProfile(err, name))
-		b.audit(st, name, "login", "authorization_code", err)
+		b.audit(ctx, st, name, "login", "authorization_code", err)
 		return nil, err
 	}
 	return t, b.replace(ctx, name, "login", t)
@@ -86,10 +86,10 @@ func (b *Broker) replace(ctx context.Context, name, action string, t *Token) err
 		}
 		if err := l.Put(context.WithoutCancel(ctx), t, gen); err != nil {
 			err = failure.WithProfile(err, name)
-			b.audit(st, name, action, t.Grant, err)
+			b.audit(ctx, st, name, action, t.Grant, err)
 			return err
 		}
-		b.audit(st, name, action, t.Grant, nil)
+		b.audit(ctx, st, name, action, t.Grant, nil)
 		b.remember(name, t)
 		return nil
 	})
@@ -123,7 +123,7 @@ func (b *Broker) Revoke(ctx context.Context, name string, in provider.Prompter) 
 				}
 			case err != nil:
 				err = b.scrub(name, t, failure.WithProfile(err, name))
-				b.audit(st, name, "revoke", t.Grant, err)
+				b.audit(ctx, st, name, "revoke", t.Grant, err)
 				return err
 			default:
 				revokedAtVendor = true
@@ -133,7 +133,7 @@ func (b *Broker) Revoke(ctx context.Context, name string, in provider.Prompter) 
 		if err := l.Delete(ctx); err != nil {
 			return failure.WithProfile(err, name)
 		}
-		b.audit(st, name, "revoke", t.Grant, nil)
+		b.audit(ctx, st, name, "revoke", t.Grant, nil)
 		return nil
 	})
 	return revokedAtVendor, err
@@ -227,7 +227,7 @@ func (b *Broker) TakeSeed(ctx context.Context, name string) (*Token, error) {
 			err = checkToken(name, t)
 		}
 		if err = b.scrub(name, nil, err); err != nil {
-			b.audit(st, name, "import", "refresh_token", err)
+			b.audit(ctx, st, name, "import", "refresh_token", err)
 			return err
 		}
 		var gen int64
@@ -237,7 +237,7 @@ func (b *Broker) TakeSeed(ctx context.Context, name string) (*Token, error) {
 		if err := l.Put(context.WithoutCancel(ctx), t, gen); err != nil {
 			return failure.WithProfile(err, name)
 		}
-		b.audit(st, name, "import", t.Grant, nil)
+		b.audit(ctx, st, name, "import", t.Grant, nil)
 		b.remember(name, t)
 		out = t
 		return nil

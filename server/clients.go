@@ -110,7 +110,7 @@ func (s *Server) refuse(w http.ResponseWriter, rf refusal) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		s.opts.Store.Append(ctx, store.Event{Time: time.Now(), Profile: rf.profile, Action: "client_refused", Outcome: "failed",
-			ErrorClass: "forbidden", Error: msg})
+			ErrorClass: "forbidden", Error: msg, Client: rf.client})
 		cancel()
 	}
 	writeJSON(w, http.StatusForbidden, map[string]string{"error": "forbidden", "client": rf.client, "rule": rf.rule, "message": rf.msg})

@@ -136,6 +136,7 @@ func TestClientsGetOnlyWhatTheyMay(t *testing.T) {
 		{"GET", "/proxy/aruba/monitoring/v1/aps|acme", acmeKey, 200, ""},
 		{"GET", "/proxy/aruba/monitoring/v1/aps|globex", acmeKey, 403, "profiles"},
 		{"GET", "/proxy/aruba/monitoring/v1/aps", acmeKey, 403, "profiles"},
+		{"GET", "/v1/profiles/ruckus/tenants", acmeKey, 403, "profiles"},
 	} {
 		code, body := call(c.method, c.path, c.key)
 		if code != c.code || (c.rule != "" && !strings.Contains(body, `"rule":"`+c.rule+`"`)) {
@@ -231,5 +232,26 @@ func TestClientBudgets(t *testing.T) {
 	}
 	if codes[0] != 200 || codes[1] != 200 || codes[2] != 429 {
 		t.Errorf("three calls at once at 0.3 of 7/s: %v, want 200 200 429", codes)
+	}
+}
+
+// The audit events a client's call causes name the client.
+func TestAuditNamesTheClient(t *testing.T) {
+	srv, base, _ := clientsRig(t, map[string]*config.Client{
+		"reader": {Key: readerKey, Profiles: []string{"ruckus"}, May: config.MayToken},
+	})
+	if srv == nil {
+		t.Fatal(base)
+	}
+	req, _ := http.NewRequest("GET", base+"/v1/profiles/ruckus/token", nil)
+	req.Header.Set("Authorization", "Bearer "+readerKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("token: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	events, err := srv.Broker().Events(context.Background(), "ruckus", 10)
+	if err != nil || len(events) == 0 || events[0].Action != "obtain" || events[0].Client != "reader" {
+		t.Fatalf("the obtain the client's call caused: %+v %v", events, err)
 	}
 }

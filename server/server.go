@@ -287,7 +287,9 @@ func (s *Server) auth(next http.HandlerFunc) http.HandlerFunc {
 		if key, ok := strings.CutPrefix(v, "Bearer "); ok {
 			if c := s.clients.Load().find([]byte(key)); c != nil {
 				r.Header.Del("Authorization")
-				next(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, c)))
+				// The audit events its call causes name it too.
+				ctx := tokenbroker.WithClient(context.WithValue(r.Context(), callerKey{}, c), c.Name)
+				next(w, r.WithContext(ctx))
 				return
 			}
 		}
@@ -403,6 +405,10 @@ func tokenName(r *http.Request) string {
 // tenants lists an MSP profile's tenants, listed or discovered.
 func (s *Server) tenants(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
+	if c := clientOf(r); c != nil && !c.Covers(name, nil) && !coversAnyTenant(c, name) {
+		s.scope(w, r, c, name, "") // refused: not one of its profiles
+		return
+	}
 	list, at, err := s.Broker().Tenants(r.Context(), name)
 	if err != nil {
 		writeError(w, err)

@@ -142,6 +142,9 @@ type Event struct {
 	ErrorClass string    `json:"error_class,omitempty"`
 	Error      string    `json:"error,omitempty"`
 	PID        int       `json:"pid"`
+	// Client is the serve client whose call caused the event ("" for the
+	// administrator, the CLI or the broker's own refresher).
+	Client string `json:"client,omitempty"`
 }
 
 // Kind splits a state location into its scheme and the rest:

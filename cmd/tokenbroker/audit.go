@@ -32,10 +32,10 @@ func (a *app) auditCommand() *cobra.Command {
 				return writeJSON(a, events)
 			}
 			w := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(w, "TIME\tPROFILE\tACTION\tGRANT\tOUTCOME\tERROR CLASS\tPID")
+			fmt.Fprintln(w, "TIME\tPROFILE\tACTION\tGRANT\tOUTCOME\tERROR CLASS\tPID\tCLIENT")
 			for _, e := range events {
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%d\n", e.Time.UTC().Format(time.RFC3339), e.Profile, e.Action,
-					dash(e.Grant), e.Outcome, dash(e.ErrorClass), e.PID)
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", e.Time.UTC().Format(time.RFC3339), e.Profile, e.Action,
+					dash(e.Grant), e.Outcome, dash(e.ErrorClass), e.PID, dash(e.Client))
 			}
 			return w.Flush()
 		},

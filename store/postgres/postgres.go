@@ -192,6 +192,8 @@ var migrations = []string{
 		list    bytea NOT NULL,
 		at      timestamptz NOT NULL
 	);`,
+	// The serve client whose call caused an audit event.
+	`ALTER TABLE audit ADD COLUMN client text NOT NULL DEFAULT '';`,
 }
 
 // migrationLock is the advisory lock key of schema changes.
@@ -399,8 +401,8 @@ func (d *DB) Release(ctx context.Context, l *store.Lease) error {
 func (d *DB) Append(ctx context.Context, e store.Event) error {
 	ctx, cancel := d.op(ctx)
 	defer cancel()
-	_, err := d.pool.Exec(ctx, `INSERT INTO audit (at, profile, action, grant_type, outcome, error_class, error, pid) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-		e.Time, e.Profile, e.Action, e.Grant, e.Outcome, e.ErrorClass, e.Error, e.PID)
+	_, err := d.pool.Exec(ctx, `INSERT INTO audit (at, profile, action, grant_type, outcome, error_class, error, pid, client) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		e.Time, e.Profile, e.Action, e.Grant, e.Outcome, e.ErrorClass, e.Error, e.PID, e.Client)
 	return unavailable(err)
 }
 
@@ -408,7 +410,7 @@ func (d *DB) Append(ctx context.Context, e store.Event) error {
 func (d *DB) Events(ctx context.Context, profile string, limit int) ([]store.Event, error) {
 	ctx, cancel := d.op(ctx)
 	defer cancel()
-	const cols = `SELECT at, profile, action, grant_type, outcome, error_class, error, pid FROM audit`
+	const cols = `SELECT at, profile, action, grant_type, outcome, error_class, error, pid, client FROM audit`
 	var rows pgx.Rows
 	var err error
 	if profile == "" {
@@ -423,7 +425,7 @@ func (d *DB) Events(ctx context.Context, profile string, limit int) ([]store.Eve
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Event, error) {
 		var e store.Event
-		err := r.Scan(&e.Time, &e.Profile, &e.Action, &e.Grant, &e.Outcome, &e.ErrorClass, &e.Error, &e.PID)
+		err := r.Scan(&e.Time, &e.Profile, &e.Action, &e.Grant, &e.Outcome, &e.ErrorClass, &e.Error, &e.PID, &e.Client)
 		return e, err
 	})
 	return out, unavailable(err)

@@ -20,7 +20,7 @@ const sealedSchema = 2
 // one leaves: a migration that only adds (a table, a nullable column)
 // keeps it; one that changes what older binaries read raises it to its own
 // version, and those binaries then refuse the state instead of misreading
-// it. Schema 2 moved the tokens into sealed_tokens; 3 to 7 only added.
+// it. Schema 2 moved the tokens into sealed_tokens; 3 to 8 only added.
 var minReader = 2
 
 // migrations are append-only: a newer binary must open any older file.
@@ -75,6 +75,8 @@ var migrations = []migration{
 		list    BLOB NOT NULL,
 		at_ms   INTEGER NOT NULL
 	)`),
+	// 8: the serve client whose call caused an audit event.
+	execAll(`ALTER TABLE audit ADD COLUMN client TEXT NOT NULL DEFAULT ''`),
 }
 
 func execAll(stmts ...string) migration {

@@ -303,8 +303,8 @@ func (d *DB) Release(ctx context.Context, l *store.Lease) error {
 
 // Append implements store.Store.
 func (d *DB) Append(ctx context.Context, e store.Event) error {
-	res, err := d.db.ExecContext(ctx, `INSERT INTO audit (at, profile, action, grant_type, outcome, error_class, error, pid) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		e.Time.UnixMilli(), e.Profile, e.Action, e.Grant, e.Outcome, e.ErrorClass, e.Error, e.PID)
+	res, err := d.db.ExecContext(ctx, `INSERT INTO audit (at, profile, action, grant_type, outcome, error_class, error, pid, client) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		e.Time.UnixMilli(), e.Profile, e.Action, e.Grant, e.Outcome, e.ErrorClass, e.Error, e.PID, e.Client)
 	if err != nil {
 		return d.describe(err)
 	}
@@ -317,7 +317,7 @@ func (d *DB) Append(ctx context.Context, e store.Event) error {
 
 // Events implements store.Store.
 func (d *DB) Events(ctx context.Context, profile string, limit int) ([]store.Event, error) {
-	const cols = `SELECT at, profile, action, grant_type, outcome, error_class, error, pid FROM audit`
+	const cols = `SELECT at, profile, action, grant_type, outcome, error_class, error, pid, client FROM audit`
 	var rows *sql.Rows
 	var err error
 	if profile == "" {
@@ -335,7 +335,7 @@ func (d *DB) Events(ctx context.Context, profile string, limit int) ([]store.Eve
 	for rows.Next() {
 		var e store.Event
 		var at int64
-		if err := rows.Scan(&at, &e.Profile, &e.Action, &e.Grant, &e.Outcome, &e.ErrorClass, &e.Error, &e.PID); err != nil {
+		if err := rows.Scan(&at, &e.Profile, &e.Action, &e.Grant, &e.Outcome, &e.ErrorClass, &e.Error, &e.PID, &e.Client); err != nil {
 			return nil, d.describe(err)
 		}
 		e.Time = time.UnixMilli(at)
