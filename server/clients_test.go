@@ -255,3 +255,31 @@ func TestAuditNamesTheClient(t *testing.T) {
 		t.Fatalf("the obtain the client's call caused: %+v %v", events, err)
 	}
 }
+
+// A reload (SIGHUP) takes the clients' keys anew: a rotated-out key stops
+// working, the new one works.
+func TestClientKeysReload(t *testing.T) {
+	srv, base, _ := clientsRig(t, map[string]*config.Client{"job": {Key: proxyKey, Keys: []config.Secret{readerKey}, Profiles: []string{"ruckus"}}})
+	if srv == nil {
+		t.Fatal(base)
+	}
+	code := func(key string) int {
+		req, _ := http.NewRequest("GET", base+"/proxy/ruckus/venues", nil)
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if a, b := code(proxyKey), code(readerKey); a != 200 || b != 200 {
+		t.Fatalf("both keys while rotating: %d %d", a, b)
+	}
+	cfg := *srv.Broker().Config()
+	cfg.Clients = map[string]*config.Client{"job": {Name: "job", Key: readerKey, Profiles: []string{"ruckus"}, May: config.MayProxy}}
+	srv.Reload(&cfg)
+	if a, b := code(proxyKey), code(readerKey); a != 401 || b != 200 {
+		t.Errorf("after the reload: old key %d (want 401), new key %d (want 200)", a, b)
+	}
+}

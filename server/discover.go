@@ -6,6 +6,7 @@ import (
 
 	"github.com/tokenbroker/tokenbroker/config"
 	"github.com/tokenbroker/tokenbroker/internal/wait"
+	"github.com/tokenbroker/tokenbroker/store"
 )
 
 // discoverTenantsEvery checks, this often, which MSP profiles with
@@ -48,4 +49,30 @@ func (s *Server) discoverTenants(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// tenantCallsEvery is how often serve adds its tenant call counts to the
+// state, where `tokenbroker tenants` reads them.
+const tenantCallsEvery = 30 * time.Second
+
+// flushTenantCalls adds the tenants' call counts to the state every
+// tenantCallsEvery, and once more when ctx ends.
+func (s *Server) flushTenantCalls(ctx context.Context) {
+	tc, ok := s.opts.Store.(store.TenantCalls)
+	if !ok {
+		return
+	}
+	flush := func() {
+		fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		for profile, calls := range s.tenantCalls.take() {
+			if err := tc.AddTenantCalls(fctx, profile, calls); err != nil {
+				s.opts.Log.Warn("tenant call counts not stored", "profile", profile, "error", err)
+			}
+		}
+	}
+	for wait.Sleep(ctx, tenantCallsEvery) == nil {
+		flush()
+	}
+	flush()
 }

@@ -224,6 +224,9 @@ func (s *Server) Run(ctx context.Context) {
 	sinksDone := make(chan struct{})
 	go func() { s.runSinks(ctx); close(sinksDone) }()
 	defer func() { <-sinksDone }()
+	flushed := make(chan struct{})
+	go func() { s.flushTenantCalls(ctx); close(flushed) }()
+	defer func() { <-flushed }()
 	s.sched.Run(ctx)
 }
 

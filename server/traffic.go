@@ -3,6 +3,8 @@ package server
 import (
 	"sync"
 	"time"
+
+	"github.com/tokenbroker/tokenbroker/store"
 )
 
 // traffic keeps, per profile, proxied requests per minute over the last
@@ -87,8 +89,9 @@ func (t *traffic) snapshot(profile string, now time.Time) (perSecond []float64, 
 // tenantCalls counts proxied calls per MSP tenant, with the last one's
 // time, for GET /v1/profiles/{p}/tenants.
 type tenantCalls struct {
-	mu sync.Mutex
-	m  map[[2]string]*tenantCount // {profile, tenant id}
+	mu      sync.Mutex
+	m       map[[2]string]*tenantCount // {profile, tenant id}, since serve started
+	pending map[[2]string]*tenantCount // not yet added to the state (flush)
 }
 
 type tenantCount struct {
@@ -110,6 +113,31 @@ func (c *tenantCalls) add(profile, id string, now time.Time) {
 	}
 	tc.n++
 	tc.last = now
+	if c.pending == nil {
+		c.pending = map[[2]string]*tenantCount{}
+	}
+	p := c.pending[k]
+	if p == nil {
+		p = &tenantCount{}
+		c.pending[k] = p
+	}
+	p.n++
+	p.last = now
+}
+
+// take hands over the counts not yet flushed, by profile.
+func (c *tenantCalls) take() map[string]map[string]store.TenantCall {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[string]map[string]store.TenantCall{}
+	for k, tc := range c.pending {
+		if out[k[0]] == nil {
+			out[k[0]] = map[string]store.TenantCall{}
+		}
+		out[k[0]][k[1]] = store.TenantCall{Calls: tc.n, Last: tc.last}
+	}
+	c.pending = nil
+	return out
 }
 
 func (c *tenantCalls) get(profile, id string) (int64, time.Time) {

@@ -124,6 +124,23 @@ type TenantLists interface {
 	PutTenantList(ctx context.Context, profile string, list []byte, at time.Time) error
 }
 
+// TenantCall is one tenant's proxied calls as serve counted them.
+type TenantCall struct {
+	Calls int64
+	Last  time.Time
+}
+
+// TenantCalls is a store that keeps, per MSP tenant, how many calls the
+// serve replicas proxied for it and the last one's time, for `tokenbroker
+// tenants` (a CLI cache hit writes nothing).
+type TenantCalls interface {
+	// AddTenantCalls adds calls made since the last time to each tenant's
+	// count (by tenant id), keeping the later last call.
+	AddTenantCalls(ctx context.Context, profile string, calls map[string]TenantCall) error
+	// TenantCalls returns profile's counts by tenant id.
+	TenantCalls(ctx context.Context, profile string) (map[string]TenantCall, error)
+}
+
 // Lease is the right to renew one profile's token.
 type Lease struct {
 	Profile string

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tokenbroker/tokenbroker/config"
+	"github.com/tokenbroker/tokenbroker/store"
 )
 
 func (a *app) tenantsCommand() *cobra.Command {
@@ -33,8 +34,28 @@ func (a *app) tenantsCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// serve's counts of the calls it proxied for each tenant (it adds
+			// them to the state every 30 s).
+			var calls map[string]store.TenantCall
+			if st, err := b.Store(); err == nil {
+				if tc, ok := st.(store.TenantCalls); ok {
+					calls, _ = tc.TenantCalls(cmd.Context(), name)
+				}
+			}
+			type row struct {
+				config.Tenant
+				Calls    int64  `json:"calls"`
+				LastCall string `json:"last_call,omitempty"`
+			}
+			rows := make([]row, len(list))
+			for i, t := range list {
+				rows[i].Tenant = t
+				if c, ok := calls[t.ID]; ok {
+					rows[i].Calls, rows[i].LastCall = c.Calls, c.Last.UTC().Format(time.RFC3339)
+				}
+			}
 			if asJSON {
-				out := map[string]any{"profile": name, "tenants": append([]config.Tenant{}, list...)}
+				out := map[string]any{"profile": name, "tenants": rows}
 				if !at.IsZero() {
 					out["discovered_at"] = at.UTC().Format(time.RFC3339)
 				}
@@ -50,9 +71,13 @@ func (a *app) tenantsCommand() *cobra.Command {
 				return nil
 			}
 			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tID")
-			for _, t := range list {
-				fmt.Fprintf(tw, "%s\t%s\n", t.Name, t.ID)
+			fmt.Fprintln(tw, "NAME\tID\tCALLS\tLAST CALL")
+			for _, r := range rows {
+				last := "-"
+				if r.LastCall != "" {
+					last = r.LastCall
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", r.Name, r.ID, r.Calls, last)
 			}
 			tw.Flush()
 			if !at.IsZero() {

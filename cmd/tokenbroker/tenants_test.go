@@ -6,7 +6,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -55,7 +57,7 @@ func TestMSPTenantsEndToEnd(t *testing.T) {
 		t.Errorf("%d refused calls reached the vendor", now-accepted)
 	}
 
-	_, base, _ := startServe(t, p, "TOKENBROKER_API_KEY="+replicaKey)
+	serveCmd, base, _ := startServe(t, p, "TOKENBROKER_API_KEY="+replicaKey)
 	rep := &replica{base: base}
 	code, body, _ := rep.get("/v1/profiles/aruba/tenants")
 	if code != 200 || !strings.Contains(body, `"name":"acme"`) || !strings.Contains(body, globex) {
@@ -126,6 +128,14 @@ func TestMSPTenantsEndToEnd(t *testing.T) {
 	}
 	if _, metrics, _ := rep.get("/metrics"); !strings.Contains(metrics, `tokenbroker_tenant_requests_total{profile="aruba",tenant="`+globex+`"} 2`) {
 		t.Errorf("no per-tenant counter in /metrics")
+	}
+	// serve adds its counts to the state (every 30 s, and as it stops),
+	// where the CLI reads them.
+	serveCmd.Process.Signal(syscall.SIGTERM)
+	serveCmd.Wait()
+	out := mustOK(t, p.run(t, "tenants", "aruba")).stdout
+	if !regexp.MustCompile(`globex\s+`+globex+`\s+2\s+20\d\d-`).MatchString(out) || !regexp.MustCompile(`acme\s+`+acme+`\s+0\s+-`).MatchString(out) {
+		t.Errorf("tenants after serve stopped:\n%s", out)
 	}
 }
 

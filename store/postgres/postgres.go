@@ -194,6 +194,14 @@ var migrations = []string{
 	);`,
 	// The serve client whose call caused an audit event.
 	`ALTER TABLE audit ADD COLUMN client text NOT NULL DEFAULT '';`,
+	// Proxied calls per MSP tenant.
+	`CREATE TABLE tenant_calls (
+		profile   text NOT NULL,
+		tenant    text NOT NULL,
+		calls     bigint NOT NULL,
+		last_call timestamptz NOT NULL,
+		PRIMARY KEY (profile, tenant)
+	);`,
 }
 
 // migrationLock is the advisory lock key of schema changes.
@@ -694,6 +702,38 @@ func (d *DB) PutTenantList(ctx context.Context, profile string, list []byte, at 
 	_, err := d.pool.Exec(ctx, `INSERT INTO tenant_lists (profile, list, at) VALUES ($1, $2, $3)
 		ON CONFLICT (profile) DO UPDATE SET list = excluded.list, at = excluded.at`, profile, list, at)
 	return unavailable(err)
+}
+
+// AddTenantCalls implements store.TenantCalls.
+func (d *DB) AddTenantCalls(ctx context.Context, profile string, calls map[string]store.TenantCall) error {
+	ctx, cancel := d.op(ctx)
+	defer cancel()
+	var tenants []string
+	var counts []int64
+	var lasts []time.Time
+	for t, c := range calls {
+		tenants, counts, lasts = append(tenants, t), append(counts, c.Calls), append(lasts, c.Last)
+	}
+	_, err := d.pool.Exec(ctx, `INSERT INTO tenant_calls (profile, tenant, calls, last_call)
+		SELECT $1, * FROM unnest($2::text[], $3::bigint[], $4::timestamptz[])
+		ON CONFLICT (profile, tenant) DO UPDATE SET calls = tenant_calls.calls + excluded.calls,
+			last_call = greatest(tenant_calls.last_call, excluded.last_call)`, profile, tenants, counts, lasts)
+	return unavailable(err)
+}
+
+// TenantCalls implements store.TenantCalls.
+func (d *DB) TenantCalls(ctx context.Context, profile string) (map[string]store.TenantCall, error) {
+	ctx, cancel := d.op(ctx)
+	defer cancel()
+	rows, err := d.pool.Query(ctx, `SELECT tenant, calls, last_call FROM tenant_calls WHERE profile = $1`, profile)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	out := map[string]store.TenantCall{}
+	var t string
+	var c store.TenantCall
+	_, err = pgx.ForEachRow(rows, []any{&t, &c.Calls, &c.Last}, func() error { out[t] = c; return nil })
+	return out, unavailable(err)
 }
 
 // SeedTaken implements store.Seeds.

@@ -389,3 +389,17 @@ func TestTenantListsReplacedWhole(t *testing.T) {
 		at = at.Add(time.Hour)
 	}
 }
+
+// Tenant call counts add up across replicas and keep the later last call.
+func TestTenantCallsAddUp(t *testing.T) {
+	dsn := pgtest.Start(t).Database(t)
+	a, b := open(t, dsn), open(t, dsn)
+	ctx := context.Background()
+	t1 := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	a.AddTenantCalls(ctx, "msp", map[string]store.TenantCall{"acme": {Calls: 3, Last: t1.Add(time.Minute)}})
+	b.AddTenantCalls(ctx, "msp", map[string]store.TenantCall{"acme": {Calls: 2, Last: t1}, "globex": {Calls: 1, Last: t1}})
+	got, err := a.TenantCalls(ctx, "msp")
+	if err != nil || got["acme"].Calls != 5 || !got["acme"].Last.Equal(t1.Add(time.Minute)) || got["globex"].Calls != 1 {
+		t.Fatalf("counts %+v %v", got, err)
+	}
+}

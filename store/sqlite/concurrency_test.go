@@ -210,3 +210,19 @@ func TestTenantListsReplacedWhole(t *testing.T) {
 		at = at.Add(time.Hour)
 	}
 }
+
+var _ store.TenantCalls = (*DB)(nil)
+
+// Tenant call counts add up across processes and keep the later last call.
+func TestTenantCallsAddUp(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	a, b := openDB(t, path, testSealer(t, 1)), openDB(t, path, testSealer(t, 1))
+	ctx := context.Background()
+	t1 := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	a.AddTenantCalls(ctx, "msp", map[string]store.TenantCall{"acme": {Calls: 3, Last: t1.Add(time.Minute)}})
+	b.AddTenantCalls(ctx, "msp", map[string]store.TenantCall{"acme": {Calls: 2, Last: t1}, "globex": {Calls: 1, Last: t1}})
+	got, err := a.TenantCalls(ctx, "msp")
+	if err != nil || got["acme"].Calls != 5 || !got["acme"].Last.Equal(t1.Add(time.Minute)) || got["globex"].Calls != 1 {
+		t.Fatalf("counts %+v %v", got, err)
+	}
+}

@@ -20,7 +20,7 @@ const sealedSchema = 2
 // one leaves: a migration that only adds (a table, a nullable column)
 // keeps it; one that changes what older binaries read raises it to its own
 // version, and those binaries then refuse the state instead of misreading
-// it. Schema 2 moved the tokens into sealed_tokens; 3 to 8 only added.
+// it. Schema 2 moved the tokens into sealed_tokens; 3 to 9 only added.
 var minReader = 2
 
 // migrations are append-only: a newer binary must open any older file.
@@ -77,6 +77,14 @@ var migrations = []migration{
 	)`),
 	// 8: the serve client whose call caused an audit event.
 	execAll(`ALTER TABLE audit ADD COLUMN client TEXT NOT NULL DEFAULT ''`),
+	// 9: proxied calls per MSP tenant.
+	execAll(`CREATE TABLE tenant_calls (
+		profile TEXT NOT NULL,
+		tenant  TEXT NOT NULL,
+		calls   INTEGER NOT NULL,
+		last_ms INTEGER NOT NULL,
+		PRIMARY KEY (profile, tenant)
+	)`),
 }
 
 func execAll(stmts ...string) migration {

@@ -426,6 +426,44 @@ func (d *DB) PutTenantList(ctx context.Context, profile string, list []byte, at 
 	return d.describe(err)
 }
 
+// AddTenantCalls implements store.TenantCalls.
+func (d *DB) AddTenantCalls(ctx context.Context, profile string, calls map[string]store.TenantCall) error {
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return d.describe(err)
+	}
+	defer tx.Rollback()
+	for tenant, c := range calls {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO tenant_calls (profile, tenant, calls, last_ms) VALUES (?, ?, ?, ?)
+			ON CONFLICT (profile, tenant) DO UPDATE SET calls = calls + excluded.calls, last_ms = max(last_ms, excluded.last_ms)`,
+			profile, tenant, c.Calls, c.Last.UnixMilli()); err != nil {
+			return d.describe(err)
+		}
+	}
+	return d.describe(tx.Commit())
+}
+
+// TenantCalls implements store.TenantCalls.
+func (d *DB) TenantCalls(ctx context.Context, profile string) (map[string]store.TenantCall, error) {
+	rows, err := d.db.QueryContext(ctx, `SELECT tenant, calls, last_ms FROM tenant_calls WHERE profile = ?`, profile)
+	if err != nil {
+		return nil, d.describe(err)
+	}
+	defer rows.Close()
+	out := map[string]store.TenantCall{}
+	for rows.Next() {
+		var t string
+		var c store.TenantCall
+		var ms int64
+		if err := rows.Scan(&t, &c.Calls, &ms); err != nil {
+			return nil, d.describe(err)
+		}
+		c.Last = time.UnixMilli(ms)
+		out[t] = c
+	}
+	return out, d.describe(rows.Err())
+}
+
 // Close implements store.Store.
 func (d *DB) Close() error {
 	d.stmts.Range(func(_, v any) bool {
