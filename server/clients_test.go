@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"io"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -37,6 +38,20 @@ func clientsRig(t *testing.T, clients map[string]*config.Client) (*Server, strin
 		"ruckus": {Provider: "ruckus-one", BaseURL: set.URLs["ruckus-one"], TenantID: set.Ruckus.TenantID,
 			ClientID: config.Secret(set.Ruckus.ClientID), ClientSecret: config.Secret(set.Ruckus.ClientSecret)},
 	}}
+	srv, err := serverFor(t, cfg)
+	if err != nil {
+		return nil, err.Error(), set
+	}
+	if _, err := srv.Broker().Import(context.Background(), "aruba", set.Aruba.IssueOfflineToken(), tokenbroker.ImportOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return srv, serveFront(t, srv).URL, set
+}
+
+// serverFor names cfg's profiles and clients, opens its state and makes a
+// server on it with the test key; the error is New's.
+func serverFor(t *testing.T, cfg *config.Config) (*Server, error) {
+	t.Helper()
 	for n, p := range cfg.Profiles {
 		p.Name = n
 	}
@@ -51,14 +66,27 @@ func clientsRig(t *testing.T, clients map[string]*config.Client) (*Server, strin
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	srv, err := New(cfg, Options{Store: st, APIKey: testKey})
-	if err != nil {
-		return nil, err.Error(), set
+	return New(cfg, Options{Store: st, APIKey: testKey})
+}
+
+// callAs makes one call as the holder of key; a path may end in |TENANT,
+// the tenant a proxied call names. It returns the status, the header and
+// the body.
+func callAs(t *testing.T, base, method, path, key string) (int, http.Header, string) {
+	t.Helper()
+	path, tenant, _ := strings.Cut(path, "|")
+	req, _ := http.NewRequest(method, base+path, nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	if tenant != "" {
+		req.Header.Set(tokenbroker.TenantHeader, tenant)
 	}
-	if _, err := srv.Broker().Import(context.Background(), "aruba", set.Aruba.IssueOfflineToken(), tokenbroker.ImportOptions{}); err != nil {
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return srv, serveFront(t, srv).URL, set
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, string(b)
 }
 
 func sha(key string) config.Secret {
@@ -84,27 +112,8 @@ func TestClientsGetOnlyWhatTheyMay(t *testing.T) {
 	}
 	call := func(method, path, key string) (int, string) {
 		t.Helper()
-		path, tenant, _ := strings.Cut(path, "|") // the tenant a proxied call names
-		req, _ := http.NewRequest(method, base+path, nil)
-		req.Header.Set("Authorization", "Bearer "+key)
-		if tenant != "" {
-			req.Header.Set(tokenbroker.TenantHeader, tenant)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var b strings.Builder
-		buf := make([]byte, 8192)
-		for {
-			n, err := resp.Body.Read(buf)
-			b.Write(buf[:n])
-			if err != nil {
-				break
-			}
-		}
-		return resp.StatusCode, b.String()
+		code, _, body := callAs(t, base, method, path, key)
+		return code, body
 	}
 	acceptedBefore, _ := set.Aruba.APIStats()
 	for _, c := range []struct {
@@ -202,14 +211,8 @@ func TestClientBudgets(t *testing.T) {
 		t.Fatal(base)
 	}
 	call := func(key string) (int, http.Header) {
-		req, _ := http.NewRequest("GET", base+"/proxy/aruba/monitoring/v1/aps", nil)
-		req.Header.Set("Authorization", "Bearer "+key)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode, resp.Header
+		code, h, _ := callAs(t, base, "GET", "/proxy/aruba/monitoring/v1/aps", key)
+		return code, h
 	}
 	for i := range 3 {
 		if code, _ := call(proxyKey); code != 200 {
@@ -243,13 +246,9 @@ func TestAuditNamesTheClient(t *testing.T) {
 	if srv == nil {
 		t.Fatal(base)
 	}
-	req, _ := http.NewRequest("GET", base+"/v1/profiles/ruckus/token", nil)
-	req.Header.Set("Authorization", "Bearer "+readerKey)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("token: %v %v", resp, err)
+	if code, _, body := callAs(t, base, "GET", "/v1/profiles/ruckus/token", readerKey); code != 200 {
+		t.Fatalf("token: %d %s", code, body)
 	}
-	resp.Body.Close()
 	events, err := srv.Broker().Events(context.Background(), "ruckus", 10)
 	if err != nil || len(events) == 0 || events[0].Action != "obtain" || events[0].Client != "reader" {
 		t.Fatalf("the obtain the client's call caused: %+v %v", events, err)
@@ -264,14 +263,8 @@ func TestClientKeysReload(t *testing.T) {
 		t.Fatal(base)
 	}
 	code := func(key string) int {
-		req, _ := http.NewRequest("GET", base+"/proxy/ruckus/venues", nil)
-		req.Header.Set("Authorization", "Bearer "+key)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
+		c, _, _ := callAs(t, base, "GET", "/proxy/ruckus/venues", key)
+		return c
 	}
 	if a, b := code(proxyKey), code(readerKey); a != 200 || b != 200 {
 		t.Fatalf("both keys while rotating: %d %d", a, b)

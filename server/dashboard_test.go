@@ -195,15 +195,7 @@ func TestDashboardHoldsHundredsOfRows(t *testing.T) {
 	for i := range 19 {
 		cfg.Profiles[fmt.Sprintf("site-%02d", i+1)] = &config.Profile{Provider: "static", APIKey: config.Secret(fmt.Sprintf("key-%02d", i))}
 	}
-	for n, p := range cfg.Profiles {
-		p.Name = n
-	}
-	st, err := tokenbroker.OpenStore(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	srv, err := New(cfg, Options{Store: st, APIKey: testKey})
+	srv, err := serverFor(t, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,15 +35,7 @@ func TestSinksFollowTheToken(t *testing.T) {
 			CustomerID: set.Aruba.CustomerID, Username: config.Secret(set.Aruba.Username), Password: config.Secret(set.Aruba.Password),
 			Tenants: config.Tenants{List: []config.Tenant{{ID: set.Aruba.Customers[0].ID, Name: "acme", Sinks: []config.Sink{{File: file("acme.header"), Format: config.SinkHeader}}}}}},
 	}}
-	for n, p := range cfg.Profiles {
-		p.Name = n
-	}
-	st, err := tokenbroker.OpenStore(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	srv, err := New(cfg, Options{Store: st, APIKey: testKey})
+	srv, err := serverFor(t, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
