@@ -6,13 +6,11 @@ package sink
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 	"text/template"
 
 	"github.com/tokenbroker/tokenbroker/config"
@@ -112,13 +110,7 @@ func CheckDir(file string) error {
 	if !fi.IsDir() {
 		return fmt.Errorf("%s is not a directory", dir)
 	}
-	if perm := fi.Mode().Perm(); perm&0o022 != 0 {
-		return fmt.Errorf("its directory %s can be written by others (mode %04o): use a directory only its owner writes (chmod go-w %s)", dir, perm, dir)
-	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 0 && int(st.Uid) != os.Getuid() {
-		return fmt.Errorf("its directory %s belongs to another user (uid %d)", dir, st.Uid)
-	}
-	return nil
+	return checkDirOwner(dir, fi)
 }
 
 // Write replaces file with data atomically: a temporary file in the same
@@ -145,11 +137,8 @@ func Write(file string, data []byte, mode os.FileMode) error {
 		return err
 	}
 	if old, err := os.Stat(file); err == nil {
-		if st, ok := old.Sys().(*syscall.Stat_t); ok && (int(st.Uid) != os.Getuid() || int(st.Gid) != os.Getgid()) {
-			// Keep the owner a deployment gave the file (possible as root).
-			if err := tmp.Chown(int(st.Uid), int(st.Gid)); err != nil && !errors.Is(err, os.ErrPermission) {
-				return err
-			}
+		if err := keepOwner(tmp, old); err != nil {
+			return err
 		}
 	}
 	if _, err := tmp.Write(data); err != nil {

@@ -3,11 +3,9 @@ package store
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
 )
 
 // NewOwner names a lease holder: host, process id and a random part, so
@@ -32,5 +30,5 @@ func OwnerDead(owner string) bool {
 	if parts[0] != host || err != nil || pid <= 0 || pid == os.Getpid() {
 		return false
 	}
-	return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)
+	return processGone(pid)
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"os"
 	"os/exec"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -56,7 +55,7 @@ Authorization: Bearer $TOKENBROKER_PROXY_KEY. Signals go to CMD; its exit code i
 			}
 			b.Close() // nothing of ours stays open in the child
 			// Replace this process, so signals and the exit code are the child's own.
-			return syscall.Exec(path, args[1:], env)
+			return replaceWith(path, args[1:], env)
 		},
 	}
 	cmd.Flags().DurationVar(&minTTL, "min-ttl", 10*time.Minute, "renew first when less than this is left, so the command starts with a fresh token")

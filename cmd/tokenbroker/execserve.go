@@ -12,7 +12,6 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/tokenbroker/tokenbroker"
@@ -25,9 +24,6 @@ import (
 type exitCode int
 
 func (e exitCode) Error() string { return "the command exited with " + strconv.Itoa(int(e)) }
-
-// forwarded are the signals a child of exec --serve gets from us.
-var forwarded = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH}
 
 // execServe runs argv as a child beside a proxy for the profile (or its
 // tenant) on a random loopback port, with a random key that lives as long
@@ -63,8 +59,14 @@ func execServe(b *tokenbroker.Broker, profile string, tenant *config.Tenant, arg
 	go srv.Serve(ln)
 	defer srv.Close()
 
+	return runChild(argv, append(env, "TOKENBROKER_PROXY_URL=http://"+ln.Addr().String()+base, "TOKENBROKER_PROXY_KEY="+key))
+}
+
+// runChild runs argv with env as our child, with our standard streams,
+// forwards the signals we get to it, and returns its exit code as ours.
+func runChild(argv, env []string) error {
 	child := exec.Command(argv[0], argv[1:]...)
-	child.Env = append(env, "TOKENBROKER_PROXY_URL=http://"+ln.Addr().String()+base, "TOKENBROKER_PROXY_KEY="+key)
+	child.Env = env
 	child.Stdin, child.Stdout, child.Stderr = os.Stdin, os.Stdout, os.Stderr
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, forwarded...)
@@ -74,19 +76,16 @@ func execServe(b *tokenbroker.Broker, profile string, tenant *config.Tenant, arg
 	}
 	go func() {
 		for s := range sigs {
-			child.Process.Signal(s)
+			forward(child.Process, s)
 		}
 	}()
-	err = child.Wait()
+	err := child.Wait()
 	var ee *exec.ExitError
 	switch {
 	case err == nil:
 		return nil
 	case errors.As(err, &ee):
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return exitCode(128 + int(ws.Signal())) // as a shell reports it
-		}
-		return exitCode(ee.ExitCode())
+		return exitCode(exitCodeOf(ee))
 	}
 	return err
 }

@@ -140,9 +140,7 @@ func serve(ctx context.Context, srv *server.Server, ln net.Listener, log *slog.L
 func listenOn(addr string) (net.Listener, error) {
 	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
 		os.Remove(path)
-		old := syscall.Umask(0o177)
-		ln, err := net.Listen("unix", path)
-		syscall.Umask(old)
+		ln, err := listenPrivateSocket(path)
 		if err != nil {
 			return nil, failure.New(failure.Config, "--listen %s: %v", addr, err)
 		}

@@ -14,10 +14,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
+
+// runAs is the user the server runs as when the tests run as root
+// (PostgreSQL refuses to run as root).
+type runAs struct{ uid, gid int }
 
 // Cluster is a running PostgreSQL.
 type Cluster struct {
@@ -25,7 +28,7 @@ type Cluster struct {
 	dir     string
 	port    int
 	pgCtl   string
-	asUser  *syscall.Credential
+	asUser  *runAs // nil: as this process's user
 	managed bool
 }
 
@@ -147,14 +150,14 @@ func start() (*Cluster, error) {
 		}
 		uid, _ := strconv.Atoi(u.Uid)
 		gid, _ := strconv.Atoi(u.Gid)
-		c.asUser = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+		c.asUser = &runAs{uid: uid, gid: gid}
 		os.Chown(dir, uid, gid)
 	}
 	if c.port, err = freePort(); err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(initdb, "-D", filepath.Join(dir, "data"), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.asUser}
+	c.asUser.apply(cmd)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("initdb: %v\n%s", err, out)
 	}
@@ -167,7 +170,7 @@ func start() (*Cluster, error) {
 
 func (c *Cluster) ctl(args ...string) ([]byte, error) {
 	cmd := exec.Command(c.pgCtl, append([]string{"-D", filepath.Join(c.dir, "data")}, args...)...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.asUser}
+	c.asUser.apply(cmd)
 	return cmd.CombinedOutput()
 }
 

@@ -5,7 +5,6 @@ package secretfile
 
 import (
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -19,10 +18,7 @@ func CheckPrivate(path, what string) error {
 	if err != nil {
 		return err
 	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return fmt.Errorf("%s %s is readable by others (mode %04o): run `chmod 600 %s`", what, path, perm, path)
-	}
-	return nil
+	return checkPrivateMode(path, what, fi)
 }
 
 // LoadOrCreate returns the trimmed content of path, writing generate()'s

@@ -1,0 +1,16 @@
+//go:build unix
+
+package secretfile
+
+import (
+	"fmt"
+	"io/fs"
+)
+
+// checkPrivateMode refuses mode bits that let others read the file.
+func checkPrivateMode(path, what string, fi fs.FileInfo) error {
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return fmt.Errorf("%s %s is readable by others (mode %04o): run `chmod 600 %s`", what, path, perm, path)
+	}
+	return nil
+}
