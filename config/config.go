@@ -303,22 +303,12 @@ func DefaultPath() string {
 	if p := os.Getenv("TOKENBROKER_CONFIG"); p != "" {
 		return p
 	}
-	dir := os.Getenv("XDG_CONFIG_HOME")
-	if dir == "" {
-		home, _ := os.UserHomeDir()
-		dir = filepath.Join(home, ".config")
-	}
-	return filepath.Join(dir, "tokenbroker", "config.yaml")
+	return filepath.Join(defaultConfigDir(), "tokenbroker", "config.yaml")
 }
 
 // DefaultState is the SQLite state path when the config does not say.
 func DefaultState() string {
-	dir := os.Getenv("XDG_STATE_HOME")
-	if dir == "" {
-		home, _ := os.UserHomeDir()
-		dir = filepath.Join(home, ".local", "state")
-	}
-	return "sqlite:" + filepath.Join(dir, "tokenbroker", "state.db")
+	return "sqlite:" + filepath.Join(defaultStateDir(), "tokenbroker", "state.db")
 }
 
 // Load reads and parses the config at path. A missing file at the default

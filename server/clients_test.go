@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -274,5 +275,43 @@ func TestClientKeysReload(t *testing.T) {
 	srv.Reload(&cfg)
 	if a, b := code(proxyKey), code(readerKey); a != 401 || b != 200 {
 		t.Errorf("after the reload: old key %d (want 401), new key %d (want 200)", a, b)
+	}
+}
+
+// POST /v1/reload reads the configuration again, as SIGHUP does (the
+// reload of platforms without SIGHUP); it is the administrator's, and a
+// configuration that does not load keeps the current one.
+func TestReloadRoute(t *testing.T) {
+	srv, base, _ := clientsRig(t, map[string]*config.Client{"job": {Key: proxyKey, Profiles: []string{"ruckus"}}})
+	if srv == nil {
+		t.Fatal(base)
+	}
+	next := *srv.Broker().Config()
+	next.Profiles = map[string]*config.Profile{"site": {Name: "site", Provider: "static", APIKey: "k"}}
+	for n, p := range srv.Broker().Config().Profiles {
+		next.Profiles[n] = p
+	}
+	var fail bool
+	srv.opts.LoadConfig = func() (*config.Config, error) {
+		if fail {
+			return nil, errors.New("config.yaml line 3: bad")
+		}
+		return &next, nil
+	}
+	if code, _, body := callAs(t, base, "POST", "/v1/reload", proxyKey); code != 403 || !strings.Contains(body, `"rule":"admin"`) {
+		t.Errorf("a client reloading: %d %s", code, body)
+	}
+	if code, _, body := callAs(t, base, "POST", "/v1/reload", testKey); code != 200 || !strings.Contains(body, `"reloaded":true`) {
+		t.Fatalf("reload: %d %s", code, body)
+	}
+	if _, err := srv.Broker().Config().Profile("site"); err != nil {
+		t.Errorf("the reloaded config is not in use: %v", err)
+	}
+	fail = true
+	if code, _, _ := callAs(t, base, "POST", "/v1/reload", testKey); code == 200 {
+		t.Error("a config that does not load was taken")
+	}
+	if _, err := srv.Broker().Config().Profile("site"); err != nil {
+		t.Errorf("a failed reload dropped the current config: %v", err)
 	}
 }

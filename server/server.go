@@ -42,6 +42,10 @@ type Options struct {
 	// RefreshClock drives the background refresher; Broker.Clock (the one
 	// time source) when nil.
 	RefreshClock refresh.Clock
+	// LoadConfig reads the configuration again for POST /v1/reload (the
+	// reload of every platform, SIGHUP's where there is none); nil: the
+	// route answers that this server cannot reload.
+	LoadConfig func() (*config.Config, error)
 }
 
 // Server serves one configuration at a time; Reload swaps it.
@@ -112,6 +116,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	s.mux.HandleFunc("GET /v1/profiles/{name}/tenants", s.auth(s.tenants))
 	s.mux.HandleFunc("POST /v1/profiles/{name}/refresh", s.auth(s.adminOnly(s.refresh)))
 	s.mux.HandleFunc("GET /metrics", s.auth(s.adminOnly(s.metrics.handler)))
+	s.mux.HandleFunc("POST /v1/reload", s.auth(s.adminOnly(s.reload)))
 	s.dashboard()
 	if q, ok := opts.Store.(store.Webhooks); ok {
 		now := clock.Or(opts.Broker.Clock).Now
@@ -394,6 +399,23 @@ func (s *Server) profiles(w http.ResponseWriter, r *http.Request) {
 		out = append(out, v)
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// reload reads the configuration again and switches to it, as SIGHUP does.
+// A configuration that does not load is refused and the current one kept.
+func (s *Server) reload(w http.ResponseWriter, r *http.Request) {
+	if s.opts.LoadConfig == nil {
+		writeJSON(w, http.StatusNotImplemented, map[string]string{"error": "not_supported", "message": "this server was not given a way to read its configuration again"})
+		return
+	}
+	config.ForgetExecSecrets()
+	cfg, err := s.opts.LoadConfig()
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	s.Reload(cfg)
+	writeJSON(w, http.StatusOK, map[string]any{"reloaded": true, "profiles": len(cfg.Profiles), "clients": len(cfg.Clients)})
 }
 
 // tokenName is the token route's PROFILE, or PROFILE/TENANT on the

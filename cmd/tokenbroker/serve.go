@@ -54,7 +54,7 @@ func (a *app) serveCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			srv, err := server.New(cfg, server.Options{Store: st, APIKey: key, Log: log})
+			srv, err := server.New(cfg, server.Options{Store: st, APIKey: key, Log: log, LoadConfig: a.loadConfig})
 			if err != nil {
 				return err
 			}
