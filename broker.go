@@ -150,7 +150,7 @@ func New(cfg *config.Config, opts Options) *Broker {
 	}
 	b.profiles = make(map[string]*profileState, len(cfg.Profiles))
 	for name, prof := range cfg.Profiles {
-		b.profiles[name] = &profileState{prof: prof}
+		b.profiles[name] = &profileState{prof: prof, listed: newTenantList(prof.Tenants.List, time.Time{}, time.Time{})}
 	}
 	return b
 }
@@ -207,6 +207,7 @@ type profileState struct {
 	limitsOnce sync.Once
 	limits     *limits // its vendor account's, shared with the account's other profiles
 	limitsErr  error
+	limitsMade atomic.Bool // limitsOnce has run: limits may be read without it
 
 	mem atomic.Pointer[cached] // the token in memory; read without locks on the hot path
 
@@ -215,6 +216,7 @@ type profileState struct {
 	writing atomic.Bool // a token the state could not take is being written (keepWriting)
 
 	tenants atomic.Pointer[tenantList] // the discovered tenants, as last read or discovered
+	listed  *tenantList                // the config's tenants, indexed (made in New)
 }
 
 // state returns the profile's entry, or the config's error for a name
@@ -941,10 +943,7 @@ func (b *Broker) forTenant(name string, h *Handout, id string) error {
 	if err != nil {
 		return err
 	}
-	th := p.Describe().TenantHeader
-	if th == "" {
-		return &failure.Error{Kind: failure.Config, Profile: name, Msg: p.Describe().Vendor + " has no tenant header: its profiles cannot have tenants"}
-	}
+	th := p.Describe().TenantHeader // provider.New refuses tenants without one
 	hs := make(map[string]string, len(h.Headers)+1)
 	for k, v := range h.Headers {
 		if !strings.EqualFold(k, th) {

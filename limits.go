@@ -19,8 +19,7 @@ import (
 // as the same customer shares them, as the vendor counts them together.
 type limits struct {
 	key    string
-	share  *ratelimit.Share // this replica's, when replicas lease shares
-	window waiter           // nil when the vendor has no per-second limit
+	window waiter // nil when the vendor has no per-second limit
 	quota  ratelimit.Quota
 	cfg    config.RateLimit
 	shared store.Limits // set when replicas share limits through the store
@@ -283,20 +282,24 @@ func (b *Broker) limitsFor(name string) (*limits, error) {
 	if err != nil {
 		return nil, err
 	}
-	e.limitsOnce.Do(func() { e.limits, e.limitsErr = b.accountLimits(name) })
+	e.limitsOnce.Do(func() {
+		e.limits, e.limitsErr = b.accountLimits(name)
+		e.limitsMade.Store(true)
+	})
 	return e.limits, e.limitsErr
 }
 
-// accountLimits finds or makes the limits of the profile's vendor account.
-func (b *Broker) accountLimits(name string) (*limits, error) {
+// account names the profile's vendor account and its limits' settings,
+// and the entry they are kept under in Accounts.
+func (b *Broker) account(name string) (key, entry string, cfg config.RateLimit, err error) {
 	p, err := b.Provider(name)
 	if err != nil {
-		return nil, err
+		return "", "", cfg, err
 	}
 	prof, _ := b.cfg.Profile(name)
 	d := p.Describe()
-	key := accountKey(prof, d)
-	cfg := config.RateLimit{PerSecond: d.Limits.PerSecond, PerDay: d.Limits.PerDay, MaxWait: ratelimit.DefaultMaxWait, Margin: ratelimit.DefaultMargin}
+	key = accountKey(prof, d)
+	cfg = config.RateLimit{PerSecond: d.Limits.PerSecond, PerDay: d.Limits.PerDay, MaxWait: ratelimit.DefaultMaxWait, Margin: ratelimit.DefaultMargin}
 	if o := prof.RateLimit; o != nil {
 		if o.MaxWait > 0 {
 			cfg.MaxWait = o.MaxWait
@@ -307,7 +310,15 @@ func (b *Broker) accountLimits(name string) (*limits, error) {
 	}
 	// The same account with other settings (a reload that changed them) is
 	// counted afresh.
-	entry := fmt.Sprintf("%s\x00%v", key, cfg)
+	return key, fmt.Sprintf("%s\x00%v", key, cfg), cfg, nil
+}
+
+// accountLimits finds or makes the limits of the profile's vendor account.
+func (b *Broker) accountLimits(name string) (*limits, error) {
+	key, entry, cfg, err := b.account(name)
+	if err != nil {
+		return nil, err
+	}
 	if l, ok := b.limits.m.Load(entry); ok {
 		return l.(*limits), nil
 	}
@@ -330,8 +341,7 @@ func (b *Broker) accountLimits(name string) (*limits, error) {
 			sw := &sharedWindow{st: l.shared, key: key, n: n, window: per, maxWait: cfg.MaxWait, now: b.opts.Now, warn: warn}
 			l.window = sw
 			if leaser, ok := l.shared.(ratelimit.Leaser); ok {
-				l.share = b.limits.shareFor(key, name, n, per, cfg.MaxWait, b.opts.Clock, warn)
-				l.window = &sharedLimit{share: l.share, legacy: sw}
+				l.window = &sharedLimit{share: b.limits.shareFor(key, name, n, per, cfg.MaxWait, b.opts.Clock, warn), legacy: sw}
 				renew = func() { b.limits.renew(leaser) }
 			}
 		}
@@ -354,11 +364,24 @@ func (b *Broker) JoinLimits() {
 	}
 }
 
-// Quota reports the profile's daily quota as the vendor last reported it.
+// Quota reports the profile's daily quota as this process last heard it
+// from the vendor. It only looks: a process that has not called the
+// account (`tokenbroker status`) makes no limits for it, and so takes no
+// share of it from the replicas.
 func (b *Broker) Quota(name string) (remaining, limit int, known bool) {
-	l, err := b.limitsFor(name)
+	if e := b.profiles[name]; e != nil && e.limitsMade.Load() { // every proxied call asks
+		if e.limits == nil {
+			return 0, 0, false
+		}
+		return e.limits.quota.Remaining()
+	}
+	_, entry, _, err := b.account(name)
 	if err != nil {
 		return 0, 0, false
 	}
-	return l.quota.Remaining()
+	l, ok := b.limits.m.Load(entry)
+	if !ok {
+		return 0, 0, false
+	}
+	return l.(*limits).quota.Remaining()
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tokenbroker/tokenbroker/config"
+	"github.com/tokenbroker/tokenbroker/ratelimit"
 	"github.com/tokenbroker/tokenbroker/store"
 )
 
@@ -98,5 +99,51 @@ func TestCutOffFromTheSharedLimitSendsNothing(t *testing.T) {
 	defer mu.Unlock()
 	if len(warned) != 2 || !strings.Contains(warned[0], "unavailable") || !strings.Contains(warned[1], "available again") {
 		t.Errorf("warnings %q, want one when cut off and one when back", warned)
+	}
+}
+
+// leasingStore is a store whose replicas lease shares: each gets all.
+type leasingStore struct{ sharedLimits }
+
+func (s *leasingStore) LeaseShares(_ context.Context, asks []ratelimit.ShareAsk) ([]ratelimit.ShareGrant, error) {
+	out := make([]ratelimit.ShareGrant, len(asks))
+	for i, a := range asks {
+		out[i] = ratelimit.ShareGrant{Slots: a.N, Target: a.N, Members: 1}
+	}
+	return out, nil
+}
+
+// `tokenbroker status` (or anything that only looks) takes no share of a
+// vendor's limit from the replicas; a call to the vendor does.
+func TestLookingTakesNoShare(t *testing.T) {
+	api := &flakyAPI{}
+	srv := httptest.NewServer(api)
+	defer srv.Close()
+	cfg := &config.Config{State: "sqlite:" + filepath.Join(t.TempDir(), "state.db"), Profiles: map[string]*config.Profile{
+		"p": {Name: "p", Provider: "oauth2", TokenURL: srv.URL + "/token", BaseURL: srv.URL, ClientID: "id", ClientSecret: "secret",
+			RateLimit: &config.RateLimit{PerSecond: 7}},
+	}}
+	st, err := OpenStore(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ls := &leasingStore{sharedLimits: sharedLimits{Store: st}}
+	acc := NewAccounts()
+	defer acc.Close()
+	b := New(cfg, Options{Store: ls, Accounts: acc})
+	if _, err := b.Status(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	b.Quota("p")
+	if n := len(acc.Shares()); n != 0 {
+		t.Fatalf("status took %d shares", n)
+	}
+	hc, _ := b.HTTPClient("p")
+	if resp, err := hc.Get(srv.URL + "/x"); err == nil {
+		resp.Body.Close()
+	}
+	if n := len(acc.Shares()); n != 1 {
+		t.Errorf("a call to the vendor took %d shares, want 1", n)
 	}
 }

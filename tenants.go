@@ -17,9 +17,23 @@ import (
 // tenantList is one discovery's list of an MSP profile's tenants, never
 // changed once made: a new discovery replaces it whole.
 type tenantList struct {
-	list []config.Tenant
-	at   time.Time // when the vendor was asked
-	read time.Time // when this process read it from the state
+	list  []config.Tenant
+	byRef map[string]int // id or name -> index in list: calls name tenants by either
+	at    time.Time      // when the vendor was asked (zero for a listed one)
+	read  time.Time      // when this process read it from the state
+}
+
+func newTenantList(list []config.Tenant, at, read time.Time) *tenantList {
+	tl := &tenantList{list: list, byRef: make(map[string]int, 2*len(list)), at: at, read: read}
+	for i, t := range list {
+		tl.byRef[t.ID] = i
+	}
+	for i, t := range list {
+		if _, isID := tl.byRef[t.Name]; t.Name != "" && !isID {
+			tl.byRef[t.Name] = i // an id wins over a name, as in config.Profile.Refer
+		}
+	}
+	return tl
 }
 
 // tenantsReread is how long a process trusts the discovered list it read
@@ -39,52 +53,64 @@ func (b *Broker) Tenant(ctx context.Context, name string) (*config.Profile, *con
 	if err != nil || !isTenant {
 		return p, nil, err
 	}
-	list, _, err := b.Tenants(ctx, pname)
+	tl, err := b.tenantList(ctx, pname)
 	if err != nil {
 		return nil, nil, err
 	}
-	t, err := p.Refer(list, ref)
-	if err != nil {
-		return nil, nil, err
+	if i, ok := tl.byRef[ref]; ok {
+		t := tl.list[i]
+		return p, &t, nil
 	}
-	return p, &t, nil
+	_, err = p.Refer(tl.list, ref) // says why, and how to see the tenants
+	return nil, nil, err
 }
 
 // Tenants returns a profile's tenants: its list, or the last discovered
 // one with when it was discovered (nil and zero before any discovery).
 func (b *Broker) Tenants(ctx context.Context, name string) ([]config.Tenant, time.Time, error) {
-	e, err := b.state(name)
+	tl, err := b.tenantList(ctx, name)
 	if err != nil {
 		return nil, time.Time{}, err
 	}
+	return tl.list, tl.at, nil
+}
+
+// tenantList is the profile's tenants with their index: the config's, or
+// the discovered ones as last read (again after tenantsReread).
+func (b *Broker) tenantList(ctx context.Context, name string) (*tenantList, error) {
+	e, err := b.state(name)
+	if err != nil {
+		return nil, err
+	}
 	if !e.prof.Tenants.Discover {
-		return e.prof.Tenants.List, time.Time{}, nil
+		return e.listed, nil
 	}
 	now := b.opts.Now()
 	cur := e.tenants.Load()
 	if cur != nil && now.Sub(cur.read) < tenantsReread {
-		return cur.list, cur.at, nil
+		return cur, nil
 	}
 	tl, err := b.tenantLists()
 	if err != nil {
-		return nil, time.Time{}, err
+		return nil, err
 	}
 	raw, at, err := tl.TenantList(ctx, name)
 	if err != nil {
 		if cur != nil {
-			return cur.list, cur.at, nil // the state is away: the list in hand still holds
+			return cur, nil // the state is away: the list in hand still holds
 		}
-		return nil, time.Time{}, failure.WithProfile(err, name)
+		return nil, failure.WithProfile(err, name)
 	}
 	var list []config.Tenant
 	if raw != nil {
 		if err := json.Unmarshal(raw, &list); err != nil {
-			return nil, time.Time{}, &failure.Error{Kind: failure.Other, Profile: name, Msg: "the stored tenant list is unreadable", Err: err,
+			return nil, &failure.Error{Kind: failure.Other, Profile: name, Msg: "the stored tenant list is unreadable", Err: err,
 				Hint: "run `tokenbroker tenants " + name + " --refresh` to discover the tenants again"}
 		}
 	}
-	e.tenants.Store(&tenantList{list: list, at: at, read: now})
-	return list, at, nil
+	next := newTenantList(list, at, now)
+	e.tenants.Store(next)
+	return next, nil
 }
 
 func (b *Broker) tenantLists() (store.TenantLists, error) {
@@ -120,6 +146,10 @@ func (b *Broker) DiscoverTenants(ctx context.Context, name string) ([]config.Ten
 		return nil, &failure.Error{Kind: failure.Config, Profile: name, Msg: d.Vendor + "'s API documents no call that lists an MSP's tenants",
 			Hint: "list them under `tenants:` ({id, name})"}
 	}
+	tl, err := b.tenantLists() // before any call: the list must have somewhere to go
+	if err != nil {
+		return nil, err
+	}
 	hc, err := b.HTTPClient(name)
 	if err != nil {
 		return nil, err
@@ -139,14 +169,10 @@ func (b *Broker) DiscoverTenants(ctx context.Context, name string) ([]config.Ten
 	}
 	list := config.Discovered(all)
 	raw, _ := json.Marshal(list)
-	tl, err := b.tenantLists()
-	if err != nil {
-		return nil, err
-	}
 	if err := tl.PutTenantList(ctx, name, raw, started); err != nil {
 		return nil, failure.WithProfile(err, name)
 	}
-	e.tenants.Store(&tenantList{list: list, at: started, read: b.opts.Now()})
+	e.tenants.Store(newTenantList(list, started, b.opts.Now()))
 	return list, nil
 }
 

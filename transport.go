@@ -101,10 +101,7 @@ func (b *Broker) Transport(name string) (http.RoundTripper, error) {
 	}
 	t := &transport{b: b, name: name, base: base, lim: lim, rt: b.opts.API, stateless: d.Stateless, tenantHeader: d.TenantHeader}
 	if ten != nil {
-		if d.TenantHeader == "" {
-			return nil, &failure.Error{Kind: failure.Config, Profile: name, Msg: d.Vendor + " has no tenant header: its profiles cannot have tenants"}
-		}
-		t.tenant = ten.ID
+		t.tenant = ten.ID // provider.New refused tenants without a tenant header
 	}
 	return t, nil
 }

@@ -94,6 +94,22 @@ func (c *Client) Covers(profile string, tenant *Tenant) bool {
 	return false
 }
 
+// Sees says whether profile is the client's to see: it may use the
+// profile, or some of its tenants (a pattern such as msp/acme or msp/*).
+func (c *Client) Sees(profile string) bool {
+	if c.Covers(profile, nil) {
+		return true
+	}
+	for _, p := range c.Profiles {
+		if prof, _, ok := strings.Cut(p, "/"); ok {
+			if m, _ := path.Match(prof, profile); m {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // AllowsCall checks a proxied call's method and vendor path (clean, with
 // its leading slash) against the client's rules, and says which failed.
 func (c *Client) AllowsCall(method, vendorPath string) (rule string, ok bool) {

@@ -132,6 +132,9 @@ func (e Env) withDefaults() Env {
 // failure.Config and name the profile and the field.
 func New(p *config.Profile, env Env) (Provider, error) {
 	env = env.withDefaults()
+	if v := vendors[p.Provider]; p.HasTenants() && (v == nil || v.TenantHeader == "") {
+		return nil, configErr(p, "`tenants:` needs a vendor with a tenant header (Aruba Central's TenantID, RUCKUS One's x-rks-tenantid); %s has none", p.Provider)
+	}
 	switch p.Provider {
 	case "static":
 		return newStatic(p, env)

@@ -412,18 +412,19 @@ func TestBadProfilesAreConfigErrors(t *testing.T) {
 		p    config.Profile
 		want string
 	}{
-		"unknown provider":   {config.Profile{Provider: "arubba"}, `unknown provider "arubba"`},
-		"unknown region":     {config.Profile{Provider: "aruba-central", Region: "mars-1", ClientID: "a", ClientSecret: "b"}, `unknown Aruba Central region "mars-1"`},
-		"no region":          {config.Profile{Provider: "aruba-central", ClientID: "a", ClientSecret: "b"}, "needs `region`"},
-		"no tenant":          {config.Profile{Provider: "ruckus-one", ClientID: "a", ClientSecret: "b"}, "needs `tenant_id`"},
-		"no secret":          {config.Profile{Provider: "ruckus-one", ClientID: "a", TenantID: "t"}, "needs `client_secret`"},
-		"no client id":       {config.Profile{Provider: "workspace-one", ClientSecret: "a", BaseURL: "https://x"}, "needs `client_id`"},
-		"plain http":         {config.Profile{Provider: "ruckus-one", ClientID: "a", ClientSecret: "b", TenantID: "t", BaseURL: "http://ruckus.example.com"}, "plain http to ruckus.example.com refused"},
-		"plain http token":   {config.Profile{Provider: "oauth2", ClientID: "a", ClientSecret: "b", TokenURL: "http://10.0.0.1/token"}, "plain http"},
-		"bad header":         {config.Profile{Provider: "static", APIKey: "k", Header: "Bearer {token}"}, "header: must look like"},
-		"bad auth style":     {config.Profile{Provider: "oauth2", ClientID: "a", ClientSecret: "b", TokenURL: "https://x/t", AuthStyle: "auto"}, "auth_style"},
-		"unsupported grant":  {config.Profile{Provider: "oauth2", ClientID: "a", TokenURL: "https://x/t", Grant: "password"}, `grant "password"`},
-		"static without key": {config.Profile{Provider: "static"}, "needs `api_key`"},
+		"unknown provider":          {config.Profile{Provider: "arubba"}, `unknown provider "arubba"`},
+		"unknown region":            {config.Profile{Provider: "aruba-central", Region: "mars-1", ClientID: "a", ClientSecret: "b"}, `unknown Aruba Central region "mars-1"`},
+		"no region":                 {config.Profile{Provider: "aruba-central", ClientID: "a", ClientSecret: "b"}, "needs `region`"},
+		"no tenant":                 {config.Profile{Provider: "ruckus-one", ClientID: "a", ClientSecret: "b"}, "needs `tenant_id`"},
+		"no secret":                 {config.Profile{Provider: "ruckus-one", ClientID: "a", TenantID: "t"}, "needs `client_secret`"},
+		"no client id":              {config.Profile{Provider: "workspace-one", ClientSecret: "a", BaseURL: "https://x"}, "needs `client_id`"},
+		"plain http":                {config.Profile{Provider: "ruckus-one", ClientID: "a", ClientSecret: "b", TenantID: "t", BaseURL: "http://ruckus.example.com"}, "plain http to ruckus.example.com refused"},
+		"plain http token":          {config.Profile{Provider: "oauth2", ClientID: "a", ClientSecret: "b", TokenURL: "http://10.0.0.1/token"}, "plain http"},
+		"bad header":                {config.Profile{Provider: "static", APIKey: "k", Header: "Bearer {token}"}, "header: must look like"},
+		"tenants, no tenant header": {config.Profile{Provider: "ringcentral", JWT: "j", ClientID: "a", ClientSecret: "b", Tenants: config.Tenants{Discover: true}}, "needs a vendor with a tenant header"},
+		"bad auth style":            {config.Profile{Provider: "oauth2", ClientID: "a", ClientSecret: "b", TokenURL: "https://x/t", AuthStyle: "auto"}, "auth_style"},
+		"unsupported grant":         {config.Profile{Provider: "oauth2", ClientID: "a", TokenURL: "https://x/t", Grant: "password"}, `grant "password"`},
+		"static without key":        {config.Profile{Provider: "static"}, "needs `api_key`"},
 	}
 	for name, c := range cases {
 		c.p.Name = "p1"

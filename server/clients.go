@@ -70,19 +70,6 @@ func (cs *clientSet) find(key []byte) *config.Client {
 	return found
 }
 
-// coversAnyTenant says whether the client may use some tenant of profile
-// (a pattern such as msp/acme or msp/*), so the profile is its to see.
-func coversAnyTenant(c *config.Client, profile string) bool {
-	for _, p := range c.Profiles {
-		if prof, _, ok := strings.Cut(p, "/"); ok {
-			if m, _ := path.Match(prof, profile); m {
-				return true
-			}
-		}
-	}
-	return false
-}
-
 // callerKey is the context key of the caller of a request.
 type callerKey struct{}
 

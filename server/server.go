@@ -386,7 +386,7 @@ func (s *Server) profiles(w http.ResponseWriter, r *http.Request) {
 	out := make([]profileView, 0, len(rows))
 	client := clientOf(r)
 	for _, row := range rows {
-		if client != nil && !client.Covers(row.Profile, nil) && !coversAnyTenant(client, row.Profile) {
+		if client != nil && !client.Sees(row.Profile) {
 			continue // a client sees its own profiles only
 		}
 		v := profileView{ProfileStatus: row, SinkError: s.sinkError(row.Profile)}
@@ -430,7 +430,7 @@ func tokenName(r *http.Request) string {
 // tenants lists an MSP profile's tenants, listed or discovered.
 func (s *Server) tenants(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	if c := clientOf(r); c != nil && !c.Covers(name, nil) && !coversAnyTenant(c, name) {
+	if c := clientOf(r); c != nil && !c.Sees(name) {
 		s.scope(w, r, c, name, "") // refused: not one of its profiles
 		return
 	}
