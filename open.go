@@ -35,6 +35,20 @@ func OpenStore(cfg *config.Config) (store.Store, error) {
 	return d.Open(ctx, location, s)
 }
 
+// MasterKeyDir is the directory whose key file holds the master key, or ""
+// when the key comes from `key:` in the config or $TOKENBROKER_KEY (and a
+// rotation must give the new key the same way).
+func MasterKeyDir(cfg *config.Config) (string, error) {
+	if cfg.Key.IsSet() || os.Getenv("TOKENBROKER_KEY") != "" {
+		return "", nil
+	}
+	d, location, err := store.Lookup(cfg.State)
+	if err != nil {
+		return "", err
+	}
+	return d.KeyDir(location), nil
+}
+
 func masterKey(cfg *config.Config, stateDir string) ([]byte, error) {
 	keyErr := func(err error) error {
 		return &failure.Error{Kind: failure.Config, Msg: "master key: " + err.Error()}

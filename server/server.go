@@ -232,6 +232,9 @@ func (s *Server) Run(ctx context.Context) {
 	flushed := make(chan struct{})
 	go func() { s.flushTenantCalls(ctx); close(flushed) }()
 	defer func() { <-flushed }()
+	keysFollowed := make(chan struct{})
+	go func() { s.followKeys(ctx); close(keysFollowed) }()
+	defer func() { <-keysFollowed }()
 	s.sched.Run(ctx)
 }
 

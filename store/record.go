@@ -111,6 +111,42 @@ func unreadable(profile string, err error) error {
 		Hint: "check the master key (`key:` in the config, $TOKENBROKER_KEY, or the key file beside the state); nothing was overwritten"}
 }
 
+// rowFields are a token row's sealed columns, by field name.
+func rowFields(r *Row) []struct {
+	name string
+	v    *[]byte
+} {
+	return []struct {
+		name string
+		v    *[]byte
+	}{{"access_token", &r.Access}, {"refresh_token", &r.Refresh}, {"prev_refresh_token", &r.PrevRefresh}, {"secrets", &r.Secrets}}
+}
+
+// ResealRow seals a row's values again under s's primary key, keeping its
+// metadata byte for byte (so fields a newer release added survive); changed
+// says whether any value was under another key.
+func ResealRow(s *seal.Sealer, profile string, generation int64, r Row) (Row, bool, error) {
+	out := r
+	changed := false
+	for _, f := range rowFields(&out) {
+		v, c, err := s.Reseal(profile, binding(f.name, generation, r.Meta), *f.v)
+		if err != nil {
+			return r, false, err
+		}
+		*f.v, changed = v, changed || c
+	}
+	return out, changed, nil
+}
+
+// RowKey says which key seals a row (the one sealing its access token: a
+// row is always sealed whole).
+func RowKey(s *seal.Sealer, profile string, generation int64, r Row) (string, error) {
+	_, id, err := s.OpenID(profile, binding("access_token", generation, r.Meta), r.Access)
+	return id, err
+}
+
+func webhookField(webhook string) string { return "webhook_token\x00" + webhook }
+
 // SealWebhookToken seals a webhook's tokens as one value bound to the
 // profile and the webhook.
 func SealWebhookToken(s *seal.Sealer, profile, webhook string, t *WebhookToken) ([]byte, error) {
@@ -118,12 +154,12 @@ func SealWebhookToken(s *seal.Sealer, profile, webhook string, t *WebhookToken) 
 	if err != nil {
 		return nil, err
 	}
-	return s.Seal(profile, "webhook_token\x00"+webhook, b)
+	return s.Seal(profile, webhookField(webhook), b)
 }
 
 // UnsealWebhookToken opens what SealWebhookToken sealed.
 func UnsealWebhookToken(s *seal.Sealer, profile, webhook string, sealed []byte) (*WebhookToken, error) {
-	b, err := s.Open(profile, "webhook_token\x00"+webhook, sealed)
+	b, err := s.Open(profile, webhookField(webhook), sealed)
 	if err != nil {
 		return nil, unreadable(profile, err)
 	}

@@ -80,7 +80,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.tokenCommand(), a.headerCommand(), a.tenantsCommand(), a.clientsCommand(), a.inspectCommand(), a.statusCommand(), a.auditCommand(), a.refreshCommand(),
 		a.loginCommand(), a.importCommand(), a.revokeCommand(),
 		a.serveCommand(), a.curlCommand(), a.execCommand(), a.migrateCommand(), a.webhookCommand(),
-		a.emulateCommand(), a.demoCommand(), a.versionCommand(),
+		a.rekeyCommand(), a.emulateCommand(), a.demoCommand(), a.versionCommand(),
 	)
 	return root
 }

@@ -31,6 +31,7 @@ const channel = "tokenbroker_tokens"
 type DB struct {
 	pool   *pgxpool.Pool
 	sealer *seal.Sealer
+	store.Rotator
 
 	offset   atomic.Int64 // database clock minus this machine's, in nanoseconds
 	offsetAt atomic.Int64 // when offset was measured (unix nanoseconds)
@@ -50,6 +51,7 @@ func Open(ctx context.Context, dsn string, s *seal.Sealer) (*DB, error) {
 		return nil, unavailable(err)
 	}
 	d := &DB{pool: pool, sealer: s}
+	d.Rotator = d.rotator()
 	if err := d.migrate(ctx); err != nil {
 		pool.Close()
 		return nil, err
@@ -202,6 +204,14 @@ var migrations = []string{
 		last_call timestamptz NOT NULL,
 		PRIMARY KEY (profile, tenant)
 	);`,
+	// The master keys a rotation left (`tokenbroker rekey`).
+	`CREATE TABLE master_keys (
+		id         text PRIMARY KEY,
+		state      text NOT NULL,
+		wrapped    bytea,
+		wrapped_by text NOT NULL DEFAULT '',
+		at         timestamptz NOT NULL
+	);`,
 }
 
 // migrationLock is the advisory lock key of schema changes.
@@ -265,7 +275,7 @@ func (d *DB) Get(ctx context.Context, profile string) (*token.Token, error) {
 	if err != nil {
 		return nil, unavailable(err)
 	}
-	return store.Unseal(d.sealer, profile, gen, r)
+	return store.UnsealFollowing(ctx, d, func() (*token.Token, error) { return store.Unseal(d.sealer, profile, gen, r) })
 }
 
 // lockKey turns a name into an advisory lock key.
@@ -279,10 +289,6 @@ func lockKey(kind, name string) int64 {
 func (d *DB) Put(ctx context.Context, profile string, tok *token.Token, expect int64, lease *store.Lease) error {
 	ctx, cancel := d.op(ctx)
 	defer cancel()
-	r, err := store.Seal(d.sealer, profile, expect+1, tok)
-	if err != nil {
-		return err
-	}
 	tx, err := d.pool.Begin(ctx)
 	if err != nil {
 		return unavailable(err)
@@ -306,6 +312,13 @@ func (d *DB) Put(ctx context.Context, profile string, tok *token.Token, expect i
 	var fence int64
 	if err := tx.QueryRow(ctx, `SELECT owner, fence FROM leases WHERE profile = $1`, profile).Scan(&owner, &fence); err != nil || owner != lease.Owner || fence != lease.Fence {
 		return store.ErrFenced
+	}
+	if err := d.checkPrimary(ctx, tx); err != nil {
+		return err
+	}
+	r, err := store.Seal(d.sealer, profile, expect+1, tok)
+	if err != nil {
+		return err
 	}
 	if _, err := tx.Exec(ctx, `INSERT INTO tokens (profile, generation, meta, access, refresh, prev_refresh, secrets, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, clock_timestamp())

@@ -71,18 +71,30 @@ func (d *DB) WebhookToken(ctx context.Context, profile, webhook string) (*store.
 	if err != nil {
 		return nil, unavailable(err)
 	}
-	return store.UnsealWebhookToken(d.sealer, profile, webhook, sealed)
+	return store.UnsealFollowing(ctx, d, func() (*store.WebhookToken, error) {
+		return store.UnsealWebhookToken(d.sealer, profile, webhook, sealed)
+	})
 }
 
 // PutWebhookToken implements store.Webhooks.
 func (d *DB) PutWebhookToken(ctx context.Context, profile, webhook string, t *store.WebhookToken) error {
 	ctx, cancel := d.op(ctx)
 	defer cancel()
+	tx, err := d.pool.Begin(ctx)
+	if err != nil {
+		return unavailable(err)
+	}
+	defer tx.Rollback(ctx)
+	if err := d.checkPrimary(ctx, tx); err != nil {
+		return err
+	}
 	sealed, err := store.SealWebhookToken(d.sealer, profile, webhook, t)
 	if err != nil {
 		return err
 	}
-	_, err = d.pool.Exec(ctx, `INSERT INTO webhook_tokens (profile, webhook, sealed) VALUES ($1, $2, $3)
-		ON CONFLICT (profile, webhook) DO UPDATE SET sealed = excluded.sealed`, profile, webhook, sealed)
-	return unavailable(err)
+	if _, err = tx.Exec(ctx, `INSERT INTO webhook_tokens (profile, webhook, sealed) VALUES ($1, $2, $3)
+		ON CONFLICT (profile, webhook) DO UPDATE SET sealed = excluded.sealed`, profile, webhook, sealed); err != nil {
+		return unavailable(err)
+	}
+	return unavailable(tx.Commit(ctx))
 }

@@ -35,14 +35,27 @@ func CheckPrivate(path, what string) error { return secretfile.CheckPrivate(path
 func FileKey(dir string) ([]byte, error) {
 	path := filepath.Join(dir, KeyFileName)
 	text, _, err := secretfile.LoadOrCreate(path, "key file", func() (string, error) {
-		k := make([]byte, KeySize)
-		if _, err := rand.Read(k); err != nil {
-			return "", err
-		}
-		return base64.StdEncoding.EncodeToString(k), nil
+		k, err := NewKey()
+		return EncodeKey(k), err
 	})
 	if err != nil {
 		return nil, err
 	}
 	return DecodeKey(text, path)
+}
+
+// NewKey makes a random master key.
+func NewKey() ([]byte, error) {
+	k := make([]byte, KeySize)
+	_, err := rand.Read(k)
+	return k, err
+}
+
+// EncodeKey is the text form of a key, as DecodeKey reads it.
+func EncodeKey(k []byte) string { return base64.StdEncoding.EncodeToString(k) }
+
+// ReplaceKeyFile puts k in the key file in dir, atomically (a rotation
+// of a state whose key is kept beside it).
+func ReplaceKeyFile(dir string, k []byte) error {
+	return secretfile.Replace(filepath.Join(dir, KeyFileName), EncodeKey(k))
 }

@@ -129,3 +129,100 @@ func TestSealEmptyIsNil(t *testing.T) {
 		t.Errorf("Open(nil): got %#v, %v, want nil, nil", got, err)
 	}
 }
+
+func TestKeyringOpensUnderEveryKeyAndSealsUnderThePrimary(t *testing.T) {
+	s := newSealer(t, 1)
+	under1, err := s.Seal("p", "f", []byte("one"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id2, err := s.Add(testKey(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Primary() != KeyID(testKey(1)) || id2 != KeyID(testKey(2)) {
+		t.Fatalf("Add changed the primary to %s", s.Primary())
+	}
+	if err := s.Promote(id2); err != nil {
+		t.Fatal(err)
+	}
+	under2, err := s.Seal("p", "f", []byte("two"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := newSealer(t, 2).Open("p", "f", under2); err != nil {
+		t.Fatalf("sealed after Promote does not open under the new key alone: %v", err)
+	}
+	for _, c := range []struct {
+		sealed []byte
+		want   string
+		by     string
+	}{{under1, "one", KeyID(testKey(1))}, {under2, "two", id2}} {
+		pt, by, err := s.OpenID("p", "f", c.sealed)
+		if err != nil || string(pt) != c.want || by != c.by {
+			t.Fatalf("OpenID = %q by %s, %v; want %q by %s", pt, by, err, c.want, c.by)
+		}
+	}
+	// Reseal moves a value under the primary and leaves one already there.
+	moved, changed, err := s.Reseal("p", "f", under1)
+	if err != nil || !changed {
+		t.Fatalf("Reseal of an old value: changed %v, %v", changed, err)
+	}
+	if pt, err := newSealer(t, 2).Open("p", "f", moved); err != nil || string(pt) != "one" {
+		t.Fatalf("resealed value = %q, %v", pt, err)
+	}
+	if same, changed, err := s.Reseal("p", "f", under2); err != nil || changed || !bytes.Equal(same, under2) {
+		t.Fatalf("Reseal of a current value changed it (%v, %v)", changed, err)
+	}
+	if err := s.Drop(id2); err == nil {
+		t.Fatal("the primary was dropped")
+	}
+	if err := s.Drop(KeyID(testKey(1))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Open("p", "f", under1); !errors.Is(err, ErrOpen) {
+		t.Fatalf("a dropped key still opens: %v", err)
+	}
+}
+
+func TestCloneAndAdoptAreIndependent(t *testing.T) {
+	s := newSealer(t, 1)
+	c := s.Clone()
+	id, _ := c.Add(testKey(2))
+	if err := c.Promote(id); err != nil {
+		t.Fatal(err)
+	}
+	if s.Primary() == id || s.Has(id) {
+		t.Fatal("a change to the clone reached the original")
+	}
+	s.Adopt(c)
+	if s.Primary() != id || !s.Has(KeyID(testKey(1))) {
+		t.Fatalf("after Adopt: %v", s.IDs())
+	}
+}
+
+func TestWrapUnwrap(t *testing.T) {
+	old := newSealer(t, 1)
+	id, wrapped, err := old.Wrap(testKey(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(wrapped, testKey(2)) {
+		t.Fatal("the wrapped key holds the key in the clear")
+	}
+	k, err := old.Unwrap(id, wrapped)
+	if err != nil || !bytes.Equal(k, testKey(2)) {
+		t.Fatalf("Unwrap = %x, %v", k, err)
+	}
+	// The wrapped key is bound to its id, and opens only under the key
+	// that wrapped it.
+	if _, err := old.Unwrap(KeyID(testKey(3)), wrapped); !errors.Is(err, ErrOpen) {
+		t.Fatalf("Unwrap under another id: %v", err)
+	}
+	if _, err := newSealer(t, 3).Unwrap(id, wrapped); !errors.Is(err, ErrOpen) {
+		t.Fatalf("Unwrap under another key: %v", err)
+	}
+	if KeyID(testKey(1)) == KeyID(testKey(2)) || len(KeyID(testKey(1))) != 12 {
+		t.Fatalf("key ids %s %s", KeyID(testKey(1)), KeyID(testKey(2)))
+	}
+}

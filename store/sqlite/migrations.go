@@ -20,7 +20,7 @@ const sealedSchema = 2
 // one leaves: a migration that only adds (a table, a nullable column)
 // keeps it; one that changes what older binaries read raises it to its own
 // version, and those binaries then refuse the state instead of misreading
-// it. Schema 2 moved the tokens into sealed_tokens; 3 to 9 only added.
+// it. Schema 2 moved the tokens into sealed_tokens; 3 to 10 only added.
 var minReader = 2
 
 // migrations are append-only: a newer binary must open any older file.
@@ -84,6 +84,14 @@ var migrations = []migration{
 		calls   INTEGER NOT NULL,
 		last_ms INTEGER NOT NULL,
 		PRIMARY KEY (profile, tenant)
+	)`),
+	// 10: the master keys a rotation left (`tokenbroker rekey`).
+	execAll(`CREATE TABLE master_keys (
+		id         TEXT PRIMARY KEY,
+		state      TEXT NOT NULL,
+		wrapped    BLOB,
+		wrapped_by TEXT NOT NULL DEFAULT '',
+		at_ms      INTEGER NOT NULL
 	)`),
 }
 

@@ -11,7 +11,6 @@ import (
 	"io/fs"
 	"math/rand/v2"
 	"net/url"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -20,6 +19,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/tokenbroker/tokenbroker/failure"
+	"github.com/tokenbroker/tokenbroker/internal/secretfile"
 	"github.com/tokenbroker/tokenbroker/store"
 	"github.com/tokenbroker/tokenbroker/store/seal"
 	"github.com/tokenbroker/tokenbroker/token"
@@ -34,24 +34,19 @@ type DB struct {
 	path   string
 	sealer *seal.Sealer
 	now    func() time.Time
-	stmts  sync.Map // query text -> *sql.Stmt, prepared on first use
+	store.Rotator
+	stmts sync.Map // query text -> *sql.Stmt, prepared on first use
 }
 
 // Open opens (creating if needed) the state file at path, sealing with s.
 // The directory is made 0700 and the file 0600; an existing file that others
 // may read is refused.
 func Open(path string, s *seal.Sealer) (*DB, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	if err := secretfile.MkdirPrivate(filepath.Dir(path)); err != nil {
 		return nil, stateErr(path, "cannot create the state directory", err, "")
 	}
-	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
-		if err != nil && !errors.Is(err, fs.ErrExist) {
-			return nil, stateErr(path, "cannot create the state file", err, "check that the directory is writable")
-		}
-		if f != nil {
-			f.Close()
-		}
+	if err := secretfile.CreatePrivate(path); err != nil {
+		return nil, stateErr(path, "cannot create the state file", err, "check that the directory is writable")
 	}
 	if err := seal.CheckPrivate(path, "state file"); err != nil {
 		return nil, &failure.Error{Kind: failure.Config, Msg: err.Error()}
@@ -64,6 +59,7 @@ func Open(path string, s *seal.Sealer) (*DB, error) {
 		return nil, stateErr(path, "cannot open the state", err, "")
 	}
 	d := &DB{db: db, path: path, sealer: s, now: time.Now}
+	d.Rotator = d.rotator()
 	// Switching a new file to WAL takes an exclusive lock, for which SQLite
 	// does not honour the busy timeout: processes opening a fresh state at
 	// the same moment retry instead of failing.
@@ -77,6 +73,14 @@ func Open(path string, s *seal.Sealer) (*DB, error) {
 	if err != nil {
 		db.Close()
 		return nil, err
+	}
+	// SQLite makes its journal files with the state file's mode, which
+	// on Windows says nothing: they get the state file's access list.
+	for _, f := range []string{path + "-wal", path + "-shm"} {
+		if err := secretfile.MakePrivate(f); err != nil {
+			db.Close()
+			return nil, stateErr(f, "cannot make the journal file private", err, "")
+		}
 	}
 	return d, nil
 }
@@ -210,15 +214,11 @@ func (d *DB) Get(ctx context.Context, profile string) (*token.Token, error) {
 	if err != nil || !found {
 		return nil, err
 	}
-	return store.Unseal(d.sealer, profile, gen, r)
+	return store.UnsealFollowing(ctx, d, func() (*token.Token, error) { return store.Unseal(d.sealer, profile, gen, r) })
 }
 
 // Put implements store.Store.
 func (d *DB) Put(ctx context.Context, profile string, tok *token.Token, expect int64, lease *store.Lease) error {
-	r, err := store.Seal(d.sealer, profile, expect+1, tok)
-	if err != nil {
-		return err
-	}
 	tx, err := d.db.BeginTx(ctx, nil)
 	if err != nil {
 		return d.describe(err)
@@ -239,6 +239,13 @@ func (d *DB) Put(ctx context.Context, profile string, tok *token.Token, expect i
 	var fence int64
 	if err := tx.QueryRowContext(ctx, `SELECT owner, fence FROM leases WHERE profile = ?`, profile).Scan(&owner, &fence); err != nil || owner != lease.Owner || fence != lease.Fence {
 		return store.ErrFenced
+	}
+	if err := d.checkPrimary(ctx, tx); err != nil {
+		return err
+	}
+	r, err := store.Seal(d.sealer, profile, expect+1, tok)
+	if err != nil {
+		return err
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO tokens (profile, generation, meta, access, refresh, prev_refresh, secrets, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)

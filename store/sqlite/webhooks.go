@@ -82,18 +82,30 @@ func (d *DB) WebhookToken(ctx context.Context, profile, webhook string) (*store.
 	if err != nil {
 		return nil, d.describe(err)
 	}
-	return store.UnsealWebhookToken(d.sealer, profile, webhook, sealed)
+	return store.UnsealFollowing(ctx, d, func() (*store.WebhookToken, error) {
+		return store.UnsealWebhookToken(d.sealer, profile, webhook, sealed)
+	})
 }
 
 // PutWebhookToken implements store.Webhooks.
 func (d *DB) PutWebhookToken(ctx context.Context, profile, webhook string, t *store.WebhookToken) error {
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return d.describe(err)
+	}
+	defer tx.Rollback()
+	if err := d.checkPrimary(ctx, tx); err != nil {
+		return err
+	}
 	sealed, err := store.SealWebhookToken(d.sealer, profile, webhook, t)
 	if err != nil {
 		return err
 	}
-	_, err = d.db.ExecContext(ctx, `INSERT INTO webhook_tokens (profile, webhook, sealed) VALUES (?, ?, ?)
-		ON CONFLICT (profile, webhook) DO UPDATE SET sealed = excluded.sealed`, profile, webhook, sealed)
-	return d.describe(err)
+	if _, err = tx.ExecContext(ctx, `INSERT INTO webhook_tokens (profile, webhook, sealed) VALUES (?, ?, ?)
+		ON CONFLICT (profile, webhook) DO UPDATE SET sealed = excluded.sealed`, profile, webhook, sealed); err != nil {
+		return d.describe(err)
+	}
+	return d.describe(tx.Commit())
 }
 
 // nullable stores "" as NULL, which a unique index does not compare.
