@@ -69,9 +69,10 @@ func TestRefreshRejectedNeedsLoginWithoutFallback(t *testing.T) {
 			if got := refreshes.Load(); got != c.requests {
 				t.Errorf("%d refresh requests, want %d", got, c.requests)
 			}
-			rows, err := b.Status(ctx)
-			if err != nil || len(rows) != 1 || rows[0].State != StateNeedsLogin {
-				t.Fatalf("status: %+v %v, want needs login", rows, err)
+			// The refusal is in the state, for every process (and
+			// `status`, which says "needs login" from it).
+			if stored, err := b.Stored(ctx, "idp"); err != nil || stored.RefreshRejected.IsZero() {
+				t.Fatalf("stored after the refusal: %+v %v, want the refusal marked", stored, err)
 			}
 			if got, err := b.Token(ctx, "idp", TokenOptions{}); err != nil || got.AccessToken != "at-2" {
 				t.Errorf("the still-valid access token: %v, %v", got, err)
@@ -86,8 +87,8 @@ func TestRefreshRejectedNeedsLoginWithoutFallback(t *testing.T) {
 			}
 			restarted := New(cfg, Options{Store: st, Now: clk.Now})
 			defer restarted.Close()
-			if rows, _ := restarted.Status(ctx); len(rows) != 1 || rows[0].State != StateNeedsLogin || !strings.Contains(rows[0].LastError, "re-login needed") {
-				t.Errorf("status after a restart: %+v", rows)
+			if stored, _ := restarted.Stored(ctx, "idp"); stored == nil || stored.RefreshRejected.IsZero() || !strings.Contains(RefreshRejected("idp", stored).Error(), "re-login needed") {
+				t.Errorf("after a restart: %+v", stored)
 			}
 			if got, err := restarted.Token(ctx, "idp", TokenOptions{}); err != nil || got.AccessToken != "at-2" {
 				t.Errorf("after a restart, the still-valid access token: %v, %v", got, err)

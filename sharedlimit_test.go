@@ -132,9 +132,11 @@ func TestLookingTakesNoShare(t *testing.T) {
 	acc := NewAccounts()
 	defer acc.Close()
 	b := New(cfg, Options{Store: ls, Accounts: acc})
-	if _, err := b.Status(context.Background()); err != nil {
+	// What `status` asks of the broker (package status).
+	if _, err := b.Provider("p"); err != nil {
 		t.Fatal(err)
 	}
+	b.Tenants(context.Background(), "p")
 	b.Quota("p")
 	if n := len(acc.Shares()); n != 0 {
 		t.Fatalf("status took %d shares", n)

@@ -70,7 +70,7 @@ func scale(profiles int, ttl, measure time.Duration) {
 		if w, ok := st.(store.Watcher); ok {
 			w.Watch(ctx, b.Invalidate)
 		}
-		s := refresh.New(b, nil, nil)
+		s := refresh.New(refresh.Broker(func() *tokenbroker.Broker { return b }), nil, nil)
 		s.Set(names)
 		go s.Run(ctx)
 		brokers, stores = append(brokers, b), append(stores, st)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/tokenbroker/tokenbroker"
 	"github.com/tokenbroker/tokenbroker/failure"
+	"github.com/tokenbroker/tokenbroker/status"
 	"github.com/tokenbroker/tokenbroker/store"
 	"github.com/tokenbroker/tokenbroker/webhook"
 )
@@ -207,7 +208,7 @@ func (s *Server) uiAction(fn func(http.ResponseWriter, *http.Request) error) htt
 
 // uiProfile is a profiles-table row.
 type uiProfile struct {
-	tokenbroker.ProfileStatus
+	status.Row
 	Provider       string    `json:"provider"`
 	Region         string    `json:"region,omitempty"`
 	Tenant         string    `json:"tenant,omitempty"`
@@ -247,7 +248,7 @@ type uiStateDoc struct {
 
 func (s *Server) uiState(ctx context.Context, sess session) (*uiStateDoc, error) {
 	b := s.Broker()
-	rows, err := b.Status(ctx)
+	rows, err := status.Of(ctx, b)
 	if err != nil {
 		return nil, err
 	}
@@ -264,7 +265,7 @@ func (s *Server) uiState(ctx context.Context, sess session) (*uiStateDoc, error)
 		byProfile[e.Profile] = append(byProfile[e.Profile], e)
 	}
 	for _, row := range rows {
-		p := uiProfile{ProfileStatus: row}
+		p := uiProfile{Row: row}
 		if prof, err := b.Config().Profile(row.Profile); err == nil {
 			p.Provider = prof.Provider
 			p.Region = firstOf(prof.Region, prof.Environment)
@@ -301,7 +302,7 @@ const (
 
 // timeline lays out a profile's renewals over the past 24 h and the
 // expected ones over the next 24 h.
-func timeline(row tokenbroker.ProfileStatus, events []store.Event, now time.Time) uiTimeline {
+func timeline(row status.Row, events []store.Event, now time.Time) uiTimeline {
 	tl := uiTimeline{Profile: row.Profile, Bars: [][2]string{}, Ticks: []string{}, Failures: []string{}, Planned: []string{}}
 	from := now.Add(-24 * time.Hour)
 	var life time.Duration

@@ -11,7 +11,7 @@ import (
 // KeysEvery is how often serve reads the state's master keys again, so
 // that a replica learns a rotation's new key (and that old keys were
 // retired) even when it reads no token meanwhile. `tokenbroker rekey
-// --retire` waits three of these after a rotation.
+// --retire` is refused until three of these have passed since a rotation.
 const KeysEvery = 2 * time.Second
 
 // followKeys keeps the store's keyring in line with the state's.

@@ -25,6 +25,7 @@ import (
 	"github.com/tokenbroker/tokenbroker/internal/httpx"
 	"github.com/tokenbroker/tokenbroker/proxy"
 	"github.com/tokenbroker/tokenbroker/refresh"
+	"github.com/tokenbroker/tokenbroker/status"
 	"github.com/tokenbroker/tokenbroker/store"
 	"github.com/tokenbroker/tokenbroker/webhook"
 )
@@ -102,7 +103,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	if refreshClock == nil {
 		refreshClock = clock.Or(opts.Broker.Clock)
 	}
-	s.sched = refresh.New(brokerTarget{s}, refreshClock, opts.Log)
+	s.sched = refresh.New(refresh.Broker(s.Broker), refreshClock, opts.Log)
 	s.sched.Set(cfg.Names())
 	s.proxy = &proxy.Handler{Broker: s.Broker, Log: opts.Log, Served: s.served, WriteTimeout: s.limits.WriteTimeout}
 	s.mux = http.NewServeMux()
@@ -331,7 +332,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	// database does: a state that cannot be read in time is not ready.
 	ctx, cancel := context.WithTimeout(r.Context(), readyzTimeout)
 	defer cancel()
-	rows, err := s.Broker().Status(ctx)
+	rows, err := status.Of(ctx, s.Broker())
 	if err != nil {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ready": false, "error": err.Error()})
 		return
@@ -341,7 +342,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	for _, row := range rows {
 		states[row.Profile] = row.State
 		switch row.State {
-		case tokenbroker.StateValid, tokenbroker.StateExpiring, tokenbroker.StateNeedsLogin:
+		case status.Valid, status.Expiring, status.NeedsLogin:
 		default:
 			ready = false
 		}
@@ -373,7 +374,7 @@ const readyzTimeout = time.Second
 
 // profileView is a profile as the API lists it: no secrets.
 type profileView struct {
-	tokenbroker.ProfileStatus
+	status.Row
 	SinkError string `json:"sink_error,omitempty"` // the last failure of its token files
 	Provider  string `json:"provider"`
 	APIBase   string `json:"api_base,omitempty"`
@@ -381,7 +382,7 @@ type profileView struct {
 
 func (s *Server) profiles(w http.ResponseWriter, r *http.Request) {
 	b := s.Broker()
-	rows, err := b.Status(r.Context())
+	rows, err := status.Of(r.Context(), b)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -392,7 +393,7 @@ func (s *Server) profiles(w http.ResponseWriter, r *http.Request) {
 		if client != nil && !client.Sees(row.Profile) {
 			continue // a client sees its own profiles only
 		}
-		v := profileView{ProfileStatus: row, SinkError: s.sinkError(row.Profile)}
+		v := profileView{Row: row, SinkError: s.sinkError(row.Profile)}
 		if prof, err := b.Config().Profile(row.Profile); err == nil {
 			v.Provider = prof.Provider
 		}
@@ -549,22 +550,11 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
-// brokerTarget lets the refresher follow config reloads.
-type brokerTarget struct{ s *Server }
-
-func (t brokerTarget) Maintain(ctx context.Context, name string) (time.Time, error) {
-	return t.s.Broker().Maintain(ctx, name)
-}
-
-func (t brokerTarget) Generation(ctx context.Context, name string) (int64, error) {
-	return t.s.Broker().Generation(ctx, name)
-}
-
 // statusRows reads what the scrape-time gauges show, from the current
 // broker.
 func (s *Server) statusRows(ctx context.Context) ([]statusRow, error) {
 	b := s.Broker()
-	rows, err := b.Status(ctx)
+	rows, err := status.Of(ctx, b)
 	if err != nil {
 		return nil, err
 	}

@@ -94,30 +94,17 @@ func keyErr(msg, hint string) error {
 
 const keyHint = "set `key:` in the config (or $TOKENBROKER_KEY) to the key given to `tokenbroker rekey --new-key`, on every replica"
 
-// ApplyKeys brings a Sealer in line with a state's key entries: keys
-// wrapped under a key it holds are unwrapped and held, the state's primary
-// becomes the one that seals, and retired keys are dropped. No entries (a
-// state never rotated) change nothing.
+// ApplyKeys brings a Sealer in line with a state's key entries: from the
+// key it seals with, it follows the chain of keys each wrapped under the
+// one before (each rotation's new key, sealed by whoever held the
+// previous one) to the state's primary, which then seals; retired keys are
+// dropped. A primary not reached that way is refused: the entries are not
+// authenticated, and following an edited one could make this process seal
+// under a key that someone who can write the database chose or knows. No
+// entries (a state never rotated) change nothing.
 func ApplyKeys(s *seal.Sealer, entries []KeyEntry) error {
 	if len(entries) == 0 {
 		return nil
-	}
-	next := s.Clone()
-	for progress := true; progress; {
-		progress = false
-		for _, e := range entries {
-			if e.State == KeyRetired || next.Has(e.ID) || len(e.Wrapped) == 0 || !next.Has(e.WrappedBy) {
-				continue
-			}
-			k, err := next.Unwrap(e.ID, e.Wrapped)
-			if err != nil {
-				return keyErr(fmt.Sprintf("the wrapped key %s in the state does not open under key %s: it was altered", e.ID, e.WrappedBy), keyHint)
-			}
-			if _, err := next.Add(k); err != nil {
-				return err
-			}
-			progress = true
-		}
 	}
 	var primary KeyEntry
 	for _, e := range entries {
@@ -126,26 +113,47 @@ func ApplyKeys(s *seal.Sealer, entries []KeyEntry) error {
 		}
 	}
 	if primary.ID == "" {
-		return keyErr("the state's key entries name no primary key: they were altered", "")
+		return keyErr("the state's key entries name no primary key: they were altered",
+			"restore the table master_keys from a backup; nothing was written")
 	}
-	if !next.Has(primary.ID) {
-		held := next.IDs()
-		why := ""
-		for _, e := range entries {
-			if e.State == KeyRetired && slices.Contains(held, e.ID) {
-				why = fmt.Sprintf(" (key %s was retired on %s)", e.ID, e.At.UTC().Format(time.DateTime+" UTC"))
-			}
-		}
-		return keyErr(fmt.Sprintf("the state is sealed under key %s; this process holds %s%s", primary.ID, strings.Join(held, ", "), why), keyHint)
-	}
-	if err := next.Promote(primary.ID); err != nil {
-		return err
-	}
+	next := s.Clone()
+	cur, retired := next.Primary(), map[string]time.Time{}
 	for _, e := range entries {
 		if e.State == KeyRetired {
-			if err := next.Drop(e.ID); err != nil {
-				return err
-			}
+			retired[e.ID] = e.At
+		}
+	}
+	for seen := map[string]bool{cur: true}; cur != primary.ID; {
+		i := slices.IndexFunc(entries, func(e KeyEntry) bool {
+			return e.WrappedBy == cur && e.State != KeyRetired && len(e.Wrapped) > 0 && !seen[e.ID]
+		})
+		if i < 0 {
+			break
+		}
+		e := entries[i]
+		k, err := next.Unwrap(e.ID, e.Wrapped)
+		if err != nil {
+			return keyErr(fmt.Sprintf("the wrapped key %s in the state does not open under key %s: it was altered", e.ID, e.WrappedBy),
+				"restore the table master_keys from a backup; nothing was written")
+		}
+		if _, err := next.Add(k); err != nil {
+			return err
+		}
+		if err := next.Promote(e.ID); err != nil {
+			return err
+		}
+		cur, seen[e.ID] = e.ID, true
+	}
+	if cur != primary.ID {
+		why := ""
+		if at, ok := retired[cur]; ok {
+			why = fmt.Sprintf(" (key %s was retired on %s)", cur, at.UTC().Format(time.DateTime+" UTC"))
+		}
+		return keyErr(fmt.Sprintf("the state is sealed under key %s; this process holds %s%s, under which that key is not wrapped", primary.ID, strings.Join(next.IDs(), ", "), why), keyHint)
+	}
+	for id := range retired {
+		if err := next.Drop(id); err != nil {
+			return err
 		}
 	}
 	s.Adopt(next)
@@ -380,6 +388,9 @@ type Rotator struct {
 	// InTx runs f in one transaction that keeps every writer of sealed
 	// values out; a failed f or commit rolls back.
 	InTx func(ctx context.Context, f func(KeyTx) error) error
+	// Read runs f on a view of the state that keeps no writer out (for
+	// Keys, which only reads).
+	Read func(ctx context.Context, f func(KeyTx) error) error
 	// Entries reads the key entries outside a rotation.
 	Entries func(ctx context.Context) ([]KeyEntry, error)
 	Now     func() time.Time
@@ -416,7 +427,7 @@ func (r *Rotator) RetireKeys(ctx context.Context, wait time.Duration) (rot Rotat
 
 // Keys implements Rekeyer.
 func (r *Rotator) Keys(ctx context.Context) (st KeyStatus, err error) {
-	err = r.inTx(ctx, func(tx KeyTx) error {
+	err = r.Read(ctx, func(tx KeyTx) error {
 		st, err = KeysTx(ctx, tx, r.Sealer)
 		return err
 	})

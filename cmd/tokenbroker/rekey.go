@@ -106,7 +106,7 @@ func (a *app) rekey(ctx context.Context, rk store.Rekeyer, ref, keyDir string) e
 			// The state keeps the new key sealed under the old one, so
 			// the old key file still opens everything meanwhile.
 			return &failure.Error{Kind: failure.Other, Err: err, Msg: "the state was rekeyed, but the key file in " + keyDir + " could not be replaced",
-				Hint: "it still holds key " + rot.Previous + ", which opens the state until it is retired; fix the directory and rekey again"}
+				Hint: "it still holds key " + rot.Previous + ", which opens the state until it is retired: fix the directory, then run `tokenbroker rekey` again (do not retire before)"}
 		}
 		fmt.Fprintf(a.stdout, "the key file in %s holds the new key\n", keyDir)
 	} else {
@@ -117,6 +117,9 @@ func (a *app) rekey(ctx context.Context, rk store.Rekeyer, ref, keyDir string) e
 }
 
 func resolveKey(ref string) ([]byte, error) {
+	if config.Secret(ref).Inline() {
+		return nil, usageError{errors.New("--new-key takes a reference (env:NAME, file:PATH or exec:COMMAND), never the key itself: a command line is seen by every user of the machine and kept in shell histories")}
+	}
 	text, err := config.Secret(ref).Resolve()
 	if err != nil {
 		return nil, &failure.Error{Kind: failure.Config, Msg: "--new-key", Err: err}

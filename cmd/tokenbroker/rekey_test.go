@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -188,6 +189,13 @@ func TestRekeyUnderLoadWithThreeReplicas(t *testing.T) {
 	if err == nil || !strings.Contains(string(out), "sealed under key "+newID) || !strings.Contains(string(out), oldID+" was retired") {
 		t.Fatalf("token with the retired key: %v\n%s", err, out)
 	}
+	// So is a replica started with it, at once rather than on every call.
+	staleServe := p.commandOf(binary(t), "serve", "--listen", "127.0.0.1:0")
+	staleServe.Env = stale.Env
+	out, err = staleServe.CombinedOutput()
+	if ee, isExit := err.(*exec.ExitError); !isExit || ee.ExitCode() != 2 || !strings.Contains(string(out), "sealed under key "+newID) {
+		t.Fatalf("serve with the retired key: %v\n%s", err, out)
+	}
 	t.Logf("%d answers, 0 failures, through rekey, a rolling restart and retire", ok.Load())
 }
 
@@ -234,6 +242,10 @@ func TestRekeyOfAKeyFileState(t *testing.T) {
 	}
 	if r := p.run(t, "rekey", "--retire"); r.code == 0 || !strings.Contains(r.stderr, "retry in") {
 		t.Fatalf("retire at once: %d %s", r.code, r.stderr)
+	}
+	inline := base64.StdEncoding.EncodeToString(make([]byte, 32))
+	if r := p.run(t, "rekey", "--new-key", inline); r.code != 2 || !strings.Contains(r.stderr, "never the key itself") || strings.Contains(r.stdout+r.stderr, inline) {
+		t.Fatalf("rekey with the key on the command line: %d %s %s", r.code, r.stdout, r.stderr)
 	}
 	if r := p.run(t, "rekey", "--new-key", "env:NOT_SET_ANYWHERE"); r.code != 2 || !strings.Contains(r.stderr, "NOT_SET_ANYWHERE") {
 		t.Fatalf("rekey with an unset reference: %d %s", r.code, r.stderr)

@@ -50,6 +50,14 @@ func (a *app) serveCommand() *cobra.Command {
 				return err
 			}
 			defer st.Close()
+			// A replica given a master key that no longer opens the
+			// state (retired by a rotation) refuses to start, saying
+			// which key it needs, rather than fail every call.
+			if rk, ok := st.(store.Rekeyer); ok {
+				if err := rk.RefreshKeys(cmd.Context()); err != nil {
+					return err
+				}
+			}
 			key, err := apiKey(cfg.State, log)
 			if err != nil {
 				return err

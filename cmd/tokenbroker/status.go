@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/tokenbroker/tokenbroker/status"
 )
 
 func (a *app) statusCommand() *cobra.Command {
@@ -19,7 +20,7 @@ func (a *app) statusCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			rows, err := b.Status(cmd.Context())
+			rows, err := status.Of(cmd.Context(), b)
 			if err != nil {
 				return err
 			}

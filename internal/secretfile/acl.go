@@ -3,6 +3,7 @@ package secretfile
 import (
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // The Windows access check, kept free of system calls so that it is
@@ -16,16 +17,34 @@ type ace struct {
 	inheritOnly bool // applies to children only, not to the file itself
 }
 
-// readRights are the access bits that let a holder read a file's data:
-// FILE_READ_DATA, GENERIC_READ, GENERIC_ALL and MAXIMUM_ALLOWED.
-const readRights = 0x1 | 0x80000000 | 0x10000000 | 0x02000000
+// The kinds of access-list entries, by their AceType.
+const (
+	aceAllow   = iota // ACCESS_ALLOWED: read here
+	aceDeny           // a denial of any kind: only takes away
+	aceUnknown        // object or conditional allows, and the rest: refused
+)
+
+func kindOfACE(t byte) int {
+	switch t {
+	case 0:
+		return aceAllow
+	case 1, 6, 10, 12: // ACCESS_DENIED, _OBJECT, _CALLBACK, _CALLBACK_OBJECT
+		return aceDeny
+	}
+	return aceUnknown
+}
+
+// readRights are the access bits that let a holder read a file's data,
+// or give themselves the right to: FILE_READ_DATA, GENERIC_READ,
+// GENERIC_ALL, MAXIMUM_ALLOWED, WRITE_DAC and WRITE_OWNER.
+const readRights = 0x1 | 0x80000000 | 0x10000000 | 0x02000000 | 0x40000 | 0x80000
 
 // trustedSIDs may read any file of the machine anyway, as root may on
 // Unix: SYSTEM, the Administrators group and OWNER RIGHTS.
 var trustedSIDs = []string{"S-1-5-18", "S-1-5-32-544", "S-1-3-4"}
 
-// othersWhoRead lists who else than self (the owner, the current user)
-// and the trusted accounts may read a file with this access list; a
+// othersWhoRead lists who else than self (the current user) and the
+// trusted accounts may read a file with this access list; a
 // missing access list (nullDACL) lets everyone.
 func othersWhoRead(nullDACL bool, aces []ace, self ...string) []string {
 	if nullDACL {
@@ -53,7 +72,16 @@ func privateSDDL(sid string, dir bool) string {
 	return fmt.Sprintf("D:P(A;%s;FA;;;%s)", inherit, sid)
 }
 
-// aclFix is the command that makes path private to the user running it.
-func aclFix(path string) string {
-	return fmt.Sprintf(`icacls "%s" /inheritance:r /grant:r "%%USERNAME%%:F"`, path)
+// aclFix is the command that makes path private to user (a SID): it
+// stops inheriting, grants user full control and removes the others
+// found. SIDs are given as *SID, which cmd and PowerShell alike pass on
+// untouched.
+func aclFix(path, user string, others []string) string {
+	cmd := fmt.Sprintf(`icacls "%s" /inheritance:r /grant:r *%s:F`, path, user)
+	for _, sid := range others {
+		if strings.HasPrefix(sid, "S-") {
+			cmd += " /remove:g *" + sid
+		}
+	}
+	return cmd
 }

@@ -85,7 +85,7 @@ func Replace(path, v string) error {
 		os.Remove(tmp)
 		return err
 	}
-	return nil
+	return syncDir(filepath.Dir(path))
 }
 
 // MkdirPrivate makes dir, and its parents, when it does not exist: 0700,
@@ -112,15 +112,6 @@ func CreatePrivate(path string) error {
 		return err
 	}
 	f.Close()
-	return makePrivate(path, false)
-}
-
-// MakePrivate makes an existing file private to the current user where
-// the mode it was made with does not (Windows); a missing file is no error.
-func MakePrivate(path string) error {
-	if _, err := os.Stat(path); err != nil {
-		return nil
-	}
 	return makePrivate(path, false)
 }
 

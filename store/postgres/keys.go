@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/tokenbroker/tokenbroker/store"
 )
@@ -20,7 +21,13 @@ var keyLock = lockKey("keys", "")
 const rotationTimeout = time.Minute
 
 // keyTx is a rotation's view of the state inside one transaction.
-type keyTx struct{ tx pgx.Tx }
+type keyTx struct{ tx pgExecQuerier }
+
+// pgExecQuerier is a transaction or the pool.
+type pgExecQuerier interface {
+	pgQuerier
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
 
 // pgQuerier is a transaction or the pool.
 type pgQuerier interface {
@@ -43,7 +50,15 @@ func (k keyTx) KeyEntries(ctx context.Context) ([]store.KeyEntry, error) {
 	return keyEntries(ctx, k.tx)
 }
 
+// keysSchema is the schema that brought master_keys: a release before it
+// would seal under the configured key alone, unaware of a rotation, so a
+// rotated state keeps those releases out (they refuse it at start).
+const keysSchema = 10
+
 func (k keyTx) PutKeyEntries(ctx context.Context, entries []store.KeyEntry) error {
+	if _, err := k.tx.Exec(ctx, `UPDATE tokenbroker_schema SET min_reader = greatest(min_reader, $1)`, keysSchema); err != nil {
+		return err
+	}
 	if _, err := k.tx.Exec(ctx, `DELETE FROM master_keys`); err != nil {
 		return err
 	}
@@ -118,6 +133,16 @@ func (d *DB) rotator() store.Rotator {
 				return unavailable(err)
 			}
 			return unavailable(tx.Commit(ctx))
+		},
+		Read: func(ctx context.Context, f func(store.KeyTx) error) error {
+			ctx, cancel := context.WithTimeout(ctx, rotationTimeout)
+			defer cancel()
+			tx, err := d.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+			if err != nil {
+				return unavailable(err)
+			}
+			defer tx.Rollback(ctx)
+			return unavailable(f(keyTx{tx}))
 		},
 		Entries: func(ctx context.Context) ([]store.KeyEntry, error) {
 			ctx, cancel := d.op(ctx)

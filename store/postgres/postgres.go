@@ -255,7 +255,8 @@ func (d *DB) migrate(ctx context.Context) error {
 	if _, err := tx.Exec(ctx, `DELETE FROM tokenbroker_schema`); err != nil {
 		return unavailable(err)
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO tokenbroker_schema (version, min_reader) VALUES ($1, $2)`, len(migrations), minReader); err != nil {
+	// A floor raised since (a rotation: keysSchema) is kept.
+	if _, err := tx.Exec(ctx, `INSERT INTO tokenbroker_schema (version, min_reader) VALUES ($1, $2)`, len(migrations), max(minReader, min(floor, len(migrations)))); err != nil {
 		return unavailable(err)
 	}
 	return unavailable(tx.Commit(ctx))

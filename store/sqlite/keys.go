@@ -10,7 +10,13 @@ import (
 
 // keyTx is a rotation's view of the state inside one write transaction;
 // SQLite's write lock keeps every other writer out until it commits.
-type keyTx struct{ tx *sql.Tx }
+type keyTx struct{ tx execQuerier }
+
+// execQuerier is a transaction or the database.
+type execQuerier interface {
+	querier
+	ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error)
+}
 
 func (k keyTx) KeyEntries(ctx context.Context) ([]store.KeyEntry, error) {
 	return keyEntries(ctx, k.tx)
@@ -40,7 +46,15 @@ func keyEntries(ctx context.Context, q querier) ([]store.KeyEntry, error) {
 	return out, rows.Err()
 }
 
+// keysSchema is the schema that brought master_keys: a release before it
+// would seal under the configured key alone, unaware of a rotation, so a
+// rotated state keeps those releases out (they refuse it at start).
+const keysSchema = 10
+
 func (k keyTx) PutKeyEntries(ctx context.Context, entries []store.KeyEntry) error {
+	if _, err := k.tx.ExecContext(ctx, `UPDATE schema_floor SET min_reader = max(min_reader, ?)`, keysSchema); err != nil {
+		return err
+	}
 	if _, err := k.tx.ExecContext(ctx, `DELETE FROM master_keys`); err != nil {
 		return err
 	}
@@ -112,6 +126,9 @@ func (d *DB) rotator() store.Rotator {
 				return d.describe(err)
 			}
 			return d.describe(tx.Commit())
+		},
+		Read: func(ctx context.Context, f func(store.KeyTx) error) error {
+			return d.describe(f(keyTx{d.db}))
 		},
 		Entries: func(ctx context.Context) ([]store.KeyEntry, error) {
 			entries, err := keyEntries(ctx, d.db)

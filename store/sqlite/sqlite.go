@@ -169,12 +169,18 @@ func (d *DB) migrate(ctx context.Context) error {
 	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, len(migrations))); err != nil {
 		return d.describe(err)
 	}
-	for _, q := range []string{`CREATE TABLE IF NOT EXISTS schema_floor (min_reader INTEGER NOT NULL)`, `DELETE FROM schema_floor`} {
-		if _, err := tx.ExecContext(ctx, q); err != nil {
-			return d.describe(err)
-		}
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_floor (min_reader INTEGER NOT NULL)`); err != nil {
+		return d.describe(err)
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_floor (min_reader) VALUES (?)`, minReader); err != nil {
+	// A floor raised since (a rotation: keysSchema) is kept.
+	var floor int
+	if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(min_reader), 0) FROM schema_floor`).Scan(&floor); err != nil {
+		return d.describe(err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM schema_floor`); err != nil {
+		return d.describe(err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_floor (min_reader) VALUES (?)`, max(minReader, min(floor, len(migrations)))); err != nil {
 		return d.describe(err)
 	}
 	if err := tx.Commit(); err != nil {

@@ -1,10 +1,14 @@
-package tokenbroker
+// Package status says where each configured profile's token stands and
+// what to do next, without renewing anything: the rows of `tokenbroker
+// status`, of the local API's /v1/status, of the dashboard and of the
+// metrics' state gauges.
+package status
 
 import (
 	"context"
-	"math/rand/v2"
 	"time"
 
+	"github.com/tokenbroker/tokenbroker"
 	"github.com/tokenbroker/tokenbroker/failure"
 	"github.com/tokenbroker/tokenbroker/provider"
 	"github.com/tokenbroker/tokenbroker/store"
@@ -12,16 +16,16 @@ import (
 
 // Profile states shown by `status`.
 const (
-	StateValid      = "valid"
-	StateExpiring   = "expiring"    // past its refresh point
-	StateExpired    = "expired"     // renewable without a person
-	StateNeedsLogin = "needs login" // only a person can get a new token
-	StateError      = "error"       // the last renewal failed and no valid token is left
-	StateNone       = "none"        // nothing obtained yet
+	Valid      = "valid"
+	Expiring   = "expiring"    // past its refresh point
+	Expired    = "expired"     // renewable without a person
+	NeedsLogin = "needs login" // only a person can get a new token
+	Error      = "error"       // the last renewal failed and no valid token is left
+	None       = "none"        // nothing obtained yet
 )
 
-// ProfileStatus is one row of `status`. It never holds a secret.
-type ProfileStatus struct {
+// Row is one profile's status. It never holds a secret.
+type Row struct {
 	Profile          string     `json:"profile"`
 	Vendor           string     `json:"vendor"`
 	State            string     `json:"state"`
@@ -42,28 +46,30 @@ type ProfileStatus struct {
 // statusEvents is how far back `status` looks for the last refresh and error.
 const statusEvents = 50
 
-// Status reports every configured profile without renewing anything.
-func (b *Broker) Status(ctx context.Context) ([]ProfileStatus, error) {
-	var out []ProfileStatus
+// Of reports every profile the broker is configured with, without
+// renewing anything.
+func Of(ctx context.Context, b *tokenbroker.Broker) ([]Row, error) {
+	var out []Row
 	var st store.Store
-	for _, name := range b.cfg.Names() {
-		s := ProfileStatus{Profile: name}
+	cfg := b.Config()
+	for _, name := range cfg.Names() {
+		s := Row{Profile: name}
 		p, err := b.Provider(name)
 		if err != nil {
-			s.State, s.LastError, s.LastErrorClass = StateError, err.Error(), failure.KindOf(err).String()
-			s.NextAction = "fix the profile in " + b.cfg.Path
+			s.State, s.LastError, s.LastErrorClass = Error, err.Error(), failure.KindOf(err).String()
+			s.NextAction = "fix the profile in " + cfg.Path
 			out = append(out, s)
 			continue
 		}
 		d := p.Describe()
 		s.Vendor = d.Vendor
 		if d.Stateless {
-			s.State = StateValid
+			s.State = Valid
 			out = append(out, s)
 			continue
 		}
 		if st == nil {
-			if st, err = b.store(); err != nil {
+			if st, err = b.Store(); err != nil {
 				return nil, err
 			}
 		}
@@ -86,37 +92,37 @@ func (b *Broker) Status(ctx context.Context) ([]ProfileStatus, error) {
 		if lastFail != nil {
 			s.LastError, s.LastErrorClass = lastFail.Error, lastFail.ErrorClass
 		}
-		now := b.opts.Now()
+		now := b.Clock().Now()
 		switch {
 		case terr != nil:
-			s.State, s.LastError, s.LastErrorClass = StateError, terr.Error(), failure.KindOf(terr).String()
+			s.State, s.LastError, s.LastErrorClass = Error, terr.Error(), failure.KindOf(terr).String()
 		case t != nil && !t.RefreshRejected.IsZero() && d.Interactive:
 			// The vendor refused the stored refresh token: nothing more
-			// is sent until a login (see Broker.markRefreshDead).
-			s.State = StateNeedsLogin
+			// is sent until a login.
+			s.State = NeedsLogin
 			if s.LastError == "" {
-				s.LastError, s.LastErrorClass = refreshDead(name, t).Error(), failure.Rejected.String()
+				s.LastError, s.LastErrorClass = tokenbroker.RefreshRejected(name, t).Error(), failure.Rejected.String()
 			}
 		case lastFail != nil && lastFail.ErrorClass == failure.Rejected.String() && t != nil:
 			// The vendor refused the refresh token or the credentials since the
 			// last renewal: only a person can fix it, even while the access
 			// token still works (and is still handed out).
-			s.State = StateNeedsLogin
+			s.State = NeedsLogin
 		case t.Valid(now, 0):
-			s.State = StateValid
-			if !b.fresh(t, now, 0) {
-				s.State = StateExpiring
+			s.State = Valid
+			if b.Due(t) {
+				s.State = Expiring
 			}
 		case d.Interactive && !t.RefreshUsable(now):
-			s.State = StateNeedsLogin
+			s.State = NeedsLogin
 		case lastFail != nil && lastFail.ErrorClass == failure.Rejected.String():
-			s.State = StateNeedsLogin
+			s.State = NeedsLogin
 		case lastFail != nil:
-			s.State = StateError
+			s.State = Error
 		case t != nil:
-			s.State = StateExpired
+			s.State = Expired
 		default:
-			s.State = StateNone
+			s.State = None
 		}
 		if t != nil {
 			if !t.ObtainedAt.IsZero() {
@@ -146,77 +152,20 @@ func (b *Broker) Status(ctx context.Context) ([]ProfileStatus, error) {
 
 func nextAction(name, state string, d provider.Description) string {
 	switch state {
-	case StateExpiring, StateExpired:
+	case Expiring, Expired:
 		return "run `tokenbroker refresh " + name + "`"
-	case StateNone:
+	case None:
 		if d.Interactive {
 			return "run `tokenbroker login " + name + "` or `tokenbroker import " + name + " FILE`"
 		}
 		return "run `tokenbroker token " + name + "`"
-	case StateNeedsLogin:
+	case NeedsLogin:
 		if d.Interactive {
 			return "run `tokenbroker login " + name + "` or `tokenbroker import " + name + " FILE`"
 		}
 		return "check the profile's credentials, then run `tokenbroker refresh " + name + "`"
-	case StateError:
+	case Error:
 		return "see the last error; then run `tokenbroker refresh " + name + "`"
 	}
 	return ""
-}
-
-// Events returns the audit log of a profile ("" for all), newest first.
-func (b *Broker) Events(ctx context.Context, profile string, limit int) ([]store.Event, error) {
-	if profile != "" {
-		if _, err := b.cfg.Profile(profile); err != nil {
-			return nil, err
-		}
-	}
-	st, err := b.store()
-	if err != nil {
-		return nil, err
-	}
-	return st.Events(ctx, profile, limit)
-}
-
-// maintainIdle is how often a profile without a known expiry, or one that
-// can only be fixed by a person, is looked at again.
-const maintainIdle = time.Hour
-
-// Maintain renews the profile's token if it is due, for the background
-// refresher, and says when it next needs attention (zero: never).
-func (b *Broker) Maintain(ctx context.Context, name string) (time.Time, error) {
-	p, err := b.Provider(name)
-	if err != nil {
-		return time.Time{}, err
-	}
-	if p.Describe().Stateless {
-		return time.Time{}, nil
-	}
-	if _, err := b.Token(ctx, name, TokenOptions{Strict: true}); err != nil {
-		return time.Time{}, err
-	}
-	c := b.mem(name)
-	if c == nil || c.refreshAt.IsZero() {
-		return b.opts.Now().Add(maintainIdle), nil
-	}
-	// Each replica looks a little after the refresh point, by its own draw:
-	// the first renews, the others hear of it (NOTIFY) and find the new
-	// token stored, instead of all queueing for the lease at once.
-	spread := min(c.tok.Lifetime()/20, maintainSpreadMax)
-	if spread > 0 {
-		return c.refreshAt.Add(rand.N(spread)), nil
-	}
-	return c.refreshAt, nil
-}
-
-// maintainSpreadMax bounds the per-replica delay of background renewals.
-const maintainSpreadMax = 2 * time.Minute
-
-// Generation is the stored token's generation (0 when none).
-func (b *Broker) Generation(ctx context.Context, name string) (int64, error) {
-	t, err := b.Stored(ctx, name)
-	if err != nil || t == nil {
-		return 0, err
-	}
-	return t.Generation, nil
 }
