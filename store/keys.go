@@ -162,16 +162,23 @@ func ApplyKeys(s *seal.Sealer, entries []KeyEntry) error {
 
 // CheckPrimary is a writer's check, inside its transaction, that it seals
 // under the state's primary (named by id, "" before any rotation): when
-// another process rotated since, the keys are read again.
-func CheckPrimary(s *seal.Sealer, primary string, entries func() ([]KeyEntry, error)) error {
-	if primary == "" || primary == s.Primary() {
-		return nil
+// another process rotated since, the keys are read again. It returns the
+// keyring to seal with, fixed for the rest of the transaction, so that a
+// refresh running meanwhile cannot change it between check and seal.
+func CheckPrimary(s *seal.Sealer, primary string, entries func() ([]KeyEntry, error)) (*seal.Sealer, error) {
+	pinned := s.Clone()
+	if primary == "" || pinned.Primary() == primary {
+		return pinned, nil
 	}
 	es, err := entries()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return ApplyKeys(s, es)
+	if err := ApplyKeys(pinned, es); err != nil {
+		return nil, err
+	}
+	s.Adopt(pinned) // the store's keyring follows too
+	return pinned, nil
 }
 
 // RekeyTx rotates to newKey within tx (see Rekeyer.Rekey). On success the

@@ -8,7 +8,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/tokenbroker/tokenbroker/failure"
 	"github.com/tokenbroker/tokenbroker/store"
+	"github.com/tokenbroker/tokenbroker/store/seal"
 )
 
 // keyLock is the advisory lock of the master keys: a rotation holds it
@@ -132,7 +134,11 @@ func (d *DB) rotator() store.Rotator {
 			if _, err := tx.Exec(ctx, `SELECT pg_notify($1, '')`, channel); err != nil {
 				return unavailable(err)
 			}
-			return unavailable(tx.Commit(ctx))
+			if err := tx.Commit(ctx); err != nil {
+				return &failure.Error{Kind: failure.Other, Msg: "the PostgreSQL state did not confirm the key change", Err: store.Unavailable(redact(err)),
+					Hint: "it took effect whole or not at all: see `tokenbroker rekey --status` once the database answers"}
+			}
+			return nil
 		},
 		Read: func(ctx context.Context, f func(store.KeyTx) error) error {
 			ctx, cancel := context.WithTimeout(ctx, rotationTimeout)
@@ -156,14 +162,14 @@ func (d *DB) rotator() store.Rotator {
 // checkPrimary makes a writer seal under the state's primary key: it
 // shares the key lock for the rest of its transaction and reads the
 // primary under it.
-func (d *DB) checkPrimary(ctx context.Context, tx pgx.Tx) error {
+func (d *DB) checkPrimary(ctx context.Context, tx pgx.Tx) (*seal.Sealer, error) {
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock_shared($1)`, keyLock); err != nil {
-		return unavailable(err)
+		return nil, unavailable(err)
 	}
 	var primary string
 	err := tx.QueryRow(ctx, `SELECT id FROM master_keys WHERE state = 'primary'`).Scan(&primary)
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		return unavailable(err)
+		return nil, unavailable(err)
 	}
 	return store.CheckPrimary(d.sealer, primary, func() ([]store.KeyEntry, error) { return keyEntries(ctx, tx) })
 }

@@ -85,10 +85,11 @@ func (d *DB) PutWebhookToken(ctx context.Context, profile, webhook string, t *st
 		return unavailable(err)
 	}
 	defer tx.Rollback(ctx)
-	if err := d.checkPrimary(ctx, tx); err != nil {
+	sealer, err := d.checkPrimary(ctx, tx)
+	if err != nil {
 		return err
 	}
-	sealed, err := store.SealWebhookToken(d.sealer, profile, webhook, t)
+	sealed, err := store.SealWebhookToken(sealer, profile, webhook, t)
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tokenbroker/tokenbroker/store"
+	"github.com/tokenbroker/tokenbroker/store/seal"
 )
 
 // keyTx is a rotation's view of the state inside one write transaction;
@@ -140,11 +141,11 @@ func (d *DB) rotator() store.Rotator {
 // checkPrimary makes a writer seal under the state's primary key, read
 // inside its write transaction, so that no value is sealed under a key a
 // rotation just replaced.
-func (d *DB) checkPrimary(ctx context.Context, tx *sql.Tx) error {
+func (d *DB) checkPrimary(ctx context.Context, tx *sql.Tx) (*seal.Sealer, error) {
 	var primary string
 	err := tx.QueryRowContext(ctx, `SELECT id FROM master_keys WHERE state = 'primary'`).Scan(&primary)
 	if err != nil && err != sql.ErrNoRows {
-		return d.describe(err)
+		return nil, d.describe(err)
 	}
 	return store.CheckPrimary(d.sealer, primary, func() ([]store.KeyEntry, error) { return keyEntries(ctx, tx) })
 }

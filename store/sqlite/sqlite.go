@@ -246,10 +246,11 @@ func (d *DB) Put(ctx context.Context, profile string, tok *token.Token, expect i
 	if err := tx.QueryRowContext(ctx, `SELECT owner, fence FROM leases WHERE profile = ?`, profile).Scan(&owner, &fence); err != nil || owner != lease.Owner || fence != lease.Fence {
 		return store.ErrFenced
 	}
-	if err := d.checkPrimary(ctx, tx); err != nil {
+	sealer, err := d.checkPrimary(ctx, tx)
+	if err != nil {
 		return err
 	}
-	r, err := store.Seal(d.sealer, profile, expect+1, tok)
+	r, err := store.Seal(sealer, profile, expect+1, tok)
 	if err != nil {
 		return err
 	}

@@ -94,10 +94,11 @@ func (d *DB) PutWebhookToken(ctx context.Context, profile, webhook string, t *st
 		return d.describe(err)
 	}
 	defer tx.Rollback()
-	if err := d.checkPrimary(ctx, tx); err != nil {
+	sealer, err := d.checkPrimary(ctx, tx)
+	if err != nil {
 		return err
 	}
-	sealed, err := store.SealWebhookToken(d.sealer, profile, webhook, t)
+	sealed, err := store.SealWebhookToken(sealer, profile, webhook, t)
 	if err != nil {
 		return err
 	}
