@@ -79,7 +79,8 @@ const DefaultTenantsRefresh = time.Hour
 // another: ids and names are unique, a name is not another's id, has no
 // `/` (PROFILE/TENANT), and an id is a plain header value.
 func (p *Profile) checkTenants() error {
-	return CheckTenants(p.Name, p.Location(), p.Tenants.List)
+	// Location parses the file again for line numbers: only an error needs it.
+	return CheckTenants(p.Name, p.Location, p.Tenants.List)
 }
 
 // Discovered keeps what can be used of a list the vendor gave: tenants with
@@ -105,22 +106,23 @@ func Discovered(list []Tenant) []Tenant {
 	return out
 }
 
-// CheckTenants applies checkTenants' rules to a list.
-func CheckTenants(profile, where string, list []Tenant) error {
+// CheckTenants applies checkTenants' rules to a list; where says where the
+// list is written, for the error.
+func CheckTenants(profile string, where func() string, list []Tenant) error {
 	ids, names := map[string]bool{}, map[string]string{}
 	for _, t := range list {
 		switch {
 		case t.ID == "":
-			return failure.New(failure.Config, "profile %q (%s): a tenant has no `id`", profile, where)
+			return failure.New(failure.Config, "profile %q (%s): a tenant has no `id`", profile, where())
 		case strings.ContainsFunc(t.ID, func(r rune) bool { return r <= ' ' || r >= 0x7f || r == '/' }):
-			return failure.New(failure.Config, "profile %q (%s): tenant id %q may hold only visible ASCII without `/`", profile, where, t.ID)
+			return failure.New(failure.Config, "profile %q (%s): tenant id %q may hold only visible ASCII without `/`", profile, where(), t.ID)
 		case ids[t.ID]:
-			return failure.New(failure.Config, "profile %q (%s): tenant id %q is listed twice", profile, where, t.ID)
+			return failure.New(failure.Config, "profile %q (%s): tenant id %q is listed twice", profile, where(), t.ID)
 		case strings.Contains(t.Name, "/"):
-			return failure.New(failure.Config, "profile %q (%s): tenant name %q may not contain `/`", profile, where, t.Name)
+			return failure.New(failure.Config, "profile %q (%s): tenant name %q may not contain `/`", profile, where(), t.Name)
 		}
 		if other, dup := names[t.Name]; dup && t.Name != "" {
-			return failure.New(failure.Config, "profile %q (%s): two tenants are named %q (ids %s and %s)", profile, where, t.Name, other, t.ID)
+			return failure.New(failure.Config, "profile %q (%s): two tenants are named %q (ids %s and %s)", profile, where(), t.Name, other, t.ID)
 		}
 		ids[t.ID] = true
 		if t.Name != "" {
@@ -129,7 +131,7 @@ func CheckTenants(profile, where string, list []Tenant) error {
 	}
 	for _, t := range list {
 		if t.Name != "" && ids[t.Name] && names[t.Name] != t.Name {
-			return failure.New(failure.Config, "profile %q (%s): tenant name %q is another tenant's id", profile, where, t.Name)
+			return failure.New(failure.Config, "profile %q (%s): tenant name %q is another tenant's id", profile, where(), t.Name)
 		}
 	}
 	return nil
