@@ -26,6 +26,7 @@ import (
 	"github.com/tokenbroker/tokenbroker/failure"
 	"github.com/tokenbroker/tokenbroker/internal/httpx"
 	"github.com/tokenbroker/tokenbroker/provider"
+	"github.com/tokenbroker/tokenbroker/ratelimit"
 	"github.com/tokenbroker/tokenbroker/store"
 	"github.com/tokenbroker/tokenbroker/token"
 )
@@ -106,7 +107,6 @@ type Broker struct {
 	owner  string       // this broker's name on leases
 	leases atomic.Int64 // numbers each acquisition, see leaseOwner
 
-	mu        sync.Mutex               // guards making an account's limits
 	profiles  map[string]*profileState // one per configured profile, made in New and never changed
 	limits    *Accounts                // the vendor accounts' limits; Options.Accounts or the broker's own
 	ownLimits bool                     // the broker's own: Close closes them
@@ -205,7 +205,7 @@ type profileState struct {
 	providerErr  error
 
 	limitsOnce sync.Once
-	limits     *limits // its vendor account's, shared with the account's other profiles
+	limits     *ratelimit.Account // its vendor account's, shared with the account's other profiles
 	limitsErr  error
 	limitsMade atomic.Bool // limitsOnce has run: limits may be read without it
 
@@ -248,7 +248,7 @@ func (b *Broker) Provider(name string) (provider.Provider, error) {
 			// a client of the profile's own.
 			hc = httpx.New(httpx.Options{RejectHTML: true, ClientCert: e.cert})
 		}
-		e.provider, e.providerErr = provider.New(e.prof, provider.Env{HTTP: hc, Now: b.opts.Now, Warn: b.opts.Warn, Pacer: &b.limits.steps,
+		e.provider, e.providerErr = provider.New(e.prof, provider.Env{HTTP: hc, Now: b.opts.Now, Warn: b.opts.Warn, Pacer: &b.limits.Steps,
 			Token: func(ctx context.Context, other string) (*token.Token, error) {
 				prof, _, err := b.Tenant(ctx, other) // a tenant's token is its MSP's
 				if err != nil {

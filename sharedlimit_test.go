@@ -90,7 +90,7 @@ func TestCutOffFromTheSharedLimitSendsNothing(t *testing.T) {
 	if got := shared.reserves.Load() - tried; got != 1 {
 		t.Errorf("the store was tried %d times by 20 calls within a second, want once", got)
 	}
-	clk.Add(storeRetry)
+	clk.Add(ratelimit.StoreRetry)
 	shared.down.Store(false)
 	if code := call(); code != 200 {
 		t.Errorf("after the store answers again: %d", code)

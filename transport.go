@@ -140,7 +140,7 @@ type transport struct {
 	b         *Broker
 	name      string
 	base      *url.URL
-	lim       *limits
+	lim       *ratelimit.Account
 	rt        http.RoundTripper // Options.API; nil: the profile's own pool
 	stateless bool
 	// tenantHeader is the vendor's (TenantID, x-rks-tenantid), "" if none.
@@ -225,7 +225,7 @@ func (t *transport) again(ctx context.Context, tried *retries, status int, heade
 	case status == http.StatusTooManyRequests && !tried.waited && header(RefusedHeader) == "":
 		tried.waited = true
 		wait := retryAfter(header("Retry-After"))
-		return wait, wait <= t.lim.cfg.MaxWait
+		return wait, wait <= t.lim.MaxWait()
 	}
 	return 0, false
 }
@@ -303,7 +303,7 @@ func (t *transport) send(req *http.Request, replay []byte) (*http.Response, stri
 	if err != nil {
 		return nil, "", err
 	}
-	t.lim.observeQuota(req.Context(), resp.Header, t.b.opts.Now())
+	t.lim.ObserveQuota(req.Context(), resp.Header, t.b.opts.Now())
 	return resp, tok.AccessToken, nil
 }
 
@@ -312,11 +312,11 @@ func (t *transport) send(req *http.Request, replay []byte) (*http.Response, stri
 // carry a token that was replaced meanwhile). refused is tokenbroker's own
 // 429, to be answered instead of calling.
 func (t *transport) admit(ctx context.Context) (tok *Token, refused *ratelimit.Refused, err error) {
-	if err := t.lim.checkQuota(ctx, t.b.opts.Now()); err != nil {
+	if err := t.lim.CheckQuota(ctx, t.b.opts.Now()); err != nil {
 		t.b.observe().Refused(t.name)
 		return nil, err.(*ratelimit.Refused), nil
 	}
-	if t.lim.window == nil {
+	if !t.lim.Limited() {
 		tok, err = t.b.token(ctx, t.name)
 		return tok, nil, err
 	}
@@ -326,7 +326,7 @@ func (t *transport) admit(ctx context.Context) (tok *Token, refused *ratelimit.R
 		return nil, nil, err
 	}
 	for attempt := 1; ; attempt++ {
-		waited, err := t.lim.window.Wait(ctx)
+		waited, err := t.lim.Wait(ctx)
 		if r, ok := err.(*ratelimit.Refused); ok {
 			t.b.observe().Refused(t.name)
 			return nil, r, nil

@@ -7,10 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"sync"
 	"time"
-
-	"golang.org/x/time/rate"
 
 	"github.com/tokenbroker/tokenbroker/config"
 	"github.com/tokenbroker/tokenbroker/failure"
@@ -36,21 +33,9 @@ const (
 	arubaDefaultScope = "all"
 )
 
-// Pacer paces each of Aruba's first three login steps to 1 call/s per
-// gateway endpoint, so repeated logins never draw a 429. Whoever runs the
-// process owns it (tokenbroker.Accounts does), so that a reload keeps it.
-type Pacer struct {
-	m sync.Map // host+path -> *rate.Limiter
-}
-
-// NewPacer returns a pacer that has seen no calls.
-func NewPacer() *Pacer { return &Pacer{} }
-
-// Wait waits for endpoint's next slot.
-func (p *Pacer) Wait(ctx context.Context, endpoint string) error {
-	l, _ := p.m.LoadOrStore(endpoint, rate.NewLimiter(rate.Every(time.Second/arubaStepPerSec+arubaStepMargin), 1))
-	return l.(*rate.Limiter).Wait(ctx)
-}
+// arubaStepEvery is the pace of each of Aruba's first three login steps
+// per gateway endpoint, so repeated logins never draw a 429.
+const arubaStepEvery = time.Second/arubaStepPerSec + arubaStepMargin
 
 // stepAttempts bounds the retries of a login step that drew a 429: another
 // process (or person) may have used the step within the same second.
@@ -61,7 +46,7 @@ const stepAttempts = 3
 // that a retry could duplicate.
 func (a *aruba) step(ctx context.Context, req request) (*response, error) {
 	for attempt := 1; ; attempt++ {
-		if err := a.env.Pacer.Wait(ctx, req.URL); err != nil {
+		if err := a.env.Pacer.Wait(ctx, req.URL, arubaStepEvery); err != nil {
 			return nil, err
 		}
 		resp, err := call(ctx, a.env.HTTP, req)
@@ -176,7 +161,7 @@ func (a *aruba) mspClient(ctx context.Context, s session, mspClientID string) (c
 // authCode is step 3; the code must be exchanged within 300 s.
 func (a *aruba) authCode(ctx context.Context, s session, clientID string) (string, error) {
 	endpoint := a.hostBase + arubaAuthPath
-	if err := a.env.Pacer.Wait(ctx, endpoint); err != nil {
+	if err := a.env.Pacer.Wait(ctx, endpoint, arubaStepEvery); err != nil {
 		return "", err
 	}
 	scope := arubaDefaultScope

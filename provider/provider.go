@@ -16,6 +16,7 @@ import (
 	"github.com/tokenbroker/tokenbroker/failure"
 	"github.com/tokenbroker/tokenbroker/internal/httpx"
 	"github.com/tokenbroker/tokenbroker/internal/wait"
+	"github.com/tokenbroker/tokenbroker/ratelimit"
 	"github.com/tokenbroker/tokenbroker/token"
 )
 
@@ -104,7 +105,7 @@ type Env struct {
 	Token func(ctx context.Context, profile string) (*token.Token, error)
 	// Pacer paces Aruba's login steps; give every provider of a process
 	// the same one (the Broker does). A provider of its own when nil.
-	Pacer *Pacer
+	Pacer *ratelimit.Pacer
 }
 
 func (e Env) withDefaults() Env {
@@ -114,7 +115,7 @@ func (e Env) withDefaults() Env {
 		e.HTTP = httpx.New(httpx.Options{RejectHTML: true})
 	}
 	if e.Pacer == nil {
-		e.Pacer = NewPacer()
+		e.Pacer = &ratelimit.Pacer{}
 	}
 	if e.Now == nil {
 		e.Now = time.Now

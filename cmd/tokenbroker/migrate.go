@@ -7,6 +7,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tokenbroker/tokenbroker"
+	"github.com/tokenbroker/tokenbroker/failure"
+	"github.com/tokenbroker/tokenbroker/store"
 )
 
 func (a *app) migrateCommand() *cobra.Command {
@@ -23,7 +25,25 @@ func (a *app) migrateCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			res, err := tokenbroker.Migrate(cmd.Context(), cfg, from, to)
+			if from == to {
+				return failure.New(failure.Config, "--from and --to are the same state")
+			}
+			open := func(loc string) (store.Store, error) {
+				c := *cfg
+				c.State = loc
+				return tokenbroker.OpenStore(&c)
+			}
+			src, err := open(from)
+			if err != nil {
+				return err
+			}
+			defer src.Close()
+			dst, err := open(to)
+			if err != nil {
+				return err
+			}
+			defer dst.Close()
+			res, err := store.Copy(cmd.Context(), src, dst)
 			if err != nil {
 				return err
 			}

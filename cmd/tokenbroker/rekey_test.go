@@ -254,3 +254,21 @@ func TestRekeyOfAKeyFileState(t *testing.T) {
 		t.Errorf("serve logged an error:\n%s", log)
 	}
 }
+
+// TestMigrateCommand moves a state to a new SQLite file: the token reads
+// the same from there, and the same location on both sides is refused.
+func TestMigrateCommand(t *testing.T) {
+	p := newProc(t, nil)
+	first := mustOK(t, p.run(t, "token", "ruckus")).stdout
+	to := "sqlite:" + filepath.Join(p.dir, "moved", "state.db")
+	r := mustOK(t, p.run(t, "migrate", "--from", "sqlite:"+p.statePath(), "--to", to))
+	if !strings.Contains(r.stdout, "moved 1 tokens") {
+		t.Fatalf("migrate said: %s", r.stdout)
+	}
+	if got := mustOK(t, p.run(t, "--state", to, "token", "ruckus")).stdout; got != first {
+		t.Fatalf("the moved state hands out another token")
+	}
+	if r := p.run(t, "migrate", "--from", to, "--to", to); r.code != 2 || !strings.Contains(r.stderr, "the same state") {
+		t.Fatalf("migrate onto itself: %d %s", r.code, r.stderr)
+	}
+}

@@ -1,4 +1,4 @@
-package tokenbroker
+package store
 
 import (
 	"context"
@@ -7,44 +7,24 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tokenbroker/tokenbroker/config"
 	"github.com/tokenbroker/tokenbroker/failure"
-	"github.com/tokenbroker/tokenbroker/store"
 )
 
-// MigrateResult says what Migrate moved.
-type MigrateResult struct {
+// Copied says what Copy moved.
+type Copied struct {
 	Tokens int
 	Events int
 }
 
-// auditCopyLimit bounds the audit events moved with the tokens.
-const auditCopyLimit = 100000
+// copyEvents bounds the audit events moved with the tokens.
+const copyEvents = 100000
 
-// Migrate copies every token and the audit log from one state location to
-// another (SQLite or PostgreSQL, either way), each opened with the master
-// key cfg names. The target must hold none of the source's profiles; every
-// copied token is read back and compared before Migrate reports success.
-func Migrate(ctx context.Context, cfg *config.Config, from, to string) (MigrateResult, error) {
-	var res MigrateResult
-	if from == to {
-		return res, failure.New(failure.Config, "--from and --to are the same state")
-	}
-	open := func(loc string) (store.Store, error) {
-		c := *cfg
-		c.State = loc
-		return OpenStore(&c)
-	}
-	src, err := open(from)
-	if err != nil {
-		return res, err
-	}
-	defer src.Close()
-	dst, err := open(to)
-	if err != nil {
-		return res, err
-	}
-	defer dst.Close()
+// Copy copies every token and the audit log from one store to another
+// (SQLite or PostgreSQL, either way: `tokenbroker migrate`). The target
+// must hold none of the source's profiles; every copied token is read back
+// and compared before Copy reports success.
+func Copy(ctx context.Context, src, dst Store) (Copied, error) {
+	var res Copied
 	names, err := src.Profiles(ctx)
 	if err != nil {
 		return res, err
@@ -68,7 +48,7 @@ func Migrate(ctx context.Context, cfg *config.Config, from, to string) (MigrateR
 			continue
 		}
 		want := t.Clone()
-		err = store.WithLease(ctx, dst, n, "migrate", time.Minute, func(l *store.Leased) error { return l.Put(ctx, t, 0) })
+		err = WithLease(ctx, dst, n, "migrate", time.Minute, func(l *Leased) error { return l.Put(ctx, t, 0) })
 		if err != nil {
 			return res, fmt.Errorf("profile %q: %w", n, err)
 		}
@@ -79,7 +59,7 @@ func Migrate(ctx context.Context, cfg *config.Config, from, to string) (MigrateR
 		}
 		res.Tokens++
 	}
-	events, err := src.Events(ctx, "", auditCopyLimit)
+	events, err := src.Events(ctx, "", copyEvents)
 	if err != nil {
 		return res, err
 	}
