@@ -326,7 +326,8 @@ func (t *transport) admit(ctx context.Context) (tok *Token, refused *ratelimit.R
 		return nil, nil, err
 	}
 	for attempt := 1; ; attempt++ {
-		waited, err := t.lim.Wait(ctx)
+		asked := t.b.opts.Now()
+		turn, err := t.lim.Turn(ctx)
 		if r, ok := err.(*ratelimit.Refused); ok {
 			t.b.observe().Refused(t.name)
 			return nil, r, nil
@@ -334,24 +335,29 @@ func (t *transport) admit(ctx context.Context) (tok *Token, refused *ratelimit.R
 		if err != nil {
 			return nil, nil, err
 		}
-		if waited > 0 {
+		if waited := turn.Sub(asked); waited > 0 {
 			t.b.observe().Waited(t.name, waited)
 		}
-		turn := time.Now()
 		if tok, err = t.b.token(ctx, t.name); err != nil {
 			return nil, nil, err
 		}
-		// A call sent well after its turn could squeeze one more into
-		// the vendor's window: it takes a new turn instead (the late one
-		// stays counted, which errs on the safe side).
-		if time.Since(turn) <= lateTurn || attempt == 3 {
+		// A call sent well after its turn (a slow token read, or a machine
+		// too busy to wake it on time) could squeeze one more into the
+		// vendor's window: it takes a new turn instead (the late one stays
+		// counted, which errs on the safe side), and after three it is
+		// refused rather than sent late.
+		if t.b.opts.Now().Sub(turn) <= t.lim.Lateness() {
 			return tok, nil, nil
+		}
+		if attempt == lateAttempts {
+			t.b.observe().Refused(t.name)
+			return nil, &ratelimit.Refused{RetryAfter: time.Second, Reason: "this machine was too busy to send the call on its turn, three times"}, nil
 		}
 	}
 }
 
-// lateTurn is how long after its turn a call may still be sent.
-const lateTurn = 10 * time.Millisecond
+// lateAttempts is how many turns a call may miss before it is refused.
+const lateAttempts = 3
 
 // refusal is the 429 tokenbroker answers itself, shaped like a vendor's.
 func refusal(req *http.Request, r *ratelimit.Refused) *http.Response {

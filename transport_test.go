@@ -8,11 +8,13 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/tokenbroker/tokenbroker/config"
+	"github.com/tokenbroker/tokenbroker/ratelimit"
 )
 
 // flakyAPI is a vendor: a token endpoint and an API that can be told to
@@ -356,5 +358,72 @@ func TestOneClockPacesTheRateLimit(t *testing.T) {
 	}
 	if slept := time.Duration(clk.slept.Load()); slept < 2*time.Second {
 		t.Errorf("the limit slept %s on the broker's clock, want about 2 s for three calls at 1/s", slept)
+	}
+}
+
+// overSleeper is a clock on which every sleep ends late: a machine too
+// busy to wake a call on its turn.
+type overSleeper struct {
+	mu  sync.Mutex
+	now time.Time
+	by  time.Duration
+}
+
+func (c *overSleeper) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *overSleeper) Sleep(_ context.Context, d time.Duration) error {
+	c.mu.Lock()
+	c.now = c.now.Add(max(d, 0) + c.by)
+	c.mu.Unlock()
+	return nil
+}
+func (c *overSleeper) After(d time.Duration) <-chan time.Time {
+	ch := make(chan time.Time, 1)
+	ch <- c.Now()
+	return ch
+}
+
+// A call woken well after its turn takes a new turn, and after three it
+// is refused with tokenbroker's 429 rather than sent late, where it could
+// squeeze one more call into the vendor's window. Woken on time, it goes.
+func TestACallWokenLateIsNotSentLate(t *testing.T) {
+	var calls atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/token" {
+			w.Header().Set("Content-Type", "application/json")
+			w.Write([]byte(`{"access_token":"at","token_type":"Bearer","expires_in":3600}`))
+			return
+		}
+		calls.Add(1)
+	}))
+	defer srv.Close()
+	for _, c := range []struct {
+		late time.Duration
+		want int
+	}{{0, http.StatusOK}, {ratelimit.DefaultMargin, http.StatusTooManyRequests}} {
+		cfg := &config.Config{State: "sqlite:" + filepath.Join(t.TempDir(), "state.db"), Profiles: map[string]*config.Profile{
+			"p": {Name: "p", Provider: "oauth2", TokenURL: srv.URL + "/token", BaseURL: srv.URL, ClientID: "id", ClientSecret: "secret",
+				RateLimit: &config.RateLimit{PerSecond: 7}},
+		}}
+		st, err := OpenStore(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		b := New(cfg, Options{Store: st, Clock: &overSleeper{now: time.Now(), by: c.late}})
+		hc, _ := b.HTTPClient("p")
+		before := calls.Load()
+		resp, err := hc.Get(srv.URL + "/x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		sent := calls.Load() - before
+		if resp.StatusCode != c.want || (c.want == http.StatusOK) != (sent == 1) {
+			t.Errorf("woken %s late: %d with %d calls sent, want %d", c.late, resp.StatusCode, sent, c.want)
+		}
+		if c.want == http.StatusTooManyRequests && !strings.Contains(resp.Header.Get(RefusedHeader), "too busy") {
+			t.Errorf("the refusal says %q", resp.Header.Get(RefusedHeader))
+		}
+		b.Close()
 	}
 }

@@ -44,6 +44,8 @@ type AccountSpec struct {
 type Account struct {
 	key     string
 	maxWait time.Duration
+	margin  time.Duration
+	now     func() time.Time
 	window  waiter // nil when the vendor has no per-second limit
 	quota   Quota
 	shared  Store
@@ -52,22 +54,30 @@ type Account struct {
 }
 
 // waiter is a rate limit a call waits on: local, or shared by replicas.
+// waitTurn sleeps until the call's turn and gives the turn's time.
 type waiter interface {
-	Wait(ctx context.Context) (time.Duration, error)
+	waitTurn(ctx context.Context) (time.Time, error)
 }
 
 // Limited says whether calls wait for a turn (the vendor has a
 // per-second limit).
 func (a *Account) Limited() bool { return a.window != nil }
 
-// Wait waits for a call's turn and says how long it waited; *Refused when
-// the turn is too far off, or the replicas' shared limit cannot be reached.
-func (a *Account) Wait(ctx context.Context) (time.Duration, error) {
+// Turn waits for a call's turn and gives the turn's time, which the call
+// must be sent at: one sent well after it could squeeze one more call
+// into the vendor's window. *Refused when the turn is too far off, or the
+// replicas' shared limit cannot be reached.
+func (a *Account) Turn(ctx context.Context) (time.Time, error) {
 	if a.window == nil {
-		return 0, nil
+		return a.now(), nil
 	}
-	return a.window.Wait(ctx)
+	return a.window.waitTurn(ctx)
 }
+
+// Lateness is how long after its turn a call may still be sent: half the
+// margin the window is widened by (the other half is for the network),
+// and at least 10 ms.
+func (a *Account) Lateness() time.Duration { return max(10*time.Millisecond, a.margin/2) }
 
 // MaxWait is how long a call may queue for its turn.
 func (a *Account) MaxWait() time.Duration { return a.maxWait }
@@ -133,11 +143,14 @@ type sharedWindow struct {
 // tries the store again (one caller tries; the others are refused).
 const StoreRetry = time.Second
 
-func (w *sharedWindow) Wait(ctx context.Context) (time.Duration, error) {
+// waitTurn reserves the call's slot in the store. The turn is counted
+// from before the reservation was asked for, so a slow answer makes the
+// call late rather than early.
+func (w *sharedWindow) waitTurn(ctx context.Context) (time.Time, error) {
 	now := w.now()
 	if until := w.down.Load(); until != 0 {
 		if now.UnixNano() < until || !w.down.CompareAndSwap(until, now.Add(StoreRetry).UnixNano()) {
-			return 0, w.refusal()
+			return time.Time{}, w.refusal()
 		}
 		// This caller tries the store; the others are refused meanwhile.
 	}
@@ -145,19 +158,19 @@ func (w *sharedWindow) Wait(ctx context.Context) (time.Duration, error) {
 	var refused *Refused
 	if errors.As(err, &refused) {
 		w.up()
-		return 0, refused
+		return time.Time{}, refused
 	}
 	if err != nil {
 		if ctx.Err() != nil {
-			return 0, ctx.Err()
+			return time.Time{}, ctx.Err()
 		}
 		if w.down.Swap(w.now().Add(StoreRetry).UnixNano()) == 0 {
 			w.warn("the shared rate limit is unavailable (" + err.Error() + "): calls to this account from this replica are refused until the state answers again, so that the replicas together stay within the vendor's limit")
 		}
-		return 0, w.refusal()
+		return time.Time{}, w.refusal()
 	}
 	w.up()
-	return d, wait.Sleep(ctx, d)
+	return now.Add(d), wait.Sleep(ctx, d)
 }
 
 // up notes that the store answers, saying so once after an outage.
@@ -181,11 +194,11 @@ type sharedLimit struct {
 	legacy *sharedWindow
 }
 
-func (s *sharedLimit) Wait(ctx context.Context) (time.Duration, error) {
+func (s *sharedLimit) waitTurn(ctx context.Context) (time.Time, error) {
 	if s.share.Legacy() {
-		return s.legacy.Wait(ctx)
+		return s.legacy.waitTurn(ctx)
 	}
-	return s.share.Wait(ctx)
+	return s.share.waitTurn(ctx)
 }
 
 // Accounts holds the limits of vendor accounts by entry (the account and
@@ -237,7 +250,7 @@ func (a *Accounts) Account(entry string, spec AccountSpec) *Account {
 	if acc, ok := a.Lookup(entry); ok {
 		return acc
 	}
-	acc := &Account{key: spec.Key, maxWait: spec.MaxWait, shared: spec.Shared}
+	acc := &Account{key: spec.Key, maxWait: spec.MaxWait, margin: spec.Margin, shared: spec.Shared, now: spec.Clock.Now}
 	var leaser Leaser
 	if spec.PerSecond > 0 {
 		local := PerSecond(spec.PerSecond, spec.Margin, spec.MaxWait, spec.Clock).Paced()

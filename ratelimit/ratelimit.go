@@ -80,6 +80,12 @@ func PerSecond(rate float64, margin, maxWait time.Duration, clock Clock) *Window
 // Reserve takes the next slot and says how long to wait for it, or refuses
 // when that is longer than the maximum wait (reserving nothing).
 func (w *Window) Reserve() (time.Duration, error) {
+	_, wait, err := w.reserve()
+	return wait, err
+}
+
+// reserve is Reserve that also gives the slot's time.
+func (w *Window) reserve() (time.Time, time.Duration, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	now := w.clock.Now()
@@ -93,14 +99,14 @@ func (w *Window) Reserve() (time.Duration, error) {
 	wait := slot.Sub(now)
 	if wait > w.maxWait {
 		w.refus++
-		return 0, &Refused{RetryAfter: wait, Reason: "rate limit queue is full"}
+		return time.Time{}, 0, &Refused{RetryAfter: wait, Reason: "rate limit queue is full"}
 	}
 	if wait > 0 {
 		w.waits++
 	}
 	w.slots[w.next] = slot
 	w.next = (w.next + 1) % w.n
-	return wait, nil
+	return slot, wait, nil
 }
 
 // Wait reserves a slot and sleeps until it.
@@ -110,6 +116,15 @@ func (w *Window) Wait(ctx context.Context) (time.Duration, error) {
 		return 0, err
 	}
 	return d, w.clock.Sleep(ctx, d)
+}
+
+// waitTurn reserves a slot, sleeps until it, and gives its time.
+func (w *Window) waitTurn(ctx context.Context) (time.Time, error) {
+	slot, d, err := w.reserve()
+	if err != nil {
+		return time.Time{}, err
+	}
+	return slot, w.clock.Sleep(ctx, d)
 }
 
 // Paced makes the window spread calls evenly, at least window/N apart. A

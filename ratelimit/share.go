@@ -87,18 +87,28 @@ func (s *Share) Legacy() bool {
 // the share is first being granted, for the grant) for at most maxWait.
 func (s *Share) Wait(ctx context.Context) (time.Duration, error) {
 	start := s.clock.Now()
+	_, err := s.waitTurn(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return s.clock.Now().Sub(start), nil
+}
+
+// waitTurn is Wait that gives the turn's time.
+func (s *Share) waitTurn(ctx context.Context) (time.Time, error) {
+	start := s.clock.Now()
 	for {
 		s.mu.Lock()
 		now := s.clock.Now()
 		if s.slots > 0 && now.Before(s.deadline) {
 			win, epoch := s.win, s.epoch
 			s.mu.Unlock()
-			d, err := win.Reserve()
+			turn, d, err := win.reserve()
 			if err != nil {
-				return 0, err
+				return time.Time{}, err
 			}
 			if err := s.clock.Sleep(ctx, d); err != nil {
-				return 0, err
+				return time.Time{}, err
 			}
 			// The turn is used only under the lease it was taken in: the
 			// lease is renewed every second, and a share that shrank or
@@ -107,25 +117,25 @@ func (s *Share) Wait(ctx context.Context) (time.Duration, error) {
 			ok := s.epoch == epoch && s.clock.Now().Before(s.deadline)
 			s.mu.Unlock()
 			if ok {
-				return s.clock.Now().Sub(start), nil
+				return turn, nil
 			}
 			continue
 		}
 		if s.lost {
 			s.mu.Unlock()
-			return 0, &Refused{RetryAfter: shareRenewEvery, Reason: "this replica's share of the rate limit ran out (the state cannot be reached from it)"}
+			return time.Time{}, &Refused{RetryAfter: shareRenewEvery, Reason: "this replica's share of the rate limit ran out (the state cannot be reached from it)"}
 		}
 		granted := s.granted
 		s.mu.Unlock()
 		left := s.maxWait - now.Sub(start)
 		if left <= 0 {
-			return 0, &Refused{RetryAfter: shareRenewEvery, Reason: "this replica holds no share of the rate limit yet (the other replicas hold it all)"}
+			return time.Time{}, &Refused{RetryAfter: shareRenewEvery, Reason: "this replica holds no share of the rate limit yet (the other replicas hold it all)"}
 		}
 		select {
 		case <-granted:
 		case <-s.clock.After(left):
 		case <-ctx.Done():
-			return 0, ctx.Err()
+			return time.Time{}, ctx.Err()
 		}
 	}
 }
