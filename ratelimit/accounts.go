@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	tbclock "github.com/tokenbroker/tokenbroker/clock"
 	"github.com/tokenbroker/tokenbroker/internal/wait"
 )
 
@@ -144,8 +145,8 @@ type sharedWindow struct {
 const StoreRetry = time.Second
 
 // waitTurn reserves the call's slot in the store. The turn is counted
-// from before the reservation was asked for, so a slow answer makes the
-// call late rather than early.
+// from the store's answer: the store itself takes a new slot when its
+// answer comes late.
 func (w *sharedWindow) waitTurn(ctx context.Context) (time.Time, error) {
 	now := w.now()
 	if until := w.down.Load(); until != 0 {
@@ -170,7 +171,7 @@ func (w *sharedWindow) waitTurn(ctx context.Context) (time.Time, error) {
 		return time.Time{}, w.refusal()
 	}
 	w.up()
-	return now.Add(d), wait.Sleep(ctx, d)
+	return w.now().Add(d), wait.Sleep(ctx, d)
 }
 
 // up notes that the store answers, saying so once after an outage.
@@ -207,7 +208,8 @@ func (s *sharedLimit) waitTurn(ctx context.Context) (time.Time, error) {
 // shares of them, which it renews until Close. Whoever runs the process
 // owns it. It is safe for concurrent use.
 type Accounts struct {
-	m sync.Map // entry -> *Account
+	m      sync.Map   // entry -> *Account
+	making sync.Mutex // one account is made at a time, so shares of one account are made in order
 	// Steps paces vendors' login steps (Aruba's 1 call/s), kept here for
 	// the same reason.
 	Steps  Pacer
@@ -250,6 +252,12 @@ func (a *Accounts) Account(entry string, spec AccountSpec) *Account {
 	if acc, ok := a.Lookup(entry); ok {
 		return acc
 	}
+	a.making.Lock()
+	defer a.making.Unlock()
+	if acc, ok := a.Lookup(entry); ok {
+		return acc
+	}
+	spec.Clock = tbclock.Or(spec.Clock)
 	acc := &Account{key: spec.Key, maxWait: spec.MaxWait, margin: spec.Margin, shared: spec.Shared, now: spec.Clock.Now}
 	var leaser Leaser
 	if spec.PerSecond > 0 {
@@ -265,9 +273,7 @@ func (a *Accounts) Account(entry string, spec AccountSpec) *Account {
 			}
 		}
 	}
-	if v, loaded := a.m.LoadOrStore(entry, acc); loaded {
-		return v.(*Account) // made by another broker of the same Accounts first
-	}
+	a.m.Store(entry, acc)
 	if leaser != nil {
 		a.renew(leaser)
 	}
