@@ -145,11 +145,11 @@ func ApplyKeys(s *seal.Sealer, entries []KeyEntry) error {
 		cur, seen[e.ID] = e.ID, true
 	}
 	if cur != primary.ID {
-		why := ""
+		why := ", under which that key is not wrapped"
 		if at, ok := retired[cur]; ok {
 			why = fmt.Sprintf(" (key %s was retired on %s)", cur, at.UTC().Format(time.DateTime+" UTC"))
 		}
-		return keyErr(fmt.Sprintf("the state is sealed under key %s; this process holds %s%s, under which that key is not wrapped", primary.ID, strings.Join(next.IDs(), ", "), why), keyHint)
+		return keyErr(fmt.Sprintf("the state is sealed under key %s; this process holds %s%s", primary.ID, strings.Join(next.IDs(), ", "), why), keyHint)
 	}
 	for id := range retired {
 		if err := next.Drop(id); err != nil {
