@@ -116,8 +116,11 @@ func (d *DB) rotator() store.Rotator {
 	return store.Rotator{
 		Sealer: d.sealer,
 		Opened: d.sealer.Primary(),
-		Now:    time.Now,
+		// On the database's clock, so that `rekey --retire`'s wait after a
+		// rotation holds whichever machines ran the two.
+		Now: func() time.Time { return time.Now().Add(time.Duration(d.offset.Load())) },
 		InTx: func(ctx context.Context, f func(store.KeyTx) error) error {
+			d.clockOffset(ctx)
 			ctx, cancel := context.WithTimeout(ctx, rotationTimeout)
 			defer cancel()
 			tx, err := d.pool.Begin(ctx)
