@@ -8,7 +8,6 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -364,19 +363,15 @@ func TestOneClockPacesTheRateLimit(t *testing.T) {
 // overSleeper is a clock on which every sleep ends late: a machine too
 // busy to wake a call on its turn.
 type overSleeper struct {
-	mu  sync.Mutex
-	now time.Time
-	by  time.Duration
+	clock
+	by time.Duration
 }
 
-func (c *overSleeper) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
 func (c *overSleeper) Sleep(_ context.Context, d time.Duration) error {
-	c.mu.Lock()
-	c.now = c.now.Add(max(d, 0) + c.by)
-	c.mu.Unlock()
+	c.Add(max(d, 0) + c.by)
 	return nil
 }
-func (c *overSleeper) After(d time.Duration) <-chan time.Time {
+func (c *overSleeper) After(time.Duration) <-chan time.Time {
 	ch := make(chan time.Time, 1)
 	ch <- c.Now()
 	return ch
@@ -409,7 +404,7 @@ func TestACallWokenLateIsNotSentLate(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer st.Close()
-		b := New(cfg, Options{Store: st, Clock: &overSleeper{now: time.Now(), by: c.late}})
+		b := New(cfg, Options{Store: st, Clock: &overSleeper{clock: clock{now: time.Now()}, by: c.late}})
 		hc, _ := b.HTTPClient("p")
 		before := calls.Load()
 		resp, err := hc.Get(srv.URL + "/x")

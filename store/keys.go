@@ -84,7 +84,6 @@ type Rotation struct {
 type KeyStatus struct {
 	Entries []KeyEntry
 	Sealing map[string]int // key id -> records it sealed; "?" for none held
-	Primary string         // the state's primary ("" before any rotation)
 }
 
 // keyErr is the error of a process that cannot follow the state's keys.
@@ -378,11 +377,6 @@ func KeysTx(ctx context.Context, tx KeyTx, s *seal.Sealer) (KeyStatus, error) {
 		return st, err
 	}
 	st.Sealing = KeysOf(s, recs)
-	for _, e := range st.Entries {
-		if e.State == KeyPrimary {
-			st.Primary = e.ID
-		}
-	}
 	return st, nil
 }
 

@@ -99,13 +99,6 @@ func (s *Sealer) IDs() []string {
 	return ids
 }
 
-// Has says whether the key with this id is held.
-func (s *Sealer) Has(id string) bool { return s.ring.Load().find(id) >= 0 }
-
-func (r *ring) find(id string) int {
-	return slices.IndexFunc(r.keys, func(k *key) bool { return k.id == id })
-}
-
 // change applies f to a copy of the keyring and stores the copy.
 func (s *Sealer) change(f func(keys []*key) ([]*key, error)) error {
 	s.mu.Lock()
