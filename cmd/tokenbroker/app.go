@@ -17,6 +17,8 @@ type app struct {
 	stdin                           io.Reader
 	stdout, stderr                  io.Writer
 	broker                          *tokenbroker.Broker
+	interrupts                      *interrupts // main's; nil in-process
+	coresCut                        bool        // main set GOMAXPROCS to 1 (oneCore)
 }
 
 func (a *app) warn(msg string) { fmt.Fprintf(a.stderr, "tokenbroker: warning: %s\n", msg) }

@@ -12,9 +12,10 @@ import (
 
 func (a *app) demoCommand() *cobra.Command {
 	return &cobra.Command{
-		Use:   "demo",
-		Short: "Run every vendor flow end to end against the emulators and print a table",
-		Args:  cobra.NoArgs,
+		Use:         "demo",
+		Annotations: map[string]string{allCores: ""},
+		Short:       "Run every vendor flow end to end against the emulators and print a table",
+		Args:        cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			rows, err := demo.Run(cmd.Context())
 			if err != nil {

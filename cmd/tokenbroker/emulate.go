@@ -13,9 +13,10 @@ import (
 func (a *app) emulateCommand() *cobra.Command {
 	var listen string
 	cmd := &cobra.Command{
-		Use:   "emulate",
-		Short: "Serve the vendor emulators on loopback; print their URLs (stderr) and a ready config (stdout)",
-		Args:  cobra.NoArgs,
+		Use:         "emulate",
+		Annotations: map[string]string{allCores: ""},
+		Short:       "Serve the vendor emulators on loopback; print their URLs (stderr) and a ready config (stdout)",
+		Args:        cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if _, _, err := net.SplitHostPort(listen); err != nil {
 				return usageError{fmt.Errorf("--listen %q: want HOST:PORT", listen)}

@@ -47,6 +47,7 @@ Authorization: Bearer $TOKENBROKER_PROXY_KEY. Signals go to CMD; its exit code i
 			}
 			env := append(os.Environ(), sink.Env(t)...)
 			if serve {
+				a.useAllCores()
 				return execServe(b, prof.Name, tenant, args[1:], env)
 			}
 			path, err := exec.LookPath(args[1])

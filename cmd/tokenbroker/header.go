@@ -9,14 +9,16 @@ import (
 
 func (a *app) headerCommand() *cobra.Command {
 	return &cobra.Command{
-		Use:   "header PROFILE",
-		Short: "Print the header line(s) to send, tenant headers included",
-		Args:  cobra.ExactArgs(1),
+		Use:         "header PROFILE",
+		Annotations: map[string]string{quickRun: ""},
+		Short:       "Print the header line(s) to send, tenant headers included",
+		Args:        cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			b, err := a.load()
 			if err != nil {
 				return err
 			}
+			a.armUnlessStored(cmd.Context(), b, args[0], 0)
 			h, err := b.Headers(cmd.Context(), args[0])
 			if err != nil {
 				return err

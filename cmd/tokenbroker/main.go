@@ -8,9 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -18,19 +16,26 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
-	stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	a := &app{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, coresCut: oneCore(), interrupts: &interrupts{cancel: cancel}}
+	code := a.run(ctx, os.Args[1:])
+	a.interrupts.disarm()
 	os.Exit(code)
 }
 
 // run executes one command line and returns the exit code DESIGN.md fixes.
+// In-process callers (the tests) get no interrupt handler.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	a := &app{stdin: stdin, stdout: stdout, stderr: stderr}
+	return a.run(ctx, args)
+}
+
+func (a *app) run(ctx context.Context, args []string) int {
+	stdin, stderr := a.stdin, a.stderr
 	root := a.rootCommand()
 	root.SetArgs(args)
 	root.SetIn(stdin)
-	root.SetOut(stdout)
+	root.SetOut(a.stdout)
 	root.SetErr(stderr)
 	err := root.ExecuteContext(ctx)
 	if a.broker != nil {
@@ -72,6 +77,9 @@ func (a *app) rootCommand() *cobra.Command {
 		Short:         "Obtain, store, refresh and hand out API access tokens",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		PersistentPreRun: func(cmd *cobra.Command, _ []string) {
+			a.prepare(cmd)
+		},
 	}
 	root.PersistentFlags().StringVar(&a.configPath, "config", "", "config file (default $TOKENBROKER_CONFIG, else $XDG_CONFIG_HOME/tokenbroker/config.yaml)")
 	root.PersistentFlags().StringVar(&a.statePath, "state", "", "state location, overriding the config's `state` (sqlite:PATH)")

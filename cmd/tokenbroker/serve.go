@@ -33,9 +33,10 @@ const drainTimeout = 30 * time.Second
 func (a *app) serveCommand() *cobra.Command {
 	var listen, logFormat string
 	cmd := &cobra.Command{
-		Use:   "serve",
-		Short: "Run the daemon: local token API, proxy, background refresher, metrics, webhooks, dashboard",
-		Args:  cobra.NoArgs,
+		Use:         "serve",
+		Annotations: map[string]string{allCores: ""},
+		Short:       "Run the daemon: local token API, proxy, background refresher, metrics, webhooks, dashboard",
+		Args:        cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := a.newLogger(logFormat)
 			if err != nil {

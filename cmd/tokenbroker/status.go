@@ -12,9 +12,10 @@ import (
 func (a *app) statusCommand() *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "status",
-		Short: "Show every profile: state, expiry, refresh-token expiry, last refresh, last error",
-		Args:  cobra.NoArgs,
+		Use:         "status",
+		Annotations: map[string]string{quickRun: ""},
+		Short:       "Show every profile: state, expiry, refresh-token expiry, last refresh, last error",
+		Args:        cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			b, err := a.load()
 			if err != nil {

@@ -14,14 +14,16 @@ func (a *app) tokenCommand() *cobra.Command {
 	var asJSON, idToken bool
 	var minTTL time.Duration
 	cmd := &cobra.Command{
-		Use:   "token PROFILE",
-		Short: "Print a valid access token, obtained or refreshed as needed",
-		Args:  cobra.ExactArgs(1),
+		Use:         "token PROFILE",
+		Annotations: map[string]string{quickRun: ""},
+		Short:       "Print a valid access token, obtained or refreshed as needed",
+		Args:        cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			b, err := a.load()
 			if err != nil {
 				return err
 			}
+			a.armUnlessStored(cmd.Context(), b, args[0], minTTL)
 			h, err := b.Handout(cmd.Context(), args[0], tokenbroker.TokenOptions{MinTTL: minTTL, IDToken: idToken})
 			if err != nil {
 				return err

@@ -48,9 +48,10 @@ func readBuildInfo() buildInfo {
 func (a *app) versionCommand() *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "version",
-		Short: "Print the version, the commit it was built from, the Go version and the platform",
-		Args:  cobra.NoArgs,
+		Use:         "version",
+		Annotations: map[string]string{quickRun: ""},
+		Short:       "Print the version, the commit it was built from, the Go version and the platform",
+		Args:        cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
 			b := readBuildInfo()
 			if asJSON {

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tokenbroker/tokenbroker"
+)
+
+// What a short CLI run does not pay for: docs/design/2026-12-01-lean-cli.md.
+
+// Command annotations that say what a command needs of the process.
+const (
+	// quickRun marks commands that mostly only read and print: they arm
+	// the interrupt handler only if they go on to send or write.
+	quickRun = "tokenbroker/quick"
+	// allCores marks commands that serve (or run emulators): they get
+	// every core back.
+	allCores = "tokenbroker/all-cores"
+)
+
+// oneCore runs the CLI on one P unless GOMAXPROCS is set: a command is one
+// serial job, and with a second P every goroutine a library starts (the
+// database/sql opener, a single-flight call) wakes a second thread, which
+// cost a cached `token` about 0.5 ms on a 2-core VM. It says whether it
+// changed the setting, for restoreCores.
+func oneCore() bool {
+	if _, set := os.LookupEnv("GOMAXPROCS"); set {
+		return false
+	}
+	runtime.GOMAXPROCS(1)
+	return true
+}
+
+// interrupts cancels the commands' context on Ctrl-C or SIGTERM. It is
+// armed when a command starts work that should end cleanly, not at start:
+// os/signal's watcher parks a thread of its own, which cost a cached
+// `token` about 0.5 ms. Until then the signals keep their default and end
+// the process, which is safe while it has only read.
+type interrupts struct {
+	once   sync.Once
+	cancel context.CancelFunc // of the commands' context
+	stop   func()             // disarms; set when armed
+}
+
+func (i *interrupts) arm() {
+	i.once.Do(func() {
+		ch := make(chan os.Signal, 1)
+		signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() {
+			select {
+			case <-ch:
+				i.cancel()
+			case <-done:
+			}
+		}()
+		i.stop = func() { signal.Stop(ch); close(done) }
+	})
+}
+
+// disarm restores the signals' default, and keeps a later arm from
+// installing the handler again. Called from the goroutine that armed.
+func (i *interrupts) disarm() {
+	i.once.Do(func() {})
+	if i.stop != nil {
+		i.stop()
+	}
+}
+
+// prepare is the root's pre-run hook: a command gets the process it needs.
+func (a *app) prepare(cmd *cobra.Command) {
+	if _, ok := cmd.Annotations[allCores]; ok {
+		a.useAllCores()
+	}
+	if _, ok := cmd.Annotations[quickRun]; !ok {
+		a.armInterrupts()
+	}
+}
+
+// useAllCores undoes oneCore, for a command that serves.
+func (a *app) useAllCores() {
+	if a.coresCut {
+		runtime.SetDefaultGOMAXPROCS()
+	}
+}
+
+// armInterrupts arms the interrupt handler when main gave the app one.
+func (a *app) armInterrupts() {
+	if a.interrupts != nil {
+		a.interrupts.arm()
+	}
+}
+
+// armUnlessStored arms the interrupt handler unless the profile's stored
+// token will be handed out as it is, with nothing sent or written: the
+// common case of `token` and `header`. PROFILE/TENANT and profiles with
+// nothing to store always arm.
+func (a *app) armUnlessStored(ctx context.Context, b *tokenbroker.Broker, name string, minTTL time.Duration) {
+	if a.interrupts == nil || a.storedWillDo(ctx, b, name, minTTL) {
+		return
+	}
+	a.armInterrupts()
+}
+
+func (a *app) storedWillDo(ctx context.Context, b *tokenbroker.Broker, name string, minTTL time.Duration) bool {
+	if strings.Contains(name, "/") {
+		return false
+	}
+	p, err := b.Provider(name)
+	if err != nil || p.Describe().Stateless {
+		return false // Stored would obtain a token
+	}
+	t, err := b.Stored(ctx, name)
+	return err == nil && t != nil && !b.Due(t) && t.Valid(b.Clock().Now(), minTTL)
+}

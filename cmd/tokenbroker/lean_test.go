@@ -1,0 +1,131 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tokenbroker/tokenbroker/emulator"
+)
+
+// TestARenewalIsInterruptedCleanly sends SIGINT to a `token` whose vendor
+// has not answered yet: the handler, armed before the request, ends the
+// command with an error, not the process with the signal.
+func TestARenewalIsInterruptedCleanly(t *testing.T) {
+	asked := make(chan struct{}, 1)
+	p := newProc(t, func(*emulator.Set) map[string]http.Handler {
+		return map[string]http.Handler{"ruckus": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.Copy(io.Discard, r.Body) // so the server sees the caller go
+			select {
+			case asked <- struct{}{}:
+			default:
+			}
+			<-r.Context().Done() // never answers
+		})}
+	})
+	cmd := p.command(t, "token", "ruckus")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-asked:
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("the token request never reached the vendor")
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	err := cmd.Wait()
+	ee, ok := err.(*exec.ExitError)
+	if !ok {
+		t.Fatalf("token exited with %v after SIGINT, want exit 1; stderr: %s", err, stderr.String())
+	}
+	if ws := ee.Sys().(syscall.WaitStatus); ws.Signaled() || ee.ExitCode() != 1 {
+		t.Fatalf("token ended with %v after SIGINT, want exit 1 from the command; stderr: %s", ee, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "canceled") {
+		t.Errorf("stderr says %q, want the command's cancellation", stderr.String())
+	}
+}
+
+// TestOnlyAWriteArmsTheInterruptHandler checks when `token` arms it: not
+// for a stored token handed out as it is, but for anything that may send.
+func TestOnlyAWriteArmsTheInterruptHandler(t *testing.T) {
+	p := newProc(t, nil)
+	if r := p.run(t, "token", "ruckus"); r.code != 0 {
+		t.Fatalf("token: exit %d: %s", r.code, r.stderr)
+	}
+	for _, kv := range p.env {
+		if k, v, ok := strings.Cut(kv, "="); ok && (strings.HasPrefix(k, "TB_") || k == "TOKENBROKER_KEY") {
+			t.Setenv(k, v)
+		}
+	}
+	for _, c := range []struct {
+		name   string
+		minTTL time.Duration
+		arms   bool
+	}{
+		{"ruckus", 0, false},               // stored and fresh
+		{"ruckus", 1000 * time.Hour, true}, // renewed first: --min-ttl asks for more than is left
+		{"aruba", 0, true},                 // nothing stored yet
+		{"ruckus/some-tenant", 0, true},
+		{"nosuch", 0, true},
+	} {
+		a := &app{stdin: strings.NewReader(""), stdout: io.Discard, stderr: io.Discard, configPath: p.config, interrupts: &interrupts{cancel: func() {}}}
+		b, err := a.load()
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.armUnlessStored(context.Background(), b, c.name, c.minTTL)
+		if armed := a.interrupts.stop != nil; armed != c.arms {
+			t.Errorf("token %s (min TTL %v): armed %v, want %v", c.name, c.minTTL, armed, c.arms)
+		}
+		a.interrupts.disarm()
+		b.Close()
+	}
+}
+
+// TestServingCommandsGetEveryCore checks the pre-run hook: the CLI runs on
+// one P (oneCore), and a command that serves gets the default back.
+func TestServingCommandsGetEveryCore(t *testing.T) {
+	if _, set := os.LookupEnv("GOMAXPROCS"); set {
+		t.Skip("GOMAXPROCS is set in the environment")
+	}
+	def := runtime.GOMAXPROCS(0)
+	defer runtime.GOMAXPROCS(def)
+	if def == 1 {
+		t.Skip("one CPU: nothing to tell apart")
+	}
+	a := &app{}
+	root := a.rootCommand()
+	for _, c := range []struct {
+		args []string
+		want int
+	}{
+		{[]string{"token", "p"}, 1},
+		{[]string{"status"}, 1},
+		{[]string{"serve"}, def},
+		{[]string{"demo"}, def},
+		{[]string{"emulate"}, def},
+	} {
+		a.coresCut = oneCore()
+		cmd, _, err := root.Find(c.args)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.prepare(cmd)
+		if got := runtime.GOMAXPROCS(0); got != c.want {
+			t.Errorf("%s: GOMAXPROCS %d, want %d", strings.Join(c.args, " "), got, c.want)
+		}
+		runtime.GOMAXPROCS(def)
+	}
+}
