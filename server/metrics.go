@@ -2,30 +2,26 @@ package server
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net/http"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	vmetrics "github.com/VictoriaMetrics/metrics"
-
 	tokenbroker "github.com/tokenbroker/tokenbroker"
 	"github.com/tokenbroker/tokenbroker/failure"
+	"github.com/tokenbroker/tokenbroker/internal/promtext"
 	"github.com/tokenbroker/tokenbroker/webhook"
 )
 
-// metrics are serve's Prometheus metrics, on a set of their own.
-//
-// VictoriaMetrics' client writes the Prometheus text format and does no
-// work in init; Prometheus' own client registers collectors there, which
-// every CLI run paid for (see docs/design/2026-12-01-lean-cli.md).
+// metrics are serve's Prometheus metrics, on a set of their own. They are
+// kept by promtext, which does no work in init, so the CLI that links them
+// does not pay for them (docs/design/2026-12-01-lean-cli.md).
 type metrics struct {
-	set        *vmetrics.Set
+	set        *promtext.Set
+	started    time.Time // for process_start_time_seconds
 	now        func() time.Time
 	status     func(context.Context) ([]statusRow, error)
 	proxiedBy  sync.Map // servedKey -> *servedCounter, to skip building the name per call
@@ -45,48 +41,25 @@ type statusRow struct {
 var waitBuckets = []float64{.01, .05, .1, .25, .5, 1, 2.5, 5, 10}
 
 func newMetrics(now func() time.Time, status func(context.Context) ([]statusRow, error)) *metrics {
-	vmetrics.ExposeMetadata(true) // TYPE lines, so counters scrape as counters
-	m := &metrics{set: vmetrics.NewSet(), now: now, status: status, waitBounds: waitBuckets}
-	m.set.RegisterMetricsWriter(m.writeState)
+	m := &metrics{set: promtext.NewSet(), started: time.Now(), now: now, status: status, waitBounds: waitBuckets}
+	m.set.AddWriter(m.writeState)
 	return m
 }
 
-// seriesName names one series: the family and label pairs (name, value, ...),
-// which must be given in name order, as Prometheus' client wrote them.
-// Values are escaped as the text format says (\\, \", \n).
-func seriesName(family string, labels ...string) string {
-	if len(labels) == 0 {
-		return family
-	}
-	var b strings.Builder
-	b.WriteString(family)
-	for i := 0; i+1 < len(labels); i += 2 {
-		if i == 0 {
-			b.WriteByte('{')
-		} else {
-			b.WriteByte(',')
-		}
-		b.WriteString(labels[i])
-		b.WriteString(`="`)
-		labelEscaper.WriteString(&b, labels[i+1])
-		b.WriteByte('"')
-	}
-	b.WriteByte('}')
-	return b.String()
-}
+// seriesName names one series: the family and label pairs (name, value,
+// ...), given in name order, as Prometheus' client wrote them.
+var seriesName = promtext.Name
 
-var labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
-
-func (m *metrics) counter(family string, labels ...string) *vmetrics.Counter {
-	return m.set.GetOrCreateCounter(seriesName(family, labels...))
+func (m *metrics) counter(family string, labels ...string) *promtext.Counter {
+	return m.set.Counter(seriesName(family, labels...))
 }
 
 // handler answers a scrape: tokenbroker's series, then Go's and the
 // process's.
 func (m *metrics) handler(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	m.set.WritePrometheus(w)
-	vmetrics.WriteProcessMetrics(w)
+	m.set.Write(w)
+	promtext.WriteRuntime(w, m.started)
 }
 
 // connRefused counts a caller connection closed at accept.
@@ -111,7 +84,7 @@ func (m *metrics) tenantServed(profile, id string) {
 // Waited implements tokenbroker.Observer.
 func (m *metrics) Waited(profile string, d time.Duration) {
 	m.counter("tokenbroker_ratelimit_waits_total", "profile", profile).Inc()
-	m.set.GetOrCreatePrometheusHistogramExt(seriesName("tokenbroker_ratelimit_wait_seconds", "profile", profile), m.waitBounds).Update(d.Seconds())
+	m.set.Histogram(seriesName("tokenbroker_ratelimit_wait_seconds", "profile", profile), m.waitBounds).Observe(d.Seconds())
 }
 
 // Refused implements tokenbroker.Observer.
@@ -122,7 +95,7 @@ func (m *metrics) Refused(profile string) {
 // hookMetrics counts webhook deliveries (webhook.Observer).
 type hookMetrics struct{ m *metrics }
 
-func (h hookMetrics) delivery(profile, outcome string) *vmetrics.Counter {
+func (h hookMetrics) delivery(profile, outcome string) *promtext.Counter {
 	return h.m.counter("tokenbroker_webhook_deliveries_total", "outcome", outcome, "profile", profile)
 }
 func (h hookMetrics) Accepted(profile string) { h.delivery(profile, "accepted").Inc() }
@@ -141,7 +114,7 @@ type servedKey struct {
 type servedCounter struct {
 	client string
 	status int
-	c      *vmetrics.Counter
+	c      *promtext.Counter
 }
 
 // served counts a proxied call of a client ("admin" for the broker key).
@@ -173,7 +146,7 @@ func (m *metrics) writeState(w io.Writer) {
 	defer cancel()
 	rows, err := m.status(ctx)
 	m.writeShares(w)
-	vmetrics.WriteMetadataIfNeeded(w, "tokenbroker_store_up", "gauge")
+	promtext.WriteType(w, "tokenbroker_store_up", "gauge")
 	if err != nil {
 		io.WriteString(w, "tokenbroker_store_up 0\n") // the state could not be read in time
 		return
@@ -213,7 +186,7 @@ func (m *metrics) writeState(w io.Writer) {
 			continue
 		}
 		sort.Strings(f.lines)
-		vmetrics.WriteMetadataIfNeeded(w, f.name, "gauge")
+		promtext.WriteType(w, f.name, "gauge")
 		for _, l := range f.lines {
 			io.WriteString(w, l)
 		}
@@ -244,7 +217,7 @@ func (m *metrics) writeShares(w io.Writer) {
 			continue
 		}
 		sort.Strings(lines)
-		vmetrics.WriteMetadataIfNeeded(w, name, "gauge")
+		promtext.WriteType(w, name, "gauge")
 		for _, l := range lines {
 			io.WriteString(w, l)
 		}
@@ -252,5 +225,5 @@ func (m *metrics) writeShares(w io.Writer) {
 }
 
 func gauge(family string, v float64, labels ...string) string {
-	return fmt.Sprintf("%s %g\n", seriesName(family, labels...), v)
+	return promtext.Gauge(seriesName(family, labels...), v)
 }
