@@ -18,7 +18,7 @@ type app struct {
 	stdout, stderr                  io.Writer
 	broker                          *tokenbroker.Broker
 	interrupts                      *interrupts // main's; nil in-process
-	coresCut                        bool        // main set GOMAXPROCS to 1 (oneCore)
+	coresCut                        bool        // GOMAXPROCS is 1 (internal/onecore)
 }
 
 func (a *app) warn(msg string) { fmt.Fprintf(a.stderr, "tokenbroker: warning: %s\n", msg) }

@@ -27,19 +27,6 @@ const (
 	allCores = "tokenbroker/all-cores"
 )
 
-// oneCore runs the CLI on one P unless GOMAXPROCS is set: a command is one
-// serial job, and with a second P every goroutine a library starts (the
-// database/sql opener, a single-flight call) wakes a second thread, which
-// cost a cached `token` about 0.5 ms on a 2-core VM. It says whether it
-// changed the setting, for restoreCores.
-func oneCore() bool {
-	if _, set := os.LookupEnv("GOMAXPROCS"); set {
-		return false
-	}
-	runtime.GOMAXPROCS(1)
-	return true
-}
-
 // interrupts cancels the commands' context on Ctrl-C or SIGTERM. It is
 // armed when a command starts work that should end cleanly, not at start:
 // os/signal's watcher parks a thread of its own, which cost a cached
@@ -86,7 +73,8 @@ func (a *app) prepare(cmd *cobra.Command) {
 	}
 }
 
-// useAllCores undoes oneCore, for a command that serves.
+// useAllCores undoes internal/onecore, which runs the CLI on one P, for
+// a command that serves.
 func (a *app) useAllCores() {
 	if a.coresCut {
 		runtime.SetDefaultGOMAXPROCS()

@@ -95,7 +95,7 @@ func TestOnlyAWriteArmsTheInterruptHandler(t *testing.T) {
 }
 
 // TestServingCommandsGetEveryCore checks the pre-run hook: the CLI runs on
-// one P (oneCore), and a command that serves gets the default back.
+// one P (internal/onecore), and a command that serves gets the default back.
 func TestServingCommandsGetEveryCore(t *testing.T) {
 	if _, set := os.LookupEnv("GOMAXPROCS"); set {
 		t.Skip("GOMAXPROCS is set in the environment")
@@ -117,7 +117,8 @@ func TestServingCommandsGetEveryCore(t *testing.T) {
 		{[]string{"demo"}, def},
 		{[]string{"emulate"}, def},
 	} {
-		a.coresCut = oneCore()
+		runtime.GOMAXPROCS(1)
+		a.coresCut = true
 		cmd, _, err := root.Find(c.args)
 		if err != nil {
 			t.Fatal(err)
@@ -127,5 +128,32 @@ func TestServingCommandsGetEveryCore(t *testing.T) {
 			t.Errorf("%s: GOMAXPROCS %d, want %d", strings.Join(c.args, " "), got, c.want)
 		}
 		runtime.GOMAXPROCS(def)
+	}
+}
+
+// internal/onecore must run before the heavy package inits, or they run
+// on two Ps and the change costs a P's teardown (GODEBUG=inittrace=1
+// prints the inits in the order they run).
+func TestOneCoreRunsBeforeTheHeavyInits(t *testing.T) {
+	cmd := exec.Command(binary(t), "version")
+	cmd.Env = append(os.Environ(), "GODEBUG=inittrace=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("version: %v\n%s", err, out)
+	}
+	order := map[string]int{}
+	for i, line := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(line); len(f) > 1 && f[0] == "init" {
+			order[f[1]] = i
+		}
+	}
+	oc, ok := order["github.com/tokenbroker/tokenbroker/internal/onecore"]
+	if !ok {
+		t.Fatalf("internal/onecore did not run:\n%s", out)
+	}
+	for _, heavy := range []string{"modernc.org/libc", "modernc.org/sqlite/lib", "net/http", "go.yaml.in/yaml/v3"} {
+		if at, ok := order[heavy]; ok && at < oc {
+			t.Errorf("%s ran before internal/onecore", heavy)
+		}
 	}
 }

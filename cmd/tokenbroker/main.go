@@ -13,11 +13,12 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tokenbroker/tokenbroker/failure"
+	"github.com/tokenbroker/tokenbroker/internal/onecore"
 )
 
 func main() {
 	ctx, cancel := context.WithCancel(context.Background())
-	a := &app{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, coresCut: oneCore(), interrupts: &interrupts{cancel: cancel}}
+	a := &app{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, coresCut: onecore.Cut, interrupts: &interrupts{cancel: cancel}}
 	code := a.run(ctx, os.Args[1:])
 	a.interrupts.disarm()
 	os.Exit(code)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/tokenbroker/tokenbroker/emulator"
+	"github.com/tokenbroker/tokenbroker/internal/onecore"
 	"github.com/tokenbroker/tokenbroker/internal/pgtest"
 	"github.com/tokenbroker/tokenbroker/store/seal"
 	"github.com/tokenbroker/tokenbroker/store/sqlite"
@@ -59,6 +61,9 @@ func binary(t testing.TB) string {
 func TestMain(m *testing.M) {
 	if os.Getenv("TB_EXEC_CHILD") != "" {
 		os.Exit(execChild()) // this binary is a child of `exec --serve`
+	}
+	if onecore.Cut {
+		runtime.SetDefaultGOMAXPROCS() // main's package imports it: the tests get every core
 	}
 	code := m.Run()
 	pgtest.Stop()
