@@ -111,8 +111,9 @@ type Broker struct {
 	limits    *Accounts                // the vendor accounts' limits; Options.Accounts or the broker's own
 	ownLimits bool                     // the broker's own: Close closes them
 	flights   singleflight.Group
-	conns     conns    // vendor API connections, one pool per profile
-	renewals  renewals // when a 401 last renewed each profile
+	flying    sync.WaitGroup // callers' renewals, also those the caller left: Close waits for them
+	conns     conns          // vendor API connections, one pool per profile
+	renewals  renewals       // when a 401 last renewed each profile
 }
 
 // New returns a Broker for cfg.
@@ -155,11 +156,16 @@ func New(cfg *config.Config, opts Options) *Broker {
 	return b
 }
 
-// Close closes the idle vendor connections and the store when the Broker
-// opened it (Options.OpenStore), and gives up its shares of the rate
-// limits unless they are Options.Accounts'; a store it was handed
-// (Options.Store) is the caller's to close. Background writes of unstored tokens stop.
+// Close waits for the renewals in flight, which run on even when their
+// callers gave up (the vendor may have rotated the refresh token it was
+// sent, so its answer must be stored; each is bounded by its timeouts).
+// Then it closes the idle vendor connections and the store when the
+// Broker opened it (Options.OpenStore), and gives up its shares of the
+// rate limits unless they are Options.Accounts'; a store it was handed
+// (Options.Store) is the caller's to close. Background writes of unstored
+// tokens stop. Tokens are not to be asked for once Close has begun.
 func (b *Broker) Close() error {
+	b.flying.Wait()
 	b.closeOnce.Do(func() { close(b.closed) })
 	b.conns.close()
 	if b.ownLimits {
@@ -317,6 +323,7 @@ func (b *Broker) Token(ctx context.Context, name string, o TokenOptions) (*Token
 	// dropped because that caller went away (another process would then
 	// send a second token request). Each caller stops waiting when its own
 	// context ends.
+	b.flying.Add(1)
 	ch := b.flights.DoChan(name, func() (any, error) {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), renewTimeout)
 		defer cancel()
@@ -325,8 +332,10 @@ func (b *Broker) Token(ctx context.Context, name string, o TokenOptions) (*Token
 	var v any
 	select {
 	case r := <-ch:
+		b.flying.Done()
 		v, err = r.Val, r.Err
 	case <-ctx.Done():
+		go func() { <-ch; b.flying.Done() }() // Close waits for the answer to be stored
 		return nil, ctx.Err()
 	}
 	if err != nil {

@@ -291,3 +291,40 @@ func TestRenewalOutlivesTheCallerThatStartedIt(t *testing.T) {
 		t.Errorf("got %q after %d token requests, want the first request's token and no second request", tok.AccessToken, srv.requests.Load())
 	}
 }
+
+// A caller that leaves a renewal does not end it, and Close waits for it:
+// the vendor may have rotated the refresh token it was sent, so its answer
+// is stored rather than lost with the process.
+func TestCloseWaitsForARenewalItsCallerLeft(t *testing.T) {
+	srv := &tokenServer{ttl: 3600, gate: make(chan struct{}), arrived: make(chan struct{})}
+	b, _, _ := newTestBroker(t, srv)
+	release := sync.OnceFunc(func() { close(srv.gate) })
+	t.Cleanup(release) // before the server closes, should the test fail
+	ctx, cancel := context.WithCancel(context.Background())
+	left := make(chan error, 1)
+	go func() {
+		_, err := b.Token(ctx, "p", TokenOptions{})
+		left <- err
+	}()
+	<-srv.arrived
+	cancel()
+	if err := <-left; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the caller that left got %v, want context.Canceled", err)
+	}
+	closed := make(chan struct{})
+	go func() { b.Close(); close(closed) }()
+	select {
+	case <-closed:
+		t.Fatal("Close returned while the vendor had the request")
+	case <-time.After(50 * time.Millisecond):
+	}
+	release()
+	<-closed
+	st, err := b.Store()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok, err := st.Get(context.Background(), "p"); err != nil || tok == nil || tok.AccessToken != "tok-1" {
+		t.Errorf("stored %+v (%v), want the vendor's answer tok-1", tok, err)
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/signal"
 	"runtime"
@@ -46,6 +47,7 @@ func (i *interrupts) arm() {
 		go func() {
 			select {
 			case <-ch:
+				signal.Stop(ch) // a second interrupt ends the process at once
 				i.cancel()
 			case <-done:
 			}
@@ -61,6 +63,28 @@ func (i *interrupts) disarm() {
 	if i.stop != nil {
 		i.stop()
 	}
+}
+
+// closeBroker closes the broker, which first waits for renewals in
+// flight. After an interrupt it says so when that takes a while: the
+// vendor may have rotated the refresh token, so its answer is stored.
+func (a *app) closeBroker(ctx context.Context) {
+	if a.broker == nil {
+		return
+	}
+	if ctx.Err() == nil {
+		a.broker.Close()
+		return
+	}
+	done := make(chan struct{})
+	go func() { a.broker.Close(); close(done) }()
+	select {
+	case <-done:
+		return
+	case <-time.After(200 * time.Millisecond):
+		fmt.Fprintln(a.stderr, "tokenbroker: interrupted: storing the answer to the token request already sent first (interrupt again to quit now, losing it)")
+	}
+	<-done
 }
 
 // prepare is the root's pre-run hook: a command gets the process it needs.

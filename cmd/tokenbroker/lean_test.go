@@ -1,7 +1,7 @@
 package main
 
 import (
-	"bytes"
+	"bufio"
 	"context"
 	"io"
 	"net/http"
@@ -16,10 +16,10 @@ import (
 	"github.com/tokenbroker/tokenbroker/emulator"
 )
 
-// TestARenewalIsInterruptedCleanly sends SIGINT to a `token` whose vendor
-// has not answered yet: the handler, armed before the request, ends the
-// command with an error, not the process with the signal.
-func TestARenewalIsInterruptedCleanly(t *testing.T) {
+// TestASecondInterruptQuitsAtOnce: the first SIGINT to a `token` whose
+// vendor does not answer makes it wait for the answer (see
+// TestAnInterruptedRenewalIsStillStored) and say so; the second ends it.
+func TestASecondInterruptQuitsAtOnce(t *testing.T) {
 	asked := make(chan struct{}, 1)
 	p := newProc(t, func(*emulator.Set) map[string]http.Handler {
 		return map[string]http.Handler{"ruckus": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -32,11 +32,7 @@ func TestARenewalIsInterruptedCleanly(t *testing.T) {
 		})}
 	})
 	cmd := p.command(t, "token", "ruckus")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	lines := stderrLines(t, cmd)
 	select {
 	case <-asked:
 	case <-time.After(30 * time.Second):
@@ -44,16 +40,63 @@ func TestARenewalIsInterruptedCleanly(t *testing.T) {
 		t.Fatal("the token request never reached the vendor")
 	}
 	cmd.Process.Signal(syscall.SIGINT)
-	err := cmd.Wait()
-	ee, ok := err.(*exec.ExitError)
-	if !ok {
-		t.Fatalf("token exited with %v after SIGINT, want exit 1; stderr: %s", err, stderr.String())
+	said := waitFor(t, cmd, lines, "interrupt again")
+	cmd.Process.Signal(syscall.SIGINT)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		ee, ok := err.(*exec.ExitError)
+		if !ok || !ee.Sys().(syscall.WaitStatus).Signaled() {
+			t.Errorf("after a second SIGINT token ended with %v, want the signal; stderr: %q", err, said)
+		}
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("a second SIGINT did not end token")
 	}
-	if ws := ee.Sys().(syscall.WaitStatus); ws.Signaled() || ee.ExitCode() != 1 {
-		t.Fatalf("token ended with %v after SIGINT, want exit 1 from the command; stderr: %s", ee, stderr.String())
+}
+
+// stderrLines starts cmd and hands out the lines of its stderr.
+func stderrLines(t *testing.T, cmd *exec.Cmd) <-chan string {
+	t.Helper()
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
 	}
-	if !strings.Contains(stderr.String(), "canceled") {
-		t.Errorf("stderr says %q, want the command's cancellation", stderr.String())
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	return lines
+}
+
+// waitFor reads lines until one contains want, and returns those read;
+// it fails the test if cmd ends or says nothing of the kind first.
+func waitFor(t *testing.T, cmd *exec.Cmd, lines <-chan string, want string) []string {
+	t.Helper()
+	var said []string
+	for {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				cmd.Wait()
+				t.Fatalf("token exited before saying %q, so before the vendor answered; stderr: %q", want, said)
+			}
+			said = append(said, l)
+			if strings.Contains(l, want) {
+				return said
+			}
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			t.Fatalf("token did not say %q; stderr: %q", want, said)
+		}
 	}
 }
 
@@ -155,5 +198,51 @@ func TestOneCoreRunsBeforeTheHeavyInits(t *testing.T) {
 		if at, ok := order[heavy]; ok && at < oc {
 			t.Errorf("%s ran before internal/onecore", heavy)
 		}
+	}
+}
+
+// TestAnInterruptedRenewalIsStillStored interrupts a `token` whose vendor
+// has the request but has not answered: the vendor may already have
+// rotated the refresh token it was sent, so the CLI waits for the answer
+// and stores it before it exits.
+func TestAnInterruptedRenewalIsStillStored(t *testing.T) {
+	asked, release := make(chan struct{}, 1), make(chan struct{})
+	p := newProc(t, func(set *emulator.Set) map[string]http.Handler {
+		return map[string]http.Handler{"ruckus": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case asked <- struct{}{}:
+			default:
+			}
+			<-release
+			set.Ruckus.ServeHTTP(w, r)
+		})}
+	})
+	defer func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	}()
+	cmd := p.command(t, "token", "ruckus")
+	lines := stderrLines(t, cmd)
+	select {
+	case <-asked:
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("the token request never reached the vendor")
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	said := waitFor(t, cmd, lines, "interrupt again")
+	close(release)
+	for l := range lines {
+		said = append(said, l)
+	}
+	err := cmd.Wait()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+		t.Errorf("token exited with %v after SIGINT, want exit 1; stderr: %q", err, said)
+	}
+	if tok := p.stored(t, "ruckus"); tok == nil || tok.AccessToken == "" {
+		t.Errorf("the vendor's answer was not stored: %+v", tok)
 	}
 }

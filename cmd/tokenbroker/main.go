@@ -39,9 +39,7 @@ func (a *app) run(ctx context.Context, args []string) int {
 	root.SetOut(a.stdout)
 	root.SetErr(stderr)
 	err := root.ExecuteContext(ctx)
-	if a.broker != nil {
-		a.broker.Close()
-	}
+	a.closeBroker(ctx)
 	if err == nil {
 		return 0
 	}
