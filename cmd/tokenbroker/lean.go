@@ -82,7 +82,7 @@ func (a *app) closeBroker(ctx context.Context) {
 	case <-done:
 		return
 	case <-time.After(200 * time.Millisecond):
-		fmt.Fprintln(a.stderr, "tokenbroker: interrupted: storing the answer to the token request already sent first (interrupt again to quit now, losing it)")
+		fmt.Fprintln(a.stderr, "tokenbroker: interrupted: finishing the token request under way, so that the vendor's answer is stored (interrupt again to quit now)")
 	}
 	<-done
 }
