@@ -111,9 +111,11 @@ type Broker struct {
 	limits    *Accounts                // the vendor accounts' limits; Options.Accounts or the broker's own
 	ownLimits bool                     // the broker's own: Close closes them
 	flights   singleflight.Group
-	flying    sync.WaitGroup // callers' renewals, also those the caller left: Close waits for them
-	conns     conns          // vendor API connections, one pool per profile
-	renewals  renewals       // when a 401 last renewed each profile
+	flying    inFlight           // callers' renewals, those the caller left included: Close waits for them
+	life      context.Context    // ends when Close begins: renewals then wait no more for a lease or a turn
+	endLife   context.CancelFunc // of life
+	conns     conns              // vendor API connections, one pool per profile
+	renewals  renewals           // when a 401 last renewed each profile
 }
 
 // New returns a Broker for cfg.
@@ -133,6 +135,7 @@ func New(cfg *config.Config, opts Options) *Broker {
 		opts.LeaseTTL = DefaultLeaseTTL
 	}
 	b := &Broker{cfg: cfg, opts: opts, owner: store.NewOwner(), limits: opts.Accounts, closed: make(chan struct{})}
+	b.life, b.endLife = context.WithCancel(context.Background())
 	if b.limits == nil {
 		b.limits = NewAccounts()
 		b.ownLimits = true
@@ -156,16 +159,20 @@ func New(cfg *config.Config, opts Options) *Broker {
 	return b
 }
 
-// Close waits for the renewals in flight, which run on even when their
-// callers gave up (the vendor may have rotated the refresh token it was
-// sent, so its answer must be stored; each is bounded by its timeouts).
+// Close waits for the renewals in flight that have sent their request,
+// which run on even when their callers gave up (the vendor may have
+// rotated the refresh token it was sent, so its answer must be stored;
+// each is bounded by its timeouts); those still waiting for a lease or a
+// rate-limit turn give up, and none starts after.
 // Then it closes the idle vendor connections and the store when the
 // Broker opened it (Options.OpenStore), and gives up its shares of the
 // rate limits unless they are Options.Accounts'; a store it was handed
 // (Options.Store) is the caller's to close. Background writes of unstored
 // tokens stop. Tokens are not to be asked for once Close has begun.
 func (b *Broker) Close() error {
-	b.flying.Wait()
+	b.flying.close() // no renewal starts from here on
+	b.endLife()      // those not yet sent give up waiting
+	b.flying.wait()
 	b.closeOnce.Do(func() { close(b.closed) })
 	b.conns.close()
 	if b.ownLimits {
@@ -323,19 +330,26 @@ func (b *Broker) Token(ctx context.Context, name string, o TokenOptions) (*Token
 	// dropped because that caller went away (another process would then
 	// send a second token request). Each caller stops waiting when its own
 	// context ends.
-	b.flying.Add(1)
+	if err := ctx.Err(); err != nil {
+		return nil, err // a caller already gone starts nothing
+	}
+	if !b.flying.start() {
+		return nil, &failure.Error{Kind: failure.Other, Profile: name, Msg: "the broker is closed"}
+	}
 	ch := b.flights.DoChan(name, func() (any, error) {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), renewTimeout)
 		defer cancel()
+		stop := context.AfterFunc(b.life, cancel) // Close: stop waiting (what is sent runs on, see renewLeased)
+		defer stop()
 		return b.renew(rctx, name, p, o)
 	})
 	var v any
 	select {
 	case r := <-ch:
-		b.flying.Done()
+		b.flying.done()
 		v, err = r.Val, r.Err
 	case <-ctx.Done():
-		go func() { <-ch; b.flying.Done() }() // Close waits for the answer to be stored
+		go func() { <-ch; b.flying.done() }() // Close waits for the answer to be stored
 		return nil, ctx.Err()
 	}
 	if err != nil {
@@ -425,11 +439,17 @@ func (b *Broker) renewLeased(ctx context.Context, st store.Store, l *store.Lease
 	if err == nil && action == "refresh" && !prev.RefreshRejected.IsZero() && p.Describe().Interactive {
 		err = refreshDead(name, prev) // sent before and refused: send nothing
 	}
+	if err == nil {
+		err = ctx.Err() // Close began while this waited: send nothing
+	}
 	held := err != nil // nothing is sent
+	// Once the request is sent, the answer is stored whatever happens to
+	// ctx: the vendor may have rotated the refresh token it was sent.
+	sent := context.WithoutCancel(ctx)
 	if !held {
-		next, err = b.obtain(ctx, name, p, prev)
+		next, err = b.obtain(sent, name, p, prev)
 		if action == "refresh" && p.Describe().Interactive && isRefreshDead(err) {
-			b.markRefreshDead(ctx, l, prev)
+			b.markRefreshDead(sent, l, prev)
 		}
 		if err == nil {
 			err = checkToken(name, next)
@@ -444,7 +464,7 @@ func (b *Broker) renewLeased(ctx context.Context, st store.Store, l *store.Lease
 	}
 	if err != nil {
 		if !held {
-			b.audit(ctx, st, name, action, "", err)
+			b.audit(sent, st, name, action, "", err)
 		}
 		// A failed renewal keeps the last good token; hand it out while it
 		// still works (pausing before the next try, so callers are not each
@@ -465,13 +485,13 @@ func (b *Broker) renewLeased(ctx context.Context, st store.Store, l *store.Lease
 	if prev != nil {
 		gen = prev.Generation
 	}
-	if err := b.commit(ctx, l, next, gen); err != nil {
+	if err := b.commit(sent, l, next, gen); err != nil {
 		if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrFenced) || errors.Is(err, store.ErrNoLease) {
 			// Another replica wrote first, or this one lost the lease: the
 			// state has moved on without this token.
 			err = &failure.Error{Kind: failure.Other, Profile: name, Msg: "the new token could not be stored", Err: err,
 				Hint: "another process renewed the token meanwhile; the next call reads it"}
-			b.audit(ctx, st, name, action, next.Grant, err)
+			b.audit(sent, st, name, action, next.Grant, err)
 			return nil, err
 		}
 		// The vendor has answered (and may have rotated its refresh token):
@@ -482,9 +502,61 @@ func (b *Broker) renewLeased(ctx context.Context, st store.Store, l *store.Lease
 		b.opts.Warn(fmt.Sprintf("profile %q: the new token could not be stored yet (%v); it is served from memory and written when the state answers", name, err))
 		return next, nil
 	}
-	b.audit(ctx, st, name, action, next.Grant, nil)
+	b.audit(sent, st, name, action, next.Grant, nil)
 	b.remember(name, next)
 	return next, nil
+}
+
+// inFlight counts the renewals callers started, those whose caller left
+// included, so that Close can wait for them; once Close has begun it lets
+// none start. (A WaitGroup would let an Add race Close's Wait.)
+type inFlight struct {
+	mu      sync.Mutex
+	n       int
+	closing bool
+	idle    chan struct{} // made by wait, closed when n drops to 0
+}
+
+// start counts a renewal in; false once Close has begun.
+func (f *inFlight) start() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closing {
+		return false
+	}
+	f.n++
+	return true
+}
+
+func (f *inFlight) done() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.n--; f.n == 0 && f.idle != nil {
+		close(f.idle)
+		f.idle = nil
+	}
+}
+
+// close lets no renewal start from now on.
+func (f *inFlight) close() {
+	f.mu.Lock()
+	f.closing = true
+	f.mu.Unlock()
+}
+
+// wait returns when no renewal is in flight.
+func (f *inFlight) wait() {
+	f.mu.Lock()
+	if f.n == 0 {
+		f.mu.Unlock()
+		return
+	}
+	if f.idle == nil {
+		f.idle = make(chan struct{})
+	}
+	idle := f.idle
+	f.mu.Unlock()
+	<-idle
 }
 
 // commitAttempts bounds the writes of a new token tried while its
@@ -849,6 +921,8 @@ func (b *Broker) Headers(ctx context.Context, name string) (http.Header, error) 
 }
 
 // Stored returns the stored token without renewing it (nil when none).
+// A fresh one is also kept in memory, as a read by Token keeps it, so a
+// Token call that follows does not read the store again.
 func (b *Broker) Stored(ctx context.Context, name string) (*Token, error) {
 	p, err := b.Provider(name)
 	if err != nil {
@@ -862,6 +936,9 @@ func (b *Broker) Stored(ctx context.Context, name string) (*Token, error) {
 		return nil, err
 	}
 	t, err := st.Get(ctx, name)
+	if err == nil && b.fresh(t, b.opts.Now(), 0) {
+		b.remember(name, t) // a copy
+	}
 	return t, failure.WithProfile(err, name)
 }
 

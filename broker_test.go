@@ -328,3 +328,134 @@ func TestCloseWaitsForARenewalItsCallerLeft(t *testing.T) {
 		t.Errorf("stored %+v (%v), want the vendor's answer tok-1", tok, err)
 	}
 }
+
+// countingStore counts reads of tokens.
+type countingStore struct {
+	store.Store
+	gets atomic.Int64
+}
+
+func (c *countingStore) Get(ctx context.Context, profile string) (*Token, error) {
+	c.gets.Add(1)
+	return c.Store.Get(ctx, profile)
+}
+
+// A fresh token Stored read is kept in memory, so the Token call that
+// follows (the CLI's `token` does both) reads the store no more.
+func TestStoredKeepsAFreshTokenForToken(t *testing.T) {
+	srv := &tokenServer{ttl: 3600}
+	b, clk, _ := newTestBroker(t, srv)
+	ctx := context.Background()
+	if _, err := b.Token(ctx, "p", TokenOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := b.Store()
+	cs := &countingStore{Store: st}
+	fresh := New(b.cfg, Options{Store: cs, Now: clk.Now}) // another process: nothing in memory
+	defer fresh.Close()
+	stored, err := fresh.Stored(ctx, "p")
+	if err != nil || stored == nil {
+		t.Fatalf("Stored: %v %v", stored, err)
+	}
+	stored.AccessToken = "changed by the caller" // its own copy
+	got, err := fresh.Token(ctx, "p", TokenOptions{})
+	if err != nil || got.AccessToken != "tok-1" {
+		t.Fatalf("Token after Stored: %v %v, want tok-1", got, err)
+	}
+	if n := cs.gets.Load(); n != 1 {
+		t.Errorf("the store was read %d times, want once", n)
+	}
+	if srv.requests.Load() != 1 {
+		t.Errorf("%d token requests, want 1", srv.requests.Load())
+	}
+	// A token past its renewal point is not kept: Token renews it.
+	clk.Add(59 * time.Minute)
+	again := New(b.cfg, Options{Store: cs, Now: clk.Now})
+	defer again.Close()
+	if _, err := again.Stored(ctx, "p"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := again.Token(ctx, "p", TokenOptions{}); err != nil || got.AccessToken != "tok-2" {
+		t.Errorf("Token of a due token after Stored: %v %v, want the renewed tok-2", got, err)
+	}
+}
+
+// Close while other goroutines still ask for tokens (a library's
+// shutdown, exec --serve's proxy): no panic, and once Close has begun a
+// renewal is refused, not started.
+func TestTokenRacingCloseIsRefusedNotStarted(t *testing.T) {
+	cfg := &config.Config{Profiles: map[string]*config.Profile{"s": {Name: "s", Provider: "static", APIKey: "k"}}}
+	for range 200 {
+		b := New(cfg, Options{})
+		var wg sync.WaitGroup
+		for range 3 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					if _, err := b.Token(context.Background(), "s", TokenOptions{Force: true}); err != nil {
+						if !strings.Contains(err.Error(), "closed") {
+							t.Errorf("Token racing Close: %v", err)
+						}
+						return
+					}
+				}
+			}()
+		}
+		b.Close()
+		wg.Wait()
+	}
+}
+
+// acquireSignal tells when a renewal waits for a profile's lease.
+type acquireSignal struct {
+	store.Store
+	waiting chan struct{}
+}
+
+func (a *acquireSignal) Acquire(ctx context.Context, profile, owner string, ttl time.Duration) (*store.Lease, error) {
+	select {
+	case a.waiting <- struct{}{}:
+	default:
+	}
+	return a.Store.Acquire(ctx, profile, owner, ttl)
+}
+
+// A renewal whose caller left while it waited for the lease sends nothing
+// once Close begins: Close does not wait out the other holder, and no
+// request goes to the vendor after the interrupt.
+func TestCloseEndsARenewalThatSentNothing(t *testing.T) {
+	srv := &tokenServer{ttl: 3600}
+	b0, clk, _ := newTestBroker(t, srv)
+	st0, _ := b0.Store()
+	held, err := st0.Acquire(context.Background(), "p", "another-live-process.1", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st0.Release(context.Background(), held)
+	st := &acquireSignal{Store: st0, waiting: make(chan struct{}, 1)}
+	b := New(b0.cfg, Options{Store: st, Now: clk.Now})
+	ctx, cancel := context.WithCancel(context.Background())
+	left := make(chan error, 1)
+	go func() { _, err := b.Token(ctx, "p", TokenOptions{}); left <- err }()
+	<-st.waiting
+	cancel() // Ctrl-C
+	<-left
+	b.Close() // returns although the lease is still held elsewhere
+	if n := srv.requests.Load(); n != 0 {
+		t.Errorf("%d token requests sent after the interrupt", n)
+	}
+	// A caller already gone starts nothing; and after Close nothing starts,
+	// 401-forced renewals included.
+	b2 := New(b0.cfg, Options{Store: st0, Now: clk.Now})
+	if _, err := b2.Token(ctx, "p", TokenOptions{}); !errors.Is(err, context.Canceled) {
+		t.Errorf("Token with an ended context: %v, want context.Canceled", err)
+	}
+	b2.Close()
+	if _, err := b2.Rejected(context.Background(), "p", "x"); err != nil && !strings.Contains(err.Error(), "closed") {
+		t.Errorf("Rejected after Close: %v", err)
+	}
+	if n := srv.requests.Load(); n != 0 {
+		t.Errorf("%d token requests sent by a closed broker or an ended caller", n)
+	}
+}
