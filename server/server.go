@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -55,6 +56,7 @@ type Server struct {
 	keyHash [32]byte
 	bearer  []byte // "Bearer <key>"
 	broker  atomic.Pointer[tokenbroker.Broker]
+	retired retiredBrokers // replaced by reloads: closed with the server
 	metrics *metrics
 	sched   *refresh.Scheduler
 	proxy   *proxy.Handler
@@ -179,6 +181,37 @@ func (s *Server) served(r *http.Request, profile, tenant string, status int) {
 	}
 }
 
+// retiredBrokers are the brokers reloads replaced. They are closed with
+// the server, not at the reload: requests in flight finish on them.
+type retiredBrokers struct {
+	mu   sync.Mutex
+	list []*tokenbroker.Broker
+}
+
+func (r *retiredBrokers) add(b *tokenbroker.Broker) {
+	if b == nil {
+		return
+	}
+	r.mu.Lock()
+	r.list = append(r.list, b)
+	r.mu.Unlock()
+}
+
+// Close closes the server's brokers, the current one and those reloads
+// replaced, once requests have drained and the refresher has stopped: each
+// waits for its renewals that have sent a request, so that the vendor's
+// answers (which may rotate refresh tokens) are stored before the store
+// closes. The store, given in Options, stays the caller's to close.
+func (s *Server) Close() {
+	s.retired.mu.Lock()
+	all := append(s.retired.list, s.broker.Load())
+	s.retired.list = nil
+	s.retired.mu.Unlock()
+	for _, b := range all {
+		b.Close()
+	}
+}
+
 // Broker is the broker of the current configuration.
 func (s *Server) Broker() *tokenbroker.Broker { return s.broker.Load() }
 
@@ -192,7 +225,7 @@ func (s *Server) Reload(cfg *config.Config) {
 	o.Accounts = s.accounts
 	b := tokenbroker.New(cfg, o)
 	b.JoinLimits()
-	s.broker.Store(b)
+	s.retired.add(s.broker.Swap(b))
 	if cs, err := newClientSet(cfg, s.keyHash); err != nil {
 		s.opts.Log.Error("clients not reloaded, keeping their keys as they were", "error", err)
 	} else {

@@ -34,9 +34,10 @@ const (
 // `token` about 0.5 ms. Until then the signals keep their default and end
 // the process, which is safe while it has only read.
 type interrupts struct {
-	once   sync.Once
-	cancel context.CancelFunc // of the commands' context
-	stop   func()             // disarms; set when armed
+	once    sync.Once
+	cancel  context.CancelFunc // of the commands' context
+	stop    func()             // disarms; set when armed
+	lastOne func()             // lets the next interrupt end the process; set when armed
 }
 
 func (i *interrupts) arm() {
@@ -45,15 +46,28 @@ func (i *interrupts) arm() {
 		signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
 		done := make(chan struct{})
 		go func() {
-			select {
-			case <-ch:
-				signal.Stop(ch) // a second interrupt ends the process at once
-				i.cancel()
-			case <-done:
+			for {
+				select {
+				case <-ch:
+					i.cancel() // more are caught too, until lastOne
+				case <-done:
+					return
+				}
 			}
 		}()
 		i.stop = func() { signal.Stop(ch); close(done) }
+		i.lastOne = func() { signal.Stop(ch) }
 	})
+}
+
+// letTheNextEnd gives the signals their default back while the process
+// waits on after an interrupt, so that the next one ends it at once. Not
+// at the first interrupt itself: a command may still hold the terminal
+// (a password prompt with echo off) and must be let restore it.
+func (i *interrupts) letTheNextEnd() {
+	if i != nil && i.lastOne != nil {
+		i.lastOne()
+	}
 }
 
 // disarm restores the signals' default, and keeps a later arm from
@@ -82,6 +96,7 @@ func (a *app) closeBroker(ctx context.Context) {
 	case <-done:
 		return
 	case <-time.After(200 * time.Millisecond):
+		a.interrupts.letTheNextEnd()
 		fmt.Fprintln(a.stderr, "tokenbroker: interrupted: finishing the token request under way, so that the vendor's answer is stored (interrupt again to quit now)")
 	}
 	<-done

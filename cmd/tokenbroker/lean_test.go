@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -244,5 +245,53 @@ func TestAnInterruptedRenewalIsStillStored(t *testing.T) {
 	}
 	if tok := p.stored(t, "ruckus"); tok == nil || tok.AccessToken == "" {
 		t.Errorf("the vendor's answer was not stored: %+v", tok)
+	}
+}
+
+// TestServeStoresARenewalInFlightAtSIGTERM stops serve while the vendor
+// has a token request: serve drains, then waits for that answer and stores
+// it before it closes the state (a rolling restart at a renewal).
+func TestServeStoresARenewalInFlightAtSIGTERM(t *testing.T) {
+	asked, release := make(chan struct{}, 1), make(chan struct{})
+	p := newProc(t, func(set *emulator.Set) map[string]http.Handler {
+		return map[string]http.Handler{"ruckus": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case asked <- struct{}{}:
+			default:
+			}
+			<-release
+			set.Ruckus.ServeHTTP(w, r)
+		})}
+	})
+	releaseOnce := sync.OnceFunc(func() { close(release) })
+	defer releaseOnce()
+	const key = "serve-test-key"
+	cmd, base, log := startServe(t, p, "TOKENBROKER_API_KEY="+key)
+	ctx, leave := context.WithCancel(context.Background())
+	go func() {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/profiles/ruckus/token", nil)
+		req.Header.Set("Authorization", "Bearer "+key)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	<-asked
+	leave() // the caller gives up; the renewal runs on
+	cmd.Process.Signal(syscall.SIGTERM)
+	log.waitFor(t, "stopped")
+	releaseOnce()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("serve exited with %v after SIGTERM; log:\n%s", err, log)
+		}
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("serve did not exit after SIGTERM")
+	}
+	if tok := p.stored(t, "ruckus"); tok == nil || tok.AccessToken == "" {
+		t.Errorf("the vendor's answer was not stored; log:\n%s", log)
 	}
 }

@@ -82,6 +82,9 @@ func (a *app) serveCommand() *cobra.Command {
 // serve runs until ctx ends (SIGTERM, SIGINT), reloading on SIGHUP, then
 // drains requests in flight.
 func serve(ctx context.Context, srv *server.Server, ln net.Listener, log *slog.Logger, a *app) error {
+	// Last, after the drain and the refresher (each return path waits for
+	// them): renewals already sent are stored before the state closes.
+	defer srv.Close()
 	hs, ln := srv.HTTPServer(ln, slog.NewLogLogger(log.Handler(), slog.LevelWarn))
 	// net/http's transport reports a vendor's stray bytes on the standard
 	// logger, quoting them: they go to the log without the vendor's text.
