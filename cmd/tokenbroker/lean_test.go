@@ -207,24 +207,7 @@ func TestOneCoreRunsBeforeTheHeavyInits(t *testing.T) {
 // rotated the refresh token it was sent, so the CLI waits for the answer
 // and stores it before it exits.
 func TestAnInterruptedRenewalIsStillStored(t *testing.T) {
-	asked, release := make(chan struct{}, 1), make(chan struct{})
-	p := newProc(t, func(set *emulator.Set) map[string]http.Handler {
-		return map[string]http.Handler{"ruckus": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			select {
-			case asked <- struct{}{}:
-			default:
-			}
-			<-release
-			set.Ruckus.ServeHTTP(w, r)
-		})}
-	})
-	defer func() {
-		select {
-		case <-release:
-		default:
-			close(release)
-		}
-	}()
+	p, asked, release := heldVendor(t)
 	cmd := p.command(t, "token", "ruckus")
 	lines := stderrLines(t, cmd)
 	select {
@@ -235,7 +218,7 @@ func TestAnInterruptedRenewalIsStillStored(t *testing.T) {
 	}
 	cmd.Process.Signal(syscall.SIGINT)
 	said := waitFor(t, cmd, lines, "interrupt again")
-	close(release)
+	release()
 	for l := range lines {
 		said = append(said, l)
 	}
@@ -252,19 +235,7 @@ func TestAnInterruptedRenewalIsStillStored(t *testing.T) {
 // has a token request: serve drains, then waits for that answer and stores
 // it before it closes the state (a rolling restart at a renewal).
 func TestServeStoresARenewalInFlightAtSIGTERM(t *testing.T) {
-	asked, release := make(chan struct{}, 1), make(chan struct{})
-	p := newProc(t, func(set *emulator.Set) map[string]http.Handler {
-		return map[string]http.Handler{"ruckus": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			select {
-			case asked <- struct{}{}:
-			default:
-			}
-			<-release
-			set.Ruckus.ServeHTTP(w, r)
-		})}
-	})
-	releaseOnce := sync.OnceFunc(func() { close(release) })
-	defer releaseOnce()
+	p, asked, release := heldVendor(t)
 	const key = "serve-test-key"
 	cmd, base, log := startServe(t, p, "TOKENBROKER_API_KEY="+key)
 	ctx, leave := context.WithCancel(context.Background())
@@ -279,7 +250,7 @@ func TestServeStoresARenewalInFlightAtSIGTERM(t *testing.T) {
 	leave() // the caller gives up; the renewal runs on
 	cmd.Process.Signal(syscall.SIGTERM)
 	log.waitFor(t, "stopped")
-	releaseOnce()
+	release()
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	select {
@@ -294,4 +265,24 @@ func TestServeStoresARenewalInFlightAtSIGTERM(t *testing.T) {
 	if tok := p.stored(t, "ruckus"); tok == nil || tok.AccessToken == "" {
 		t.Errorf("the vendor's answer was not stored; log:\n%s", log)
 	}
+}
+
+// heldVendor is a proc whose RUCKUS endpoint holds each request until
+// release (called at the test's end too, before the emulators close), and
+// says when the first arrives.
+func heldVendor(t *testing.T) (p *proc, asked <-chan struct{}, release func()) {
+	arrived, held := make(chan struct{}, 1), make(chan struct{})
+	p = newProc(t, func(set *emulator.Set) map[string]http.Handler {
+		return map[string]http.Handler{"ruckus": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case arrived <- struct{}{}:
+			default:
+			}
+			<-held
+			set.Ruckus.ServeHTTP(w, r)
+		})}
+	})
+	release = sync.OnceFunc(func() { close(held) })
+	t.Cleanup(release)
+	return p, arrived, release
 }
