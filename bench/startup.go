@@ -15,6 +15,12 @@ import (
 	"github.com/tokenbroker/tokenbroker/store"
 )
 
+// startupRounds is how many rounds the start-up runs alternate in: many
+// short ones, so that a slow spell of a shared VM weighs on every command
+// alike and the ratios stay put (with 5 rounds the same binaries moved by
+// 10% between runs of the bench).
+const startupRounds = 30
+
 // startupProfiles is how many profiles the `status` run reports.
 const startupProfiles = 100
 
@@ -84,7 +90,7 @@ func startup(dir, tokenURL string, runs int) (map[string]time.Duration, []comman
 		{fmt.Sprintf("tokenbroker status (%d profiles)", startupProfiles), []string{filepath.Join(bin, "tokenbroker"), "--config", cfgPath, "status"}},
 	}
 	samples := map[string][]time.Duration{}
-	const rounds = 5
+	rounds := startupRounds
 	for round := range rounds {
 		for _, c := range cmds {
 			n := runs / rounds
@@ -147,7 +153,7 @@ func trimmedMean(s []time.Duration) time.Duration {
 
 // reportStartup writes the start-up section.
 func reportStartup(rep *report, means map[string]time.Duration, cmds []command, runs int) {
-	rep.section("CLI start-up", fmt.Sprintf("Whole processes, fork to exit, %d runs of each in 5 alternating rounds (the fastest and slowest tenth left out); every binary built with `CGO_ENABLED=0 go build -trimpath`, as the README installs tokenbroker. The main config has %d profiles, each holding a valid token; a second names only the first of them.", runs, startupProfiles))
+	rep.section("CLI start-up", fmt.Sprintf("Whole processes, fork to exit, %d runs of each in %d alternating rounds (the fastest and slowest tenth left out); every binary built with `CGO_ENABLED=0 go build -trimpath`, as the README installs tokenbroker. The main config has %d profiles, each holding a valid token; a second names only the first of them.", runs, startupRounds, startupProfiles))
 	hello := means[cmds[0].name]
 	rep.printf("| command | mean | / hello-world |\n|---|---|---|\n")
 	for _, c := range cmds {
