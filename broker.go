@@ -444,8 +444,10 @@ func (b *Broker) renewLeased(ctx context.Context, st store.Store, l *store.Lease
 	}
 	held := err != nil // nothing is sent
 	// Once the request is sent, the answer is stored whatever happens to
-	// ctx: the vendor may have rotated the refresh token it was sent.
-	sent := context.WithoutCancel(ctx)
+	// ctx: the vendor may have rotated the refresh token it was sent. The
+	// whole of it, every step and the commit, stays bounded.
+	sent, stop := context.WithTimeout(context.WithoutCancel(ctx), renewTimeout)
+	defer stop()
 	if !held {
 		next, err = b.obtain(sent, name, p, prev)
 		if action == "refresh" && p.Describe().Interactive && isRefreshDead(err) {
