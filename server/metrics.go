@@ -46,12 +46,10 @@ func newMetrics(now func() time.Time, status func(context.Context) ([]statusRow,
 	return m
 }
 
-// seriesName names one series: the family and label pairs (name, value,
-// ...), given in name order, as Prometheus' client wrote them.
-var seriesName = promtext.Name
-
+// counter is the family's series for the label pairs (name, value, ...),
+// given in name order, as Prometheus' client wrote them.
 func (m *metrics) counter(family string, labels ...string) *promtext.Counter {
-	return m.set.Counter(seriesName(family, labels...))
+	return m.set.Counter(promtext.Name(family, labels...))
 }
 
 // handler answers a scrape: tokenbroker's series, then Go's and the
@@ -84,7 +82,7 @@ func (m *metrics) tenantServed(profile, id string) {
 // Waited implements tokenbroker.Observer.
 func (m *metrics) Waited(profile string, d time.Duration) {
 	m.counter("tokenbroker_ratelimit_waits_total", "profile", profile).Inc()
-	m.set.Histogram(seriesName("tokenbroker_ratelimit_wait_seconds", "profile", profile), m.waitBounds).Observe(d.Seconds())
+	m.set.Histogram(promtext.Name("tokenbroker_ratelimit_wait_seconds", "profile", profile), m.waitBounds).Observe(d.Seconds())
 }
 
 // Refused implements tokenbroker.Observer.
@@ -225,5 +223,5 @@ func (m *metrics) writeShares(w io.Writer) {
 }
 
 func gauge(family string, v float64, labels ...string) string {
-	return promtext.Gauge(seriesName(family, labels...), v)
+	return promtext.Gauge(promtext.Name(family, labels...), v)
 }

@@ -21,17 +21,24 @@ import (
 // vendor does not answer makes it wait for the answer (see
 // TestAnInterruptedRenewalIsStillStored) and say so; the second ends it.
 func TestASecondInterruptQuitsAtOnce(t *testing.T) {
-	asked := make(chan struct{}, 1)
-	p := newProc(t, func(*emulator.Set) map[string]http.Handler {
-		return map[string]http.Handler{"ruckus": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			io.Copy(io.Discard, r.Body) // so the server sees the caller go
-			select {
-			case asked <- struct{}{}:
-			default:
-			}
-			<-r.Context().Done() // never answers
-		})}
-	})
+	p, asked, _ := heldVendor(t) // never answers before the test ends
+	cmd, lines := tokenAsked(t, p, asked)
+	cmd.Process.Signal(syscall.SIGINT)
+	said := waitFor(t, cmd, lines, "interrupt again")
+	cmd.Process.Signal(syscall.SIGINT)
+	err, ended := exitWithin(cmd, 10*time.Second)
+	if !ended {
+		t.Fatal("a second SIGINT did not end token")
+	}
+	if ee, ok := err.(*exec.ExitError); !ok || !ee.Sys().(syscall.WaitStatus).Signaled() {
+		t.Errorf("after a second SIGINT token ended with %v, want the signal; stderr: %q", err, said)
+	}
+}
+
+// tokenAsked starts `token ruckus` and returns once its token request has
+// reached the vendor, with the lines of its stderr.
+func tokenAsked(t *testing.T, p *proc, asked <-chan struct{}) (*exec.Cmd, <-chan string) {
+	t.Helper()
 	cmd := p.command(t, "token", "ruckus")
 	lines := stderrLines(t, cmd)
 	select {
@@ -40,20 +47,20 @@ func TestASecondInterruptQuitsAtOnce(t *testing.T) {
 		cmd.Process.Kill()
 		t.Fatal("the token request never reached the vendor")
 	}
-	cmd.Process.Signal(syscall.SIGINT)
-	said := waitFor(t, cmd, lines, "interrupt again")
-	cmd.Process.Signal(syscall.SIGINT)
+	return cmd, lines
+}
+
+// exitWithin waits for cmd to end, and kills it if it has not within d
+// (ended false).
+func exitWithin(cmd *exec.Cmd, d time.Duration) (err error, ended bool) {
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	select {
 	case err := <-done:
-		ee, ok := err.(*exec.ExitError)
-		if !ok || !ee.Sys().(syscall.WaitStatus).Signaled() {
-			t.Errorf("after a second SIGINT token ended with %v, want the signal; stderr: %q", err, said)
-		}
-	case <-time.After(10 * time.Second):
+		return err, true
+	case <-time.After(d):
 		cmd.Process.Kill()
-		t.Fatal("a second SIGINT did not end token")
+		return nil, false
 	}
 }
 
@@ -208,14 +215,7 @@ func TestOneCoreRunsBeforeTheHeavyInits(t *testing.T) {
 // and stores it before it exits.
 func TestAnInterruptedRenewalIsStillStored(t *testing.T) {
 	p, asked, release := heldVendor(t)
-	cmd := p.command(t, "token", "ruckus")
-	lines := stderrLines(t, cmd)
-	select {
-	case <-asked:
-	case <-time.After(30 * time.Second):
-		cmd.Process.Kill()
-		t.Fatal("the token request never reached the vendor")
-	}
+	cmd, lines := tokenAsked(t, p, asked)
 	cmd.Process.Signal(syscall.SIGINT)
 	said := waitFor(t, cmd, lines, "interrupt again")
 	release()
@@ -251,16 +251,10 @@ func TestServeStoresARenewalInFlightAtSIGTERM(t *testing.T) {
 	cmd.Process.Signal(syscall.SIGTERM)
 	log.waitFor(t, "stopped")
 	release()
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("serve exited with %v after SIGTERM; log:\n%s", err, log)
-		}
-	case <-time.After(60 * time.Second):
-		cmd.Process.Kill()
+	if err, ended := exitWithin(cmd, 60*time.Second); !ended {
 		t.Fatal("serve did not exit after SIGTERM")
+	} else if err != nil {
+		t.Errorf("serve exited with %v after SIGTERM; log:\n%s", err, log)
 	}
 	if tok := p.stored(t, "ruckus"); tok == nil || tok.AccessToken == "" {
 		t.Errorf("the vendor's answer was not stored; log:\n%s", log)

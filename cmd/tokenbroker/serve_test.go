@@ -174,15 +174,10 @@ func TestServeReloadsOnSIGHUPAndDrainsOnSIGTERM(t *testing.T) {
 	if a := <-slowDone; a.err != nil || a.code != 200 || a.body != "slow answer" {
 		t.Errorf("in-flight request during drain: %+v, want it answered", a)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("serve exited with %v after SIGTERM; log:\n%s", err, log)
-		}
-	case <-time.After(30 * time.Second):
+	if err, ended := exitWithin(cmd, 30*time.Second); !ended {
 		t.Fatal("serve did not exit after SIGTERM")
+	} else if err != nil {
+		t.Errorf("serve exited with %v after SIGTERM; log:\n%s", err, log)
 	}
 	if strings.Contains(log.String(), p.set.Ruckus.ClientSecret) {
 		t.Error("the log contains a client secret")

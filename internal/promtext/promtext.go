@@ -78,32 +78,32 @@ func (s *Set) AddWriter(fn func(io.Writer)) {
 // Write writes every series, grouped by family in name order, each
 // family after its TYPE line, then what the writers write.
 func (s *Set) Write(w io.Writer) {
-	s.mu.Lock()
-	names := make([]string, 0, len(s.series))
-	for n := range s.series {
-		names = append(names, n)
+	type named struct {
+		name string
+		m    series
 	}
-	all := make(map[string]series, len(s.series))
+	s.mu.Lock()
+	all := make([]named, 0, len(s.series))
 	for n, m := range s.series {
-		all[n] = m
+		all = append(all, named{n, m})
 	}
 	writers := append(([]func(io.Writer))(nil), s.writers...)
 	s.mu.Unlock()
-	sort.Slice(names, func(i, j int) bool {
-		fi, fj := Family(names[i]), Family(names[j])
+	sort.Slice(all, func(i, j int) bool {
+		fi, fj := Family(all[i].name), Family(all[j].name)
 		if fi != fj {
 			return fi < fj
 		}
-		return names[i] < names[j]
+		return all[i].name < all[j].name
 	})
 	var b bytes.Buffer
 	last := ""
-	for _, n := range names {
-		if f := Family(n); f != last {
-			WriteType(&b, f, all[n].kind())
+	for _, e := range all {
+		if f := Family(e.name); f != last {
+			WriteType(&b, f, e.m.kind())
 			last = f
 		}
-		all[n].write(&b, n)
+		e.m.write(&b, e.name)
 	}
 	w.Write(b.Bytes())
 	for _, fn := range writers {
@@ -189,7 +189,8 @@ func (h *Histogram) Observe(v float64) {
 
 func (h *Histogram) kind() string { return "histogram" }
 func (h *Histogram) write(b *bytes.Buffer, name string) {
-	family, labels := Family(name), strings.TrimSuffix(strings.TrimPrefix(name[len(Family(name)):], "{"), "}")
+	family := Family(name)
+	labels := strings.TrimSuffix(strings.TrimPrefix(name[len(family):], "{"), "}")
 	h.mu.Lock()
 	counts, sum := append([]uint64(nil), h.counts...), h.sum
 	h.mu.Unlock()
